@@ -1,0 +1,31 @@
+# Entry points: make demo | make test | make bench | make deps
+BUILD ?= build
+JOBS ?= 2
+CMAKE_FLAGS ?=
+SEMAT := $(BUILD)/bin/semat
+
+.PHONY: deps configure build demo test bench clean
+
+deps:
+	@bash scripts/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	@$(SEMAT) matte examples/astronaut.png --box $$(cat examples/astronaut.box) --out out
+	@echo "demo: outputs are in $(CURDIR)/out/ (alpha.png, cutout.png, composite.png, trimap.png, overlay.png)"
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+bench: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DSEMAT_BUILD_BENCHMARKS=ON $(CMAKE_FLAGS)
+	@cmake --build $(BUILD) -j $(JOBS) --target semat_bench
+	@$(BUILD)/bin/semat_bench $(BENCH_ARGS)
+
+clean:
+	@rm -rf $(BUILD) out

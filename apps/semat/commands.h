@@ -1,0 +1,13 @@
+// Each subcommand registers its flags on the top-level CLI11 app and runs through a callback
+// that throws semat::Error on failure; main() turns errors into exit codes.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace semat::cli {
+
+void register_matte(CLI::App& app);
+
+}  // namespace semat::cli

@@ -1,0 +1,38 @@
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.h"
+#include "semat/core/error.h"
+#include "semat/core/log.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"semat: interactive natural image matting (SEMat + COCO-Matting)", "semat"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("semat ") + SEMAT_VERSION);
+  app.add_option_function<std::string>(
+      "--log-level",
+      [](const std::string& name) { semat::log::set_level(semat::log::parse_level(name)); },
+      "debug, info, warn, error or off (default info, or $SEMAT_LOG_LEVEL)");
+  semat::cli::register_matte(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "semat: error: " << e.what() << " (run 'semat --help' for usage)\n";
+    return 2;
+  } catch (const semat::Error& e) {
+    std::cerr << "semat: error: " << e.what() << '\n';
+    return semat::exit_code_for(e);
+  } catch (const std::exception& e) {
+    std::cerr << "semat: internal error: " << e.what() << '\n';
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,7 @@
+option(SEMAT_BUILD_TESTS "semat: build the test executables" ON)
+option(SEMAT_BUILD_BENCHMARKS "semat: build the Google Benchmark executable" OFF)
+option(SEMAT_USE_PCH "semat: one shared precompiled header for LibTorch targets" ON)
+option(SEMAT_USE_CCACHE "semat: compile through ccache when it is installed" ON)
+option(SEMAT_USE_LLD "semat: link with lld when it is installed" ON)
+option(SEMAT_WARNINGS_AS_ERRORS "semat: treat compiler warnings as errors" OFF)
+set(SEMAT_SANITIZE "" CACHE STRING "semat: sanitizer to build with (empty, address, undefined)")

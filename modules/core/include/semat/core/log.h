@@ -1,0 +1,37 @@
+// A small logging facade: levels, a module tag on every line and a replaceable sink (stderr by
+// default). Macros are SEMAT_LOG_*; LOG/CHECK are taken by glog inside Debian's c10.
+#pragma once
+
+#include <functional>
+#include <sstream>
+#include <string>
+
+namespace semat::log {
+
+enum class Level { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3, kOff = 4 };
+
+using Sink = std::function<void(Level, const std::string& tag, const std::string& message)>;
+
+/// Messages below this level are dropped. Initialised from SEMAT_LOG_LEVEL (debug|info|warn|error|off).
+void set_level(Level level);
+Level level();
+/// Parses "debug", "info", "warn", "error" or "off"; throws ConfigError otherwise.
+Level parse_level(const std::string& name);
+/// Replaces the sink; an empty function restores the default (stderr, one line per message).
+void set_sink(Sink sink);
+void write(Level level, const std::string& tag, const std::string& message);
+
+}  // namespace semat::log
+
+#define SEMAT_LOG_AT(lvl, tag, msg)                                   \
+  do {                                                                \
+    if (static_cast<int>(lvl) >= static_cast<int>(::semat::log::level())) { \
+      ::std::ostringstream semat_log_os_;                             \
+      semat_log_os_ << msg;                                           \
+      ::semat::log::write(lvl, tag, semat_log_os_.str());             \
+    }                                                                 \
+  } while (0)
+#define SEMAT_LOG_DEBUG(tag, msg) SEMAT_LOG_AT(::semat::log::Level::kDebug, tag, msg)
+#define SEMAT_LOG_INFO(tag, msg) SEMAT_LOG_AT(::semat::log::Level::kInfo, tag, msg)
+#define SEMAT_LOG_WARN(tag, msg) SEMAT_LOG_AT(::semat::log::Level::kWarn, tag, msg)
+#define SEMAT_LOG_ERROR(tag, msg) SEMAT_LOG_AT(::semat::log::Level::kError, tag, msg)

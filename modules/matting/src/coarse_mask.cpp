@@ -1,0 +1,67 @@
+#include "semat/matting/coarse_mask.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <opencv2/imgproc.hpp>
+
+#include "semat/core/error.h"
+
+namespace semat::matting {
+namespace {
+
+cv::Mat keep_large_pieces(const cv::Mat& mask, double min_fraction) {
+  cv::Mat labels, stats, centroids;
+  const int n = cv::connectedComponentsWithStats(mask, labels, stats, centroids, 8, CV_32S);
+  int largest = 0;
+  for (int i = 1; i < n; ++i) largest = std::max(largest, stats.at<int>(i, cv::CC_STAT_AREA));
+  cv::Mat out = cv::Mat::zeros(mask.size(), CV_8U);
+  for (int i = 1; i < n; ++i)
+    if (stats.at<int>(i, cv::CC_STAT_AREA) >= min_fraction * largest) out.setTo(255, labels == i);
+  return out;
+}
+
+}  // namespace
+
+cv::Mat grabcut_mask(const cv::Mat& image, const Box& box, const GrabCutParams& p) {
+  SEMAT_CHECK(image.type() == CV_8UC3, InvalidArgument, "grabcut_mask: CV_8UC3 image expected");
+  check_box_in_image(box, image.cols, image.rows);
+  const cv::Rect full_rect = box.pixel_rect() & cv::Rect(0, 0, image.cols, image.rows);
+  SEMAT_CHECK(full_rect.area() < static_cast<double>(image.total()) * 0.98, InvalidArgument,
+              "box (" << box.str() << ") covers the whole image, so there is no background to "
+                         "learn from: draw a tighter box or give a --trimap");
+
+  const double scale = std::min(1.0, static_cast<double>(p.max_side) / std::max(image.cols, image.rows));
+  cv::Mat work = image;
+  cv::Rect rect = full_rect;
+  if (scale < 1.0) {
+    cv::resize(image, work, {}, scale, scale, cv::INTER_AREA);
+    const int x0 = static_cast<int>(std::floor(box.x0 * scale));
+    const int y0 = static_cast<int>(std::floor(box.y0 * scale));
+    const int x1 = static_cast<int>(std::ceil(box.x1 * scale));
+    const int y1 = static_cast<int>(std::ceil(box.y1 * scale));
+    rect = cv::Rect(x0, y0, x1 - x0, y1 - y0) & cv::Rect(0, 0, work.cols, work.rows);
+  }
+  cv::Mat gc(work.size(), CV_8U, cv::Scalar(cv::GC_BGD)), bgd, fgd;
+  try {
+    cv::grabCut(work, gc, rect, bgd, fgd, p.iterations, cv::GC_INIT_WITH_RECT);
+  } catch (const cv::Exception& e) {
+    throw InvalidArgument("GrabCut failed for box (" + box.str() + "): " + e.err +
+                          " (draw a box with background around the subject, or give a --trimap)");
+  }
+  cv::Mat mask = (gc == cv::GC_FGD) | (gc == cv::GC_PR_FGD);
+  if (scale < 1.0) {
+    cv::Mat up;
+    cv::resize(mask, up, image.size(), 0, 0, cv::INTER_LINEAR);
+    mask = up >= 128;
+  }
+  cv::Mat inside = cv::Mat::zeros(mask.size(), CV_8U);
+  inside(full_rect).setTo(255);
+  mask &= inside;
+  SEMAT_CHECK(cv::countNonZero(mask) > 0, DataError,
+              "no subject found inside box (" << box.str()
+                                              << "): draw the box tighter around the subject");
+  return keep_large_pieces(mask, p.min_piece_fraction);
+}
+
+}  // namespace semat::matting
