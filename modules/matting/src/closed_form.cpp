@@ -21,6 +21,8 @@ struct Level {
   int h = 0, w = 0;
   std::vector<double> color;     // 3 per pixel, [0, 1]
   std::vector<double> known;     // alpha on known pixels, 0 on unknown ones
+  std::vector<double> prior;     // per unknown pixel (empty without a prior)
+  double prior_weight = 0;
   std::vector<int> unknown;      // pixel indices of the unknowns
   std::vector<int> window_at;    // per pixel: window id centred there, or -1
   std::vector<int> window_centre;
@@ -92,7 +94,9 @@ class Operator {
  public:
   explicit Operator(const Level& L) : L_(L), sv_(4 * L.window_centre.size()) {}
 
-  void apply(const std::vector<double>& X, std::vector<double>& y) {
+  // With `with_prior`, adds lambda * X_i (the data term's share of the system matrix).
+  void apply(const std::vector<double>& X, std::vector<double>& y, bool with_prior = true) {
+    const double lambda = with_prior ? L_.prior_weight : 0.0;
     const Level& L = L_;
     const int nw = static_cast<int>(L.window_centre.size());
     cv::parallel_for_(cv::Range(0, nw), [&](const cv::Range& range) {
@@ -136,7 +140,7 @@ class Operator {
             acc += X[p] - o[0] - ((I[0] - mu[0]) * o[1] + (I[1] - mu[1]) * o[2] +
                                   (I[2] - mu[2]) * o[3]);
           }
-        y[j] = acc;
+        y[j] = acc + lambda * X[p];
       }
     });
   }
@@ -162,7 +166,7 @@ class Operator {
                            2 * (a[1] * e0 * e1 + a[2] * e0 * e2 + a[4] * e1 * e2);
           acc += 1.0 - (1.0 + q) / kWindowArea;
         }
-      d[j] = acc;
+      d[j] = acc + L.prior_weight;
     }
     return d;
   }
@@ -185,8 +189,9 @@ void solve_level(Level& L, const ClosedFormParams& p, std::vector<double>& x, So
   const size_t n = L.unknown.size();
 
   std::vector<double> b;
-  op.apply(L.known, b);
+  op.apply(L.known, b, /*with_prior=*/false);
   for (double& v : b) v = -v;
+  for (size_t j = 0; j < L.prior.size(); ++j) b[j] += L.prior_weight * L.prior[j];
   const double bnorm = std::sqrt(dot(b, b));
 
   std::vector<double> diag = op.diagonal();
@@ -227,7 +232,8 @@ void solve_level(Level& L, const ClosedFormParams& p, std::vector<double>& x, So
   st.relative_residual = bnorm > 0 ? rnorm / bnorm : 0;
 }
 
-Level make_level(const cv::Mat& image, const cv::Mat& trimap) {
+Level make_level(const cv::Mat& image, const cv::Mat& trimap, const cv::Mat& prior,
+                 double prior_weight) {
   Level L;
   L.h = image.rows, L.w = image.cols;
   const size_t np = static_cast<size_t>(L.h) * L.w;
@@ -242,6 +248,10 @@ Level make_level(const cv::Mat& image, const cv::Mat& trimap) {
       if (t[x] == kForeground) L.known[p] = 1.0;
       else if (t[x] != kBackground) L.unknown.push_back(static_cast<int>(p));
     }
+  }
+  if (!prior.empty() && prior_weight > 0) {
+    L.prior_weight = prior_weight;
+    for (int p : L.unknown) L.prior.push_back(prior.ptr<float>()[p]);
   }
   return L;
 }
@@ -258,19 +268,21 @@ cv::Mat downsample_trimap(const cv::Mat& trimap, cv::Size size) {
 }
 
 // Solves on `image`/`trimap` (already cropped); returns alpha as CV_64F.
-cv::Mat solve_pyramid(const cv::Mat& image, const cv::Mat& trimap, const ClosedFormParams& p,
-                      SolveStats& st, int depth) {
-  Level L = make_level(image, trimap);
+cv::Mat solve_pyramid(const cv::Mat& image, const cv::Mat& trimap, const cv::Mat& prior,
+                      const ClosedFormParams& p, SolveStats& st, int depth) {
+  Level L = make_level(image, trimap, prior, p.prior_weight);
   std::vector<double> x(L.unknown.size(), 0.5);
   const bool coarse = p.coarse_min_unknown > 0 &&
                       static_cast<int>(L.unknown.size()) > p.coarse_min_unknown &&
                       image.rows >= 16 && image.cols >= 16 && depth < 8;
   if (coarse) {
     const cv::Size half((image.cols + 1) / 2, (image.rows + 1) / 2);
-    cv::Mat small_img, small_alpha;
+    cv::Mat small_img, small_alpha, small_prior;
     cv::resize(image, small_img, half, 0, 0, cv::INTER_AREA);
+    if (!prior.empty()) cv::resize(prior, small_prior, half, 0, 0, cv::INTER_AREA);
     SolveStats coarse_st;
-    small_alpha = solve_pyramid(small_img, downsample_trimap(trimap, half), p, coarse_st, depth + 1);
+    small_alpha = solve_pyramid(small_img, downsample_trimap(trimap, half), small_prior, p,
+                                coarse_st, depth + 1);
     st.levels = coarse_st.levels + 1;
     cv::Mat up;
     cv::resize(small_alpha, up, image.size(), 0, 0, cv::INTER_LINEAR);
@@ -288,7 +300,7 @@ cv::Mat solve_pyramid(const cv::Mat& image, const cv::Mat& trimap, const ClosedF
 }  // namespace
 
 cv::Mat closed_form_alpha(const cv::Mat& image, const cv::Mat& trimap, const ClosedFormParams& p,
-                          SolveStats* stats) {
+                          SolveStats* stats, const cv::Mat& prior) {
   SEMAT_CHECK(image.type() == CV_8UC3, InvalidArgument, "closed_form_alpha: CV_8UC3 image expected");
   SEMAT_CHECK(trimap.type() == CV_8UC1 && trimap.size() == image.size(), InvalidArgument,
               "closed_form_alpha: trimap must be CV_8UC1 of the image's size ("
@@ -296,8 +308,11 @@ cv::Mat closed_form_alpha(const cv::Mat& image, const cv::Mat& trimap, const Clo
                   << trimap.rows);
   SEMAT_CHECK(image.rows >= 3 && image.cols >= 3, InvalidArgument,
               "closed_form_alpha: the image must be at least 3x3 pixels");
-  SEMAT_CHECK(p.epsilon > 0 && p.tolerance > 0 && p.max_iterations > 0, InvalidArgument,
+  SEMAT_CHECK(p.epsilon > 0 && p.tolerance > 0 && p.max_iterations > 0 && p.prior_weight >= 0,
+              InvalidArgument,
               "closed_form_alpha: epsilon, tolerance and max_iterations must be positive");
+  SEMAT_CHECK(prior.empty() || (prior.type() == CV_32FC1 && prior.size() == image.size()),
+              InvalidArgument, "closed_form_alpha: prior must be CV_32F of the image's size");
   Timer timer;
   SolveStats st;
   cv::Mat alpha(image.size(), CV_32F, cv::Scalar(0));
@@ -308,7 +323,8 @@ cv::Mat closed_form_alpha(const cv::Mat& image, const cv::Mat& trimap, const Clo
     cv::Rect roi = cv::boundingRect(unknown);
     roi = cv::Rect(roi.x - 2, roi.y - 2, roi.width + 4, roi.height + 4) &
           cv::Rect(0, 0, image.cols, image.rows);
-    cv::Mat a = solve_pyramid(image(roi), trimap(roi), p, st, 0);
+    const cv::Mat prior_roi = prior.empty() ? cv::Mat() : cv::Mat(prior(roi)).clone();
+    cv::Mat a = solve_pyramid(image(roi), trimap(roi).clone(), prior_roi, p, st, 0);
     a.convertTo(alpha(roi), CV_32F);
   }
   st.seconds = timer.seconds();

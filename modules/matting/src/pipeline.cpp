@@ -1,6 +1,9 @@
 #include "semat/matting/pipeline.h"
 
+#include <algorithm>
+
 #include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "semat/core/error.h"
 #include "semat/core/log.h"
@@ -10,7 +13,15 @@ namespace semat::matting {
 namespace {
 
 void solve_alpha_and_foreground(const cv::Mat& image, const MatteOptions& o, MatteResult& r) {
-  r.alpha = closed_form_alpha(image, r.trimap, o.solver, &r.solve);
+  ClosedFormParams solver = o.solver;
+  cv::Mat prior;
+  if (!r.mask.empty() && o.mask_prior_weight > 0) {
+    r.mask.convertTo(prior, CV_32F, 1.0 / 255);
+    const double sigma = std::max(0.5, o.mask_prior_sigma * r.omega);
+    cv::GaussianBlur(prior, prior, {0, 0}, sigma);
+    solver.prior_weight = o.mask_prior_weight;
+  }
+  r.alpha = closed_form_alpha(image, r.trimap, solver, &r.solve, prior);
   SEMAT_LOG_DEBUG("matting", "closed-form: " << r.solve.unknown << " unknown px, "
                                              << r.solve.iterations << " CG iterations, "
                                              << r.solve.levels << " levels, residual "

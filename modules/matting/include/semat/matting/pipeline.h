@@ -20,6 +20,11 @@ struct MatteOptions {
   TrimapParams trimap;
   ClosedFormParams solver;
   ForegroundParams foreground;
+  /// With a coarse mask (box or mask entry), the mask, blurred, is a weak prior inside the unknown
+  /// band with this weight (ClosedFormParams::prior_weight); 0 gives pure closed-form.
+  double mask_prior_weight = 0.005;
+  /// Gaussian sigma of that blur, as a fraction of omega.
+  double mask_prior_sigma = 0.1;
 };
 
 struct MatteResult {
