@@ -6,6 +6,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "semat/core/error.h"
+#include "semat/core/log.h"
 
 namespace semat::matting {
 namespace {
@@ -21,15 +22,30 @@ cv::Mat keep_large_pieces(const cv::Mat& mask, double min_fraction) {
   return out;
 }
 
+// GrabCut punches holes where a subject's colours resemble the background (badges, logos).
+// Background pieces enclosed by the subject and smaller than `max_fraction` of its area are
+// filled; larger enclosed regions (the gap between an arm and the body) are kept.
+cv::Mat fill_small_holes(const cv::Mat& mask, double max_fraction) {
+  cv::Mat labels, stats, centroids;
+  const cv::Mat holes = mask == 0;
+  const int n = cv::connectedComponentsWithStats(holes, labels, stats, centroids, 4, CV_32S);
+  const double limit = max_fraction * cv::countNonZero(mask);
+  cv::Mat out = mask.clone();
+  for (int i = 1; i < n; ++i) {
+    const int x = stats.at<int>(i, cv::CC_STAT_LEFT), y = stats.at<int>(i, cv::CC_STAT_TOP);
+    const int w = stats.at<int>(i, cv::CC_STAT_WIDTH), h = stats.at<int>(i, cv::CC_STAT_HEIGHT);
+    const bool touches_border = x == 0 || y == 0 || x + w == mask.cols || y + h == mask.rows;
+    if (!touches_border && stats.at<int>(i, cv::CC_STAT_AREA) < limit) out.setTo(255, labels == i);
+  }
+  return out;
+}
+
 }  // namespace
 
 cv::Mat grabcut_mask(const cv::Mat& image, const Box& box, const GrabCutParams& p) {
   SEMAT_CHECK(image.type() == CV_8UC3, InvalidArgument, "grabcut_mask: CV_8UC3 image expected");
   check_box_in_image(box, image.cols, image.rows);
   const cv::Rect full_rect = box.pixel_rect() & cv::Rect(0, 0, image.cols, image.rows);
-  SEMAT_CHECK(full_rect.area() < static_cast<double>(image.total()) * 0.98, InvalidArgument,
-              "box (" << box.str() << ") covers the whole image, so there is no background to "
-                         "learn from: draw a tighter box or give a --trimap");
 
   const double scale = std::min(1.0, static_cast<double>(p.max_side) / std::max(image.cols, image.rows));
   cv::Mat work = image;
@@ -43,8 +59,23 @@ cv::Mat grabcut_mask(const cv::Mat& image, const Box& box, const GrabCutParams& 
     rect = cv::Rect(x0, y0, x1 - x0, y1 - y0) & cv::Rect(0, 0, work.cols, work.rows);
   }
   cv::Mat gc(work.size(), CV_8U, cv::Scalar(cv::GC_BGD)), bgd, fgd;
+  // GrabCut learns the background from outside the box. When the box leaves (almost) nothing
+  // outside, as for a subject filling the frame, a thin frame inside the box is taken as
+  // probable background instead, and the graph cut may still give it to the subject.
+  const bool fills_image = rect.area() > 0.98 * work.total();
+  int mode = cv::GC_INIT_WITH_RECT;
+  if (fills_image) {
+    const int f = std::max(2, static_cast<int>(std::lround(0.03 * std::min(rect.width, rect.height))));
+    SEMAT_CHECK(rect.width > 2 * f + 2 && rect.height > 2 * f + 2, InvalidArgument,
+                "box (" << box.str() << ") is too small for GrabCut: draw a larger box");
+    gc(rect).setTo(cv::GC_PR_BGD);
+    gc(cv::Rect(rect.x + f, rect.y + f, rect.width - 2 * f, rect.height - 2 * f)).setTo(cv::GC_PR_FGD);
+    mode = cv::GC_INIT_WITH_MASK;
+    SEMAT_LOG_WARN("grabcut", "box (" << box.str() << ") covers almost the whole image: a " << f
+                                      << " px frame inside it is taken as probable background");
+  }
   try {
-    cv::grabCut(work, gc, rect, bgd, fgd, p.iterations, cv::GC_INIT_WITH_RECT);
+    cv::grabCut(work, gc, rect, bgd, fgd, p.iterations, mode);
   } catch (const cv::Exception& e) {
     throw InvalidArgument("GrabCut failed for box (" + box.str() + "): " + e.err +
                           " (draw a box with background around the subject, or give a --trimap)");
@@ -61,7 +92,7 @@ cv::Mat grabcut_mask(const cv::Mat& image, const Box& box, const GrabCutParams& 
   SEMAT_CHECK(cv::countNonZero(mask) > 0, DataError,
               "no subject found inside box (" << box.str()
                                               << "): draw the box tighter around the subject");
-  return keep_large_pieces(mask, p.min_piece_fraction);
+  return fill_small_holes(keep_large_pieces(mask, p.min_piece_fraction), p.max_hole_fraction);
 }
 
 }  // namespace semat::matting

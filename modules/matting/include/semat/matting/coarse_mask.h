@@ -15,6 +15,8 @@ struct GrabCutParams {
   int max_side = 800;
   /// Connected pieces smaller than this fraction of the largest piece are dropped.
   double min_piece_fraction = 0.05;
+  /// Enclosed holes smaller than this fraction of the mask's area are filled.
+  double max_hole_fraction = 0.01;
 };
 
 /// `image`: CV_8UC3. `box` must lie inside the image. Returns CV_8U, 255 = subject, 0 elsewhere,
