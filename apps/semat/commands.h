@@ -9,5 +9,6 @@ class App;
 namespace semat::cli {
 
 void register_matte(CLI::App& app);
+void register_eval(CLI::App& app);
 
 }  // namespace semat::cli

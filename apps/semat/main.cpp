@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
       [](const std::string& name) { semat::log::set_level(semat::log::parse_level(name)); },
       "debug, info, warn, error or off (default info, or $SEMAT_LOG_LEVEL)");
   semat::cli::register_matte(app);
+  semat::cli::register_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
