@@ -1,0 +1,172 @@
+#include "sam/build.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "semat/core/error.h"
+
+namespace semat::sam {
+namespace {
+
+const std::vector<int64_t>& shape_of(const io::Checkpoint& ck, const std::string& name) {
+  return ck.at(name).shape;
+}
+
+bool has_prefix(const io::Checkpoint& ck, const std::string& prefix) {
+  return std::any_of(ck.tensors.begin(), ck.tensors.end(),
+                     [&](const io::TensorData& t) { return t.name.rfind(prefix, 0) == 0; });
+}
+
+bool has_substring(const io::Checkpoint& ck, const std::string& s) {
+  return std::any_of(ck.tensors.begin(), ck.tensors.end(),
+                     [&](const io::TensorData& t) { return t.name.find(s) != std::string::npos; });
+}
+
+// Counts the distinct indexes i of keys "<prefix><i>.".
+int64_t count_indexed(const io::Checkpoint& ck, const std::string& prefix) {
+  std::set<int64_t> idx;
+  for (const auto& t : ck.tensors) {
+    if (t.name.rfind(prefix, 0) != 0) continue;
+    const size_t dot = t.name.find('.', prefix.size());
+    try {
+      idx.insert(std::stoll(t.name.substr(prefix.size(), dot - prefix.size())));
+    } catch (const std::exception&) {
+    }
+  }
+  return static_cast<int64_t>(idx.size());
+}
+
+torch::ScalarType scalar_type(io::DType d) {
+  switch (d) {
+    case io::DType::F32: return torch::kFloat;
+    case io::DType::F16: return torch::kHalf;
+    case io::DType::BF16: return torch::kBFloat16;
+    case io::DType::F64: return torch::kDouble;
+    case io::DType::I64: return torch::kLong;
+    case io::DType::I32: return torch::kInt;
+    case io::DType::I16: return torch::kShort;
+    case io::DType::I8: return torch::kChar;
+    case io::DType::U8: return torch::kByte;
+    case io::DType::Bool: return torch::kBool;
+  }
+  throw CheckpointError("unsupported tensor dtype");
+}
+
+}  // namespace
+
+models::SamConfig infer_sam_config(const io::Checkpoint& ck, int64_t decoder_heads) {
+  const std::string supported = "supported: SAM ViT-B/L/H (sam_vit_*.pth) and SEMat checkpoints";
+  SEMAT_CHECK(!has_prefix(ck, "image_encoder.trunk.") && !has_prefix(ck, "memory_attention."),
+              CheckpointError, "'" << ck.source << "' is a SAM 2 checkpoint, which semat does not "
+                                   "load yet (" << supported << ")");
+  SEMAT_CHECK(!has_prefix(ck, "mask_decoder.hf_token.") && !has_prefix(ck, "mask_decoder.hf_mlp."),
+              CheckpointError, "'" << ck.source << "' is an HQ-SAM checkpoint, which semat does not "
+                                   "load yet (" << supported << ")");
+  SEMAT_CHECK(!has_substring(ck, "lora_A") && !has_prefix(ck, "sam_predictor."), CheckpointError,
+              "'" << ck.source << "' is a SEMat checkpoint: give it with --semat, not --sam");
+  SEMAT_CHECK(ck.find("image_encoder.patch_embed.proj.weight") && ck.find("image_encoder.pos_embed") &&
+                  ck.find("mask_decoder.iou_token.weight") && ck.find("prompt_encoder.no_mask_embed.weight"),
+              CheckpointError,
+              "'" << ck.source << "' is not a SAM checkpoint: image_encoder.patch_embed, "
+                  "prompt_encoder and mask_decoder weights are missing (" << supported << ")");
+  models::SamConfig c;
+  auto& e = c.encoder;
+  const auto& pw = shape_of(ck, "image_encoder.patch_embed.proj.weight");  // [D, 3, p, p]
+  const auto& pos = shape_of(ck, "image_encoder.pos_embed");              // [1, g, g, D]
+  SEMAT_CHECK(pw.size() == 4 && pos.size() == 4, CheckpointError,
+              "'" << ck.source << "': image_encoder.patch_embed / pos_embed have unexpected ranks");
+  e.embed_dim = pw[0], e.in_chans = pw[1], e.patch_size = pw[2];
+  e.img_size = pos[1] * e.patch_size;
+  e.depth = count_indexed(ck, "image_encoder.blocks.");
+  SEMAT_CHECK(e.depth > 0 && ck.find("image_encoder.blocks.0.attn.rel_pos_h"), CheckpointError,
+              "'" << ck.source << "': no image_encoder.blocks with relative positions");
+  const int64_t head_dim = shape_of(ck, "image_encoder.blocks.0.attn.rel_pos_h")[1];
+  e.num_heads = e.embed_dim / head_dim;
+  e.mlp_ratio = static_cast<double>(shape_of(ck, "image_encoder.blocks.0.mlp.lin1.weight")[0]) / e.embed_dim;
+  e.out_chans = shape_of(ck, "image_encoder.neck.0.weight")[0];
+  e.global_attn_indexes.clear();
+  for (int64_t i = 0; i < e.depth; ++i) {
+    const auto& rp = shape_of(ck, "image_encoder.blocks." + std::to_string(i) + ".attn.rel_pos_h");
+    if (rp[0] == 2 * e.grid() - 1) e.global_attn_indexes.push_back(i);
+    else e.window_size = (rp[0] + 1) / 2;
+  }
+  c.prompt.embed_dim = shape_of(ck, "prompt_encoder.no_mask_embed.weight")[1];
+  c.prompt.mask_in_chans = shape_of(ck, "prompt_encoder.mask_downscaling.3.weight")[0];
+  auto& d = c.decoder;
+  d.transformer_dim = shape_of(ck, "mask_decoder.iou_token.weight")[1];
+  d.depth = count_indexed(ck, "mask_decoder.transformer.layers.");
+  d.mlp_dim = shape_of(ck, "mask_decoder.transformer.layers.0.mlp.lin1.weight")[0];
+  d.num_heads = decoder_heads;
+  d.num_multimask_outputs = shape_of(ck, "mask_decoder.mask_tokens.weight")[0] - 1;
+  d.iou_head_depth = count_indexed(ck, "mask_decoder.iou_prediction_head.layers.");
+  d.iou_head_hidden_dim = shape_of(ck, "mask_decoder.iou_prediction_head.layers.0.weight")[0];
+  c.name = "custom";
+  for (const auto& n : {"vit_b", "vit_l", "vit_h"})
+    if (models::sam_preset(n) == c) c.name = n;
+  return c;
+}
+
+std::vector<io::ExpectedTensor> expected_tensors(const torch::nn::Module& m, const std::string& prefix) {
+  std::vector<io::ExpectedTensor> out;
+  for (const auto& p : m.named_parameters(true))
+    out.push_back({prefix + p.key(), p.value().sizes().vec()});
+  for (const auto& b : m.named_buffers(true)) out.push_back({prefix + b.key(), b.value().sizes().vec()});
+  return out;
+}
+
+torch::Tensor from_tensor_data(const io::TensorData& t) {
+  return torch::from_blob(const_cast<std::uint8_t*>(t.bytes.data()), t.shape, scalar_type(t.dtype)).clone();
+}
+
+io::TensorData to_tensor_data(const std::string& name, const torch::Tensor& t) {
+  const auto c = t.detach().to(torch::kCPU).contiguous();
+  io::TensorData d;
+  d.name = name;
+  d.shape = c.sizes().vec();
+  switch (c.scalar_type()) {
+    case torch::kFloat: d.dtype = io::DType::F32; break;
+    case torch::kDouble: d.dtype = io::DType::F64; break;
+    case torch::kLong: d.dtype = io::DType::I64; break;
+    case torch::kInt: d.dtype = io::DType::I32; break;
+    case torch::kByte: d.dtype = io::DType::U8; break;
+    case torch::kBool: d.dtype = io::DType::Bool; break;
+    default: throw InvalidArgument("to_tensor_data: unsupported dtype for '" + name + "'");
+  }
+  d.bytes.resize(c.nbytes());
+  std::memcpy(d.bytes.data(), c.data_ptr(), c.nbytes());
+  return d;
+}
+
+void load_weights(torch::nn::Module& module, const io::Checkpoint& ck,
+                  const io::TensorCheckOptions& options, const std::string& prefix) {
+  const auto expected = expected_tensors(module, prefix);
+  io::check_tensors(ck, expected, options);
+  torch::NoGradGuard no_grad;
+  auto assign = [&](const std::string& key, torch::Tensor& dst) {
+    const io::TensorData* src = ck.find(prefix + key);
+    if (!src) return;  // allowed by options.only_prefixes
+    dst.copy_(from_tensor_data(*src).to(dst.dtype()));
+  };
+  for (auto& p : module.named_parameters(true)) assign(p.key(), p.value());
+  for (auto& b : module.named_buffers(true)) assign(b.key(), b.value());
+}
+
+Sam build_sam(const io::Checkpoint& ck, const std::string& model_type) {
+  models::SamConfig cfg;
+  if (model_type == "auto") {
+    cfg = infer_sam_config(ck);
+  } else {
+    cfg = models::sam_preset(model_type);
+    infer_sam_config(ck, cfg.decoder.num_heads);  // refuses other model families clearly
+  }
+  Sam model(cfg);
+  load_weights(*model, ck);
+  model->eval();
+  return model;
+}
+
+}  // namespace semat::sam

@@ -1,0 +1,38 @@
+// Building SAM from a checkpoint: model-type detection from tensor shapes, strict weight loading
+// (segment_anything/build_sam.py's role).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+
+#include "sam/sam.h"
+#include "semat/io/checkpoint.h"
+#include "semat/models/sam_config.h"
+
+namespace semat::sam {
+
+/// Reads every SAM hyper-parameter the shapes determine (all but the mask decoder's head count,
+/// which is taken from `decoder_heads`) and names the matching preset ("custom" if none).
+/// Throws CheckpointError for HQ-SAM, SAM 2, SEMat or non-SAM checkpoints, saying which models
+/// are supported.
+models::SamConfig infer_sam_config(const io::Checkpoint& ckpt, int64_t decoder_heads = 8);
+
+/// Names and shapes of every parameter and persistent buffer of `module`, keys prefixed.
+std::vector<io::ExpectedTensor> expected_tensors(const torch::nn::Module& module,
+                                                 const std::string& prefix = "");
+
+/// Copies the checkpoint's tensors into `module` after checking names and shapes strictly (one
+/// CheckpointError lists every missing, unexpected and mis-shaped tensor).
+void load_weights(torch::nn::Module& module, const io::Checkpoint& ckpt,
+                  const io::TensorCheckOptions& options = {}, const std::string& prefix = "");
+
+/// The model described by `model_type` ("auto" or a preset name) with the checkpoint's weights.
+Sam build_sam(const io::Checkpoint& ckpt, const std::string& model_type = "auto");
+
+/// A tensor's data as TensorData (float32 / int / uint8 tensors; copied to the CPU).
+io::TensorData to_tensor_data(const std::string& name, const torch::Tensor& t);
+torch::Tensor from_tensor_data(const io::TensorData& t);
+
+}  // namespace semat::sam

@@ -1,0 +1,53 @@
+#include "sam/common.h"
+
+#include <torch/torch.h>
+
+namespace semat::sam {
+
+LayerNorm2dImpl::LayerNorm2dImpl(int64_t channels, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::ones({channels}));
+  bias = register_parameter("bias", torch::zeros({channels}));
+}
+
+// ref: segment_anything/modeling/common.py LayerNorm2d.forward
+torch::Tensor LayerNorm2dImpl::forward(const torch::Tensor& x) {
+  const auto u = x.mean(1, /*keepdim=*/true);
+  const auto s = (x - u).pow(2).mean(1, /*keepdim=*/true);
+  const auto y = (x - u) / torch::sqrt(s + eps);
+  return weight.view({-1, 1, 1}) * y + bias.view({-1, 1, 1});
+}
+
+torch::Tensor activate(const torch::Tensor& x, Activation act) {
+  return act == Activation::kGelu ? torch::gelu(x) : torch::relu(x);
+}
+
+MLPBlockImpl::MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation act_) : act(act_) {
+  lin1 = register_module("lin1", torch::nn::Linear(embedding_dim, mlp_dim));
+  lin2 = register_module("lin2", torch::nn::Linear(mlp_dim, embedding_dim));
+}
+
+torch::Tensor MLPBlockImpl::forward(const torch::Tensor& x) {
+  return lin2->forward(activate(lin1->forward(x), act));
+}
+
+MLPImpl::MLPImpl(int64_t input_dim, int64_t hidden_dim, int64_t output_dim, int64_t num_layers,
+                 bool sigmoid_output_)
+    : sigmoid_output(sigmoid_output_) {
+  for (int64_t i = 0; i < num_layers; ++i) {
+    const int64_t in = i == 0 ? input_dim : hidden_dim;
+    const int64_t out = i == num_layers - 1 ? output_dim : hidden_dim;
+    layers->push_back(torch::nn::Linear(in, out));
+  }
+  register_module("layers", layers);
+}
+
+torch::Tensor MLPImpl::forward(torch::Tensor x) {
+  const size_t n = layers->size();
+  for (size_t i = 0; i < n; ++i) {
+    x = layers[i]->as<torch::nn::Linear>()->forward(x);
+    if (i + 1 < n) x = torch::relu(x);
+  }
+  return sigmoid_output ? torch::sigmoid(x) : x;
+}
+
+}  // namespace semat::sam

@@ -1,0 +1,50 @@
+// Small building blocks shared by the SAM modules (segment_anything/modeling/common.py and the
+// MLP of mask_decoder.py). Parameter names follow the Python attributes.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/linear.h>
+
+namespace semat::sam {
+
+/// LayerNorm over the channel axis of [B, C, H, W] (biased variance), as segment_anything's
+/// LayerNorm2d. Parameters `weight`, `bias` of shape [C].
+class LayerNorm2dImpl : public torch::nn::Module {
+ public:
+  explicit LayerNorm2dImpl(int64_t channels, double eps = 1e-6);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::Tensor weight, bias;
+  double eps;
+};
+TORCH_MODULE(LayerNorm2d);
+
+enum class Activation { kGelu, kRelu };
+torch::Tensor activate(const torch::Tensor& x, Activation act);
+
+/// lin1 (dim -> mlp_dim), activation, lin2 (mlp_dim -> dim).
+class MLPBlockImpl : public torch::nn::Module {
+ public:
+  MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation act);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Linear lin1{nullptr}, lin2{nullptr};
+  Activation act;
+};
+TORCH_MODULE(MLPBlock);
+
+/// `num_layers` Linear layers (input -> hidden ... -> output) with ReLU between them; keys
+/// layers.0 ... layers.{n-1}.
+class MLPImpl : public torch::nn::Module {
+ public:
+  MLPImpl(int64_t input_dim, int64_t hidden_dim, int64_t output_dim, int64_t num_layers,
+          bool sigmoid_output = false);
+  torch::Tensor forward(torch::Tensor x);
+
+  torch::nn::ModuleList layers;
+  bool sigmoid_output;
+};
+TORCH_MODULE(MLP);
+
+}  // namespace semat::sam

@@ -1,0 +1,179 @@
+#include "sam/image_encoder.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <atomic>
+
+namespace semat::sam {
+namespace F = torch::nn::functional;
+namespace {
+
+// ref: image_encoder.py get_rel_pos. Relative position embeddings for every (query, key) pair
+// along one axis: [q_size, k_size, head_dim].
+torch::Tensor get_rel_pos(int64_t q_size, int64_t k_size, const torch::Tensor& rel_pos) {
+  const int64_t max_rel_dist = 2 * std::max(q_size, k_size) - 1;
+  torch::Tensor resized = rel_pos;
+  if (rel_pos.size(0) != max_rel_dist) {
+    resized = F::interpolate(rel_pos.reshape({1, rel_pos.size(0), -1}).permute({0, 2, 1}),
+                             F::InterpolateFuncOptions()
+                                 .size(std::vector<int64_t>{max_rel_dist})
+                                 .mode(torch::kLinear)
+                                 .align_corners(false))
+                  .reshape({-1, max_rel_dist})
+                  .permute({1, 0});
+  }
+  const double qs = std::max(static_cast<double>(k_size) / q_size, 1.0);
+  const double ks = std::max(static_cast<double>(q_size) / k_size, 1.0);
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat64).device(rel_pos.device());
+  const auto q_coords = torch::arange(q_size, opts).unsqueeze(1) * qs;
+  const auto k_coords = torch::arange(k_size, opts).unsqueeze(0) * ks;
+  const auto rel = (q_coords - k_coords) + (k_size - 1) * ks;
+  return resized.index({rel.to(torch::kLong)});
+}
+
+std::pair<torch::Tensor, std::pair<int64_t, int64_t>> window_partition(const torch::Tensor& x,
+                                                                        int64_t ws) {
+  const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  const int64_t pad_h = (ws - H % ws) % ws, pad_w = (ws - W % ws) % ws;
+  torch::Tensor y = x;
+  if (pad_h > 0 || pad_w > 0) y = F::pad(x, F::PadFuncOptions({0, 0, 0, pad_w, 0, pad_h}));
+  const int64_t Hp = H + pad_h, Wp = W + pad_w;
+  y = y.view({B, Hp / ws, ws, Wp / ws, ws, C}).permute({0, 1, 3, 2, 4, 5}).contiguous();
+  return {y.view({-1, ws, ws, C}), {Hp, Wp}};
+}
+
+torch::Tensor window_unpartition(const torch::Tensor& windows, int64_t ws,
+                                 std::pair<int64_t, int64_t> pad_hw, int64_t H, int64_t W) {
+  const auto [Hp, Wp] = pad_hw;
+  const int64_t B = windows.size(0) / (Hp * Wp / ws / ws);
+  auto x = windows.view({B, Hp / ws, Wp / ws, ws, ws, -1}).permute({0, 1, 3, 2, 4, 5}).contiguous();
+  x = x.view({B, Hp, Wp, -1});
+  if (Hp > H || Wp > W) x = x.index({torch::indexing::Slice(), torch::indexing::Slice(0, H),
+                                      torch::indexing::Slice(0, W)}).contiguous();
+  return x;
+}
+
+// Scores of one block of queries are at most about this many floats: the full 4096 x 4096 maps
+// of the global blocks are never materialised (they cost 0.8 GB per image for ViT-B and were
+// the main cost of the official implementation on CPU).
+std::atomic<int64_t> g_score_budget{8 << 20};
+
+}  // namespace
+
+void set_attention_score_budget(int64_t floats) { g_score_budget = std::max<int64_t>(1, floats); }
+int64_t attention_score_budget() { return g_score_budget.load(); }
+
+PatchEmbedImpl::PatchEmbedImpl(int64_t patch, int64_t in_chans, int64_t embed_dim) {
+  proj = register_module(
+      "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_chans, embed_dim, patch).stride(patch)));
+}
+
+torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
+  return proj->forward(x).permute({0, 2, 3, 1});
+}
+
+AttentionImpl::AttentionImpl(int64_t dim, int64_t heads, int64_t input_size) : num_heads(heads) {
+  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, 3 * dim).bias(true)));
+  proj = register_module("proj", torch::nn::Linear(dim, dim));
+  const int64_t head_dim = dim / heads;
+  rel_pos_h = register_parameter("rel_pos_h", torch::zeros({2 * input_size - 1, head_dim}));
+  rel_pos_w = register_parameter("rel_pos_w", torch::zeros({2 * input_size - 1, head_dim}));
+}
+
+// ref: image_encoder.py Attention.forward + add_decomposed_rel_pos, computed in blocks of
+// queries: scores = (q * scale) k^T + rel_h + rel_w, softmax, @ v, block by block.
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
+  const int64_t B = x.size(0), H = x.size(1), W = x.size(2), N = H * W;
+  const auto qkv_ = qkv->forward(x).reshape({B, N, 3, num_heads, -1}).permute({2, 0, 3, 1, 4});
+  const auto parts = qkv_.reshape({3, B * num_heads, N, -1}).unbind(0);
+  const auto& q = parts[0];
+  const auto& k = parts[1];
+  const auto& v = parts[2];
+  const int64_t BH = B * num_heads, hd = q.size(2);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+
+  // rel_h[b, qh, qw, kh] = sum_c q[b, qh, qw, c] Rh[qh, kh, c] (unscaled q), likewise rel_w.
+  const auto Rh = get_rel_pos(H, H, rel_pos_h);
+  const auto Rw = get_rel_pos(W, W, rel_pos_w);
+  const auto r_q = q.reshape({BH, H, W, hd});
+  const auto rel_h = torch::einsum("bhwc,hkc->bhwk", {r_q, Rh}).reshape({BH, N, H, 1});
+  const auto rel_w = torch::einsum("bhwc,wkc->bhwk", {r_q, Rw}).reshape({BH, N, 1, W});
+
+  const auto k_t = k.transpose(-2, -1);
+  const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(N, g_score_budget.load() / (BH * N)));
+  torch::Tensor out;
+  if (rows >= N) {
+    auto attn = torch::matmul(q * scale, k_t).view({BH, N, H, W});
+    attn = (attn + rel_h + rel_w).view({BH, N, N});
+    out = torch::matmul(torch::softmax(attn, -1), v);
+  } else {
+    out = torch::empty_like(q);
+    using torch::indexing::Slice;
+    for (int64_t s = 0; s < N; s += rows) {
+      const int64_t e = std::min(N, s + rows);
+      auto attn = torch::matmul(q.index({Slice(), Slice(s, e)}) * scale, k_t).view({BH, e - s, H, W});
+      attn = (attn + rel_h.index({Slice(), Slice(s, e)}) + rel_w.index({Slice(), Slice(s, e)}))
+                 .view({BH, e - s, N});
+      out.index_put_({Slice(), Slice(s, e)}, torch::matmul(torch::softmax(attn, -1), v));
+    }
+  }
+  out = out.view({B, num_heads, H, W, -1}).permute({0, 2, 3, 1, 4}).reshape({B, H, W, -1});
+  return proj->forward(out);
+}
+
+BlockImpl::BlockImpl(const ImageEncoderConfig& cfg, int64_t ws) : window_size(ws) {
+  const int64_t dim = cfg.embed_dim;
+  norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
+  attn = register_module("attn", Attention(dim, cfg.num_heads, ws > 0 ? ws : cfg.grid()));
+  norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
+  mlp = register_module("mlp", MLPBlock(dim, static_cast<int64_t>(dim * cfg.mlp_ratio), Activation::kGelu));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
+  auto y = norm1->forward(x);
+  if (window_size > 0) {
+    const int64_t H = y.size(1), W = y.size(2);
+    auto [win, pad_hw] = window_partition(y, window_size);
+    y = window_unpartition(attn->forward(win), window_size, pad_hw, H, W);
+  } else {
+    y = attn->forward(y);
+  }
+  auto h = x + y;
+  return h + mlp->forward(norm2->forward(h));
+}
+
+ImageEncoderViTImpl::ImageEncoderViTImpl(const ImageEncoderConfig& c) : cfg(c) {
+  patch_embed = register_module("patch_embed", PatchEmbed(c.patch_size, c.in_chans, c.embed_dim));
+  pos_embed = register_parameter("pos_embed", torch::zeros({1, c.grid(), c.grid(), c.embed_dim}));
+  for (int64_t i = 0; i < c.depth; ++i) {
+    const bool global = std::find(c.global_attn_indexes.begin(), c.global_attn_indexes.end(), i) !=
+                        c.global_attn_indexes.end();
+    blocks->push_back(Block(c, global ? 0 : c.window_size));
+  }
+  register_module("blocks", blocks);
+  neck = register_module(
+      "neck",
+      torch::nn::Sequential(
+          torch::nn::Conv2d(torch::nn::Conv2dOptions(c.embed_dim, c.out_chans, 1).bias(false)),
+          LayerNorm2d(c.out_chans),
+          torch::nn::Conv2d(torch::nn::Conv2dOptions(c.out_chans, c.out_chans, 3).padding(1).bias(false)),
+          LayerNorm2d(c.out_chans)));
+}
+
+EncoderOutput ImageEncoderViTImpl::forward_features(const torch::Tensor& img,
+                                                    const torch::Tensor& patch_extra) {
+  auto x = patch_embed->forward(img);
+  if (patch_extra.defined()) x = x + patch_extra;
+  x = x + pos_embed;
+  EncoderOutput out;
+  for (const auto& m : *blocks) {
+    auto block = m->as<Block>();
+    x = block->forward(x);
+    if (block->window_size == 0) out.global_blocks.push_back(x);
+  }
+  out.embedding = neck->forward(x.permute({0, 3, 1, 2}));
+  return out;
+}
+
+}  // namespace semat::sam

@@ -1,0 +1,77 @@
+// SAM's ViT image encoder (segment_anything/modeling/image_encoder.py).
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+#include "sam/common.h"
+#include "semat/models/sam_config.h"
+
+namespace semat::sam {
+
+using models::ImageEncoderConfig;
+
+/// Global attention is computed in blocks of queries whose score maps hold at most this many
+/// floats (default 8M = 32 MB). Exposed so tests can force the blocked path on small inputs.
+void set_attention_score_budget(int64_t floats);
+int64_t attention_score_budget();
+
+class PatchEmbedImpl : public torch::nn::Module {
+ public:
+  PatchEmbedImpl(int64_t patch, int64_t in_chans, int64_t embed_dim);
+  /// [B, C, H, W] -> [B, H/p, W/p, D] (channel-last, as the ViT blocks use).
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Conv2d proj{nullptr};
+};
+TORCH_MODULE(PatchEmbed);
+
+/// Multi-head attention with decomposed relative position terms over a [B, H, W, D] grid.
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(int64_t dim, int64_t num_heads, int64_t input_size);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  torch::Tensor rel_pos_h, rel_pos_w;  ///< [2 * input_size - 1, head_dim]
+  int64_t num_heads;
+};
+TORCH_MODULE(Attention);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(const ImageEncoderConfig& cfg, int64_t window_size);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+  Attention attn{nullptr};
+  MLPBlock mlp{nullptr};
+  int64_t window_size;  ///< 0 for global attention
+};
+TORCH_MODULE(Block);
+
+struct EncoderOutput {
+  torch::Tensor embedding;                   ///< [B, out_chans, grid, grid]
+  std::vector<torch::Tensor> global_blocks;  ///< [B, grid, grid, D] after each global block
+};
+
+class ImageEncoderViTImpl : public torch::nn::Module {
+ public:
+  explicit ImageEncoderViTImpl(const ImageEncoderConfig& cfg);
+  /// `x`: normalised, padded [B, 3, img, img]. `patch_extra`: optional [B, grid, grid, D] added
+  /// after the patch embedding and before pos_embed (SEMat's prompt enhancement).
+  EncoderOutput forward_features(const torch::Tensor& x, const torch::Tensor& patch_extra = {});
+  torch::Tensor forward(const torch::Tensor& x) { return forward_features(x).embedding; }
+
+  ImageEncoderConfig cfg;
+  PatchEmbed patch_embed{nullptr};
+  torch::Tensor pos_embed;  ///< [1, grid, grid, D]
+  torch::nn::ModuleList blocks;
+  torch::nn::Sequential neck{nullptr};
+};
+TORCH_MODULE(ImageEncoderViT);
+
+}  // namespace semat::sam

@@ -1,0 +1,65 @@
+#include "sam/mask_decoder.h"
+
+#include <torch/torch.h>
+
+namespace semat::sam {
+
+MaskDecoderImpl::MaskDecoderImpl(const models::MaskDecoderConfig& c)
+    : num_mask_tokens(c.num_multimask_outputs + 1) {
+  const int64_t d = c.transformer_dim;
+  transformer = register_module("transformer", TwoWayTransformer(c.depth, d, c.num_heads, c.mlp_dim));
+  iou_token = register_module("iou_token", torch::nn::Embedding(1, d));
+  mask_tokens = register_module("mask_tokens", torch::nn::Embedding(num_mask_tokens, d));
+  using torch::nn::ConvTranspose2d;
+  using torch::nn::ConvTranspose2dOptions;
+  output_upscaling = register_module(
+      "output_upscaling",
+      torch::nn::Sequential(ConvTranspose2d(ConvTranspose2dOptions(d, d / 4, 2).stride(2)),
+                            LayerNorm2d(d / 4), torch::nn::GELU(),
+                            ConvTranspose2d(ConvTranspose2dOptions(d / 4, d / 8, 2).stride(2)),
+                            torch::nn::GELU()));
+  for (int64_t i = 0; i < num_mask_tokens; ++i) output_hypernetworks_mlps->push_back(MLP(d, d, d / 8, 3));
+  register_module("output_hypernetworks_mlps", output_hypernetworks_mlps);
+  iou_prediction_head = register_module(
+      "iou_prediction_head", MLP(d, c.iou_head_hidden_dim, num_mask_tokens, c.iou_head_depth));
+}
+
+// ref: mask_decoder.py MaskDecoder.forward + predict_masks
+DecoderOutput MaskDecoderImpl::forward(const torch::Tensor& image_embeddings,
+                                       const torch::Tensor& image_pe, const torch::Tensor& sparse,
+                                       const torch::Tensor& dense, bool multimask_output) {
+  const int64_t B = sparse.size(0);
+  auto output_tokens = torch::cat({iou_token->weight, mask_tokens->weight}, 0);
+  output_tokens = output_tokens.unsqueeze(0).expand({B, -1, -1});
+  const auto tokens = torch::cat({output_tokens, sparse}, 1);
+
+  auto src = image_embeddings.size(0) == B ? image_embeddings
+                                           : image_embeddings.repeat_interleave(B, 0);
+  src = src + dense;
+  const auto pos_src = image_pe.size(0) == B ? image_pe : image_pe.repeat_interleave(B, 0);
+  const int64_t c = src.size(1), h = src.size(2), w = src.size(3);
+  auto [hs, keys] = transformer->forward(src, pos_src, tokens);
+  const auto iou_token_out = hs.select(1, 0);
+  const auto mask_tokens_out = hs.narrow(1, 1, num_mask_tokens);
+
+  const auto upscaled = output_upscaling->forward(keys.transpose(1, 2).reshape({B, c, h, w}));
+  std::vector<torch::Tensor> hyper;
+  for (int64_t i = 0; i < num_mask_tokens; ++i)
+    hyper.push_back(output_hypernetworks_mlps[i]->as<MLP>()->forward(mask_tokens_out.select(1, i)));
+  const auto hyper_in = torch::stack(hyper, 1);
+  const int64_t uc = upscaled.size(1), uh = upscaled.size(2), uw = upscaled.size(3);
+  auto masks = torch::matmul(hyper_in, upscaled.view({B, uc, uh * uw})).view({B, -1, uh, uw});
+  auto iou_pred = iou_prediction_head->forward(iou_token_out);
+
+  DecoderOutput out;
+  if (multimask_output) {
+    out.masks = masks.narrow(1, 1, num_mask_tokens - 1);
+    out.iou_pred = iou_pred.narrow(1, 1, num_mask_tokens - 1);
+  } else {
+    out.masks = masks.narrow(1, 0, 1);
+    out.iou_pred = iou_pred.narrow(1, 0, 1);
+  }
+  return out;
+}
+
+}  // namespace semat::sam

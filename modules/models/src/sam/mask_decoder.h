@@ -1,0 +1,38 @@
+// SAM's mask decoder (segment_anything/modeling/mask_decoder.py).
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/embedding.h>
+
+#include "sam/common.h"
+#include "sam/transformer.h"
+#include "semat/models/sam_config.h"
+
+namespace semat::sam {
+
+struct DecoderOutput {
+  torch::Tensor masks;     ///< [B, M, 4 grid, 4 grid] logits (M = 3 with multimask, else 1)
+  torch::Tensor iou_pred;  ///< [B, M]
+};
+
+class MaskDecoderImpl : public torch::nn::Module {
+ public:
+  explicit MaskDecoderImpl(const models::MaskDecoderConfig& cfg);
+  /// image_embeddings [1 or B, E, g, g] (repeated over the prompts when 1), image_pe
+  /// [1, E, g, g], sparse [B, N, E], dense [B, E, g, g].
+  DecoderOutput forward(const torch::Tensor& image_embeddings, const torch::Tensor& image_pe,
+                        const torch::Tensor& sparse, const torch::Tensor& dense,
+                        bool multimask_output);
+
+  TwoWayTransformer transformer{nullptr};
+  torch::nn::Embedding iou_token{nullptr}, mask_tokens{nullptr};
+  torch::nn::Sequential output_upscaling{nullptr};
+  torch::nn::ModuleList output_hypernetworks_mlps;
+  MLP iou_prediction_head{nullptr};
+  int64_t num_mask_tokens;
+};
+TORCH_MODULE(MaskDecoder);
+
+}  // namespace semat::sam
