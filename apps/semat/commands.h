@@ -9,6 +9,8 @@ class App;
 namespace semat::cli {
 
 void register_matte(CLI::App& app);
+/// Only in builds with LibTorch (SEMAT_WITH_MODELS).
+void register_segment(CLI::App& app);
 void register_eval(CLI::App& app);
 
 }  // namespace semat::cli

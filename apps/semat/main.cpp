@@ -16,6 +16,9 @@ int main(int argc, char** argv) {
       [](const std::string& name) { semat::log::set_level(semat::log::parse_level(name)); },
       "debug, info, warn, error or off (default info, or $SEMAT_LOG_LEVEL)");
   semat::cli::register_matte(app);
+#ifdef SEMAT_WITH_MODELS
+  semat::cli::register_segment(app);
+#endif
   semat::cli::register_eval(app);
   try {
     app.parse(argc, argv);

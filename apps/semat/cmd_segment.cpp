@@ -1,0 +1,139 @@
+// semat segment IMAGE --sam CKPT [--model-type auto|vit_b|vit_l|vit_h] [--box X0,Y0,X1,Y1]
+//                     [--point X,Y,LABEL ...] [--multimask] [--out DIR] [--dump-tensors FILE]
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "semat/core/error.h"
+#include "semat/core/geometry.h"
+#include "semat/core/log.h"
+#include "semat/core/timer.h"
+#include "semat/io/checkpoint.h"
+#include "semat/io/files.h"
+#include "semat/io/image_io.h"
+#include "semat/models/sam_predictor.h"
+
+namespace fs = std::filesystem;
+
+namespace semat::cli {
+namespace {
+
+struct SegmentArgs {
+  std::string image, sam, model_type = "auto", device = "auto", out = "out", dump;
+  std::string box;
+  std::vector<std::string> points;
+  bool multimask = false;
+};
+
+// "X,Y,LABEL" with LABEL 1 (foreground) or 0 (background).
+void parse_point(const std::string& text, const std::string& what, models::SamPrompt& p) {
+  double v[3];
+  size_t pos = 0;
+  for (int i = 0; i < 3; ++i) {
+    const size_t comma = text.find(',', pos);
+    SEMAT_CHECK((i == 2) == (comma == std::string::npos), InvalidArgument,
+                what << " '" << text << "' must be X,Y,LABEL");
+    const std::string f = text.substr(pos, i == 2 ? std::string::npos : comma - pos);
+    char* end = nullptr;
+    v[i] = std::strtod(f.c_str(), &end);
+    SEMAT_CHECK(!f.empty() && end == f.c_str() + f.size(), InvalidArgument,
+                what << " '" << text << "': '" << f << "' is not a number");
+    pos = comma + 1;
+  }
+  SEMAT_CHECK(v[2] == 0 || v[2] == 1, InvalidArgument,
+              what << " '" << text << "' has label " << v[2] << ": use 1 (foreground) or 0 (background)");
+  p.points.emplace_back(static_cast<float>(v[0]), static_cast<float>(v[1]));
+  p.labels.push_back(static_cast<int>(v[2]));
+}
+
+io::TensorData stack(const std::string& name, const std::vector<cv::Mat>& mats) {
+  io::TensorData t;
+  t.name = name;
+  t.shape = {static_cast<int64_t>(mats.size()), mats[0].rows, mats[0].cols};
+  for (const cv::Mat& m : mats) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(m.ptr<float>());
+    t.bytes.insert(t.bytes.end(), p, p + m.total() * sizeof(float));
+  }
+  return t;
+}
+
+void run_segment(const SegmentArgs& a) {
+  Timer total;
+  models::SamPrompt prompt;
+  if (!a.box.empty()) prompt.box = parse_box(a.box, "--box");
+  for (size_t i = 0; i < a.points.size(); ++i)
+    parse_point(a.points[i], "--point " + std::to_string(i + 1), prompt);
+  SEMAT_CHECK(prompt.box || !prompt.points.empty(), ConfigError,
+              "give a --box X0,Y0,X1,Y1 and/or --point X,Y,LABEL prompts");
+  const cv::Mat image = io::read_color(a.image);
+  if (prompt.box) check_box_in_image(*prompt.box, image.cols, image.rows, "--box of '" + a.image + "'");
+  io::ensure_writable_dir(a.out);
+
+  models::SamPredictor::Options o;
+  o.model_type = a.model_type;
+  o.device = a.device;
+  models::SamPredictor sam(a.sam, o);
+  Timer t;
+  sam.set_image(image);
+  const double encode_s = t.seconds();
+  t.reset();
+  const models::SamMasks m = sam.predict(prompt, a.multimask);
+  const double decode_s = t.seconds();
+
+  io::StagedFiles files;
+  const auto out = [&](const std::string& n) { return (fs::path(a.out) / n).string(); };
+  if (a.multimask) {
+    for (size_t i = 0; i < m.logits.size(); ++i)
+      files.add(out("mask_" + std::to_string(i) + ".png"), io::encode_png(m.mask(static_cast<int>(i))));
+  } else {
+    files.add(out("mask.png"), io::encode_png(m.mask(0)));
+  }
+  if (!a.dump.empty()) {
+    std::vector<io::TensorData> tensors;
+    for (auto& td : sam.image_tensors())
+      if (td.name != "resized_image") tensors.push_back(std::move(td));
+    tensors.push_back(stack("low_res_logits", m.low_res_logits));
+    tensors.push_back(stack("mask_logits", m.logits));
+    io::TensorData iou;
+    iou.name = "iou_predictions";
+    iou.shape = {static_cast<int64_t>(m.iou.size())};
+    const auto* p = reinterpret_cast<const std::uint8_t*>(m.iou.data());
+    iou.bytes.assign(p, p + m.iou.size() * sizeof(float));
+    tensors.push_back(iou);
+    files.add(a.dump, io::encode_safetensors(tensors, {{"producer", "semat segment"}}));
+  }
+  files.commit();
+  std::cout << "semat: " << sam.config().name << " on " << sam.device() << ": encoder " << encode_s
+            << " s, decoder " << decode_s << " s; best mask " << m.best() << " (IoU " << m.iou[m.best()]
+            << ")\n";
+  for (const auto& p : files.paths()) std::cout << "  " << p << '\n';
+}
+
+}  // namespace
+
+void register_segment(CLI::App& app) {
+  auto args = std::make_shared<SegmentArgs>();
+  CLI::App* cmd = app.add_subcommand("segment", "Segment Anything masks from a box and/or points");
+  cmd->add_option("image", args->image, "input image")->required();
+  cmd->add_option("--sam", args->sam, "SAM checkpoint (.pth or .safetensors)")->required();
+  cmd->add_option("--model-type", args->model_type, "auto, vit_b, vit_l, vit_h or tiny")->capture_default_str();
+  cmd->add_option("--device", args->device, "auto, cpu or cuda")->capture_default_str();
+  cmd->add_option("--box", args->box, "box X0,Y0,X1,Y1 in pixels");
+  cmd->add_option("--point", args->points, "point X,Y,LABEL (1 foreground, 0 background), repeatable");
+  cmd->add_flag("--multimask", args->multimask, "write the three candidate masks mask_0..2.png");
+  cmd->add_option("--out", args->out, "output folder")->capture_default_str();
+  cmd->add_option("--dump-tensors", args->dump,
+                  "also write input_tensor, image_embeddings, low_res_logits, mask_logits and "
+                  "iou_predictions to this .safetensors file");
+  cmd->callback([args] { run_segment(*args); });
+}
+
+}  // namespace semat::cli
