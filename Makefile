@@ -24,8 +24,9 @@ test: build
 
 bench: deps
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DSEMAT_BUILD_BENCHMARKS=ON $(CMAKE_FLAGS)
-	@cmake --build $(BUILD) -j $(JOBS) --target semat_bench
+	@cmake --build $(BUILD) -j $(JOBS) --target semat_bench semat_torch_bench semat_quality
 	@$(BUILD)/bin/semat_bench $(BENCH_ARGS)
+	@if [ -x $(BUILD)/bin/semat_torch_bench ]; then $(BUILD)/bin/semat_torch_bench $(BENCH_ARGS); fi
 
 clean:
 	@rm -rf $(BUILD) out

@@ -10,6 +10,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"semat: interactive natural image matting (SEMat + COCO-Matting)", "semat"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options such as --log-level may follow the subcommand
   app.set_version_flag("--version", std::string("semat ") + SEMAT_VERSION);
   app.add_option_function<std::string>(
       "--log-level",
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
   semat::cli::register_segment(app);
 #endif
   semat::cli::register_eval(app);
+  semat::cli::register_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

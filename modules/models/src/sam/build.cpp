@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <cstdlib>
 #include <set>
+#include <thread>
 
 #include "semat/core/error.h"
 
@@ -57,6 +59,17 @@ torch::ScalarType scalar_type(io::DType d) {
 }
 
 }  // namespace
+
+void use_all_cores() {
+  static const bool done = [] {
+    if (std::getenv("OMP_NUM_THREADS") != nullptr) return true;
+    int n = static_cast<int>(std::thread::hardware_concurrency());
+    if (const char* env = std::getenv("SEMAT_THREADS")) n = std::atoi(env);
+    if (n > 0) torch::set_num_threads(n);
+    return true;
+  }();
+  (void)done;
+}
 
 models::SamConfig infer_sam_config(const io::Checkpoint& ck, int64_t decoder_heads) {
   const std::string supported = "supported: SAM ViT-B/L/H (sam_vit_*.pth) and SEMat checkpoints";

@@ -31,6 +31,11 @@ void load_weights(torch::nn::Module& module, const io::Checkpoint& ckpt,
 /// The model described by `model_type` ("auto" or a preset name) with the checkpoint's weights.
 Sam build_sam(const io::Checkpoint& ckpt, const std::string& model_type = "auto");
 
+/// LibTorch starts with one intra-op thread per *physical* core, which is a single thread on
+/// this project's 2-vCPU machines; use every logical core instead unless OMP_NUM_THREADS or
+/// SEMAT_THREADS says otherwise. Idempotent.
+void use_all_cores();
+
 /// A tensor's data as TensorData (float32 / int / uint8 tensors; copied to the CPU).
 io::TensorData to_tensor_data(const std::string& name, const torch::Tensor& t);
 torch::Tensor from_tensor_data(const io::TensorData& t);

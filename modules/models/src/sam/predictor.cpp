@@ -29,6 +29,7 @@ struct SamPredictor::Impl {
       SEMAT_CHECK(o.device == "cpu" || o.device == "auto", ConfigError,
                   "unknown device '" << o.device << "': use auto, cpu or cuda");
     }
+    sam::use_all_cores();
     model = sam::build_sam(ck, o.model_type);
     model->to(device);
   }

@@ -28,6 +28,8 @@ torch::Tensor SamImpl::postprocess_masks(const torch::Tensor& masks, int64_t inp
   auto opts = F::InterpolateFuncOptions().mode(torch::kBilinear).align_corners(false);
   auto m = F::interpolate(masks, opts.size(std::vector<int64_t>{s, s}));
   m = m.narrow(2, 0, input_h).narrow(3, 0, input_w);
+  // Bilinear resampling to the same size is the identity with align_corners=false.
+  if (input_h == original_h && input_w == original_w) return m.contiguous();
   return F::interpolate(m, opts.size(std::vector<int64_t>{original_h, original_w}));
 }
 

@@ -1,0 +1,95 @@
+// SAM on CPU: GEMM rate of this LibTorch build (the yardstick), image-encoder time and achieved
+// GFLOP/s for ViT-B/L/H at 1024 with random weights of the real shapes, prompt-to-mask latency
+// from a cached embedding, and peak memory.
+// Run: make bench BENCH_ARGS='--benchmark_filter=Sam|Gemm'
+#include <sys/resource.h>
+
+#include <torch/torch.h>
+
+#include <benchmark/benchmark.h>
+
+#include "sam/build.h"
+#include "sam/sam.h"
+#include "semat/models/sam_config.h"
+
+namespace {
+
+using semat::models::SamConfig;
+
+double peak_rss_gib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / (1024.0 * 1024.0);
+}
+
+// Multiply-adds x 2 of one encoder pass (linear layers, attention products, patch embed, neck).
+double encoder_flops(const SamConfig& c) {
+  const auto& e = c.encoder;
+  const double D = e.embed_dim, g = e.grid();
+  const double padded = std::ceil(g / e.window_size) * e.window_size;
+  double f = 2.0 * g * g * D * 3 * e.patch_size * e.patch_size;  // patch embed
+  for (int64_t i = 0; i < e.depth; ++i) {
+    const bool global = std::count(e.global_attn_indexes.begin(), e.global_attn_indexes.end(), i) > 0;
+    const double n = global ? g * g : padded * padded;  // tokens entering attention
+    const double per_window = global ? g * g : e.window_size * e.window_size;
+    f += 2.0 * n * D * 3 * D + 2.0 * n * D * D;          // qkv, proj
+    f += 2.0 * 2.0 * n * per_window * D;                 // q k^T and attn v
+    f += 2.0 * g * g * D * D * e.mlp_ratio * 2;          // mlp
+  }
+  f += 2.0 * g * g * D * e.out_chans + 2.0 * g * g * e.out_chans * e.out_chans * 9;  // neck
+  return f;
+}
+
+void BM_GemmRate(benchmark::State& state) {
+  semat::sam::use_all_cores();
+  torch::InferenceMode guard;
+  const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+  const auto a = torch::randn({m, k}), b = torch::randn({k, n});
+  for (auto _ : state) benchmark::DoNotOptimize(torch::mm(a, b));
+  state.counters["GFLOPs"] = benchmark::Counter(2.0 * m * k * n, benchmark::Counter::kIsIterationInvariantRate,
+                                                benchmark::Counter::kIs1000);
+  state.counters["threads"] = torch::get_num_threads();
+}
+// Shapes of ViT-B's qkv and mlp GEMMs on 4096 tokens, and a square one.
+BENCHMARK(BM_GemmRate)->Args({4096, 768, 2304})->Args({4096, 768, 3072})->Args({2048, 2048, 2048})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_SamImageEncoder(benchmark::State& state, const std::string& name) {
+  semat::sam::use_all_cores();
+  torch::InferenceMode guard;
+  const SamConfig cfg = semat::models::sam_preset(name);
+  semat::sam::ImageEncoderViT enc(cfg.encoder);
+  enc->eval();
+  for (auto& p : enc->parameters()) p.normal_(0, 0.02);
+  const auto x = torch::randn({1, 3, cfg.encoder.img_size, cfg.encoder.img_size});
+  for (auto _ : state) benchmark::DoNotOptimize(enc->forward(x));
+  state.counters["GFLOPs"] = benchmark::Counter(encoder_flops(cfg), benchmark::Counter::kIsIterationInvariantRate,
+                                                benchmark::Counter::kIs1000);
+  state.counters["TFLOP_per_pass"] = encoder_flops(cfg) / 1e12;
+  state.counters["peak_rss_GiB"] = peak_rss_gib();
+  state.counters["threads"] = torch::get_num_threads();
+}
+BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_b, std::string("vit_b"))->Iterations(2)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_l, std::string("vit_l"))->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_h, std::string("vit_h"))->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+
+// Prompt encoder + mask decoder + upscaling to a 1024 x 768 image, from a cached embedding.
+void BM_SamPromptToMask(benchmark::State& state) {
+  semat::sam::use_all_cores();
+  torch::InferenceMode guard;
+  const SamConfig cfg = semat::models::sam_preset("vit_b");
+  semat::sam::Sam sam(cfg);
+  sam->eval();
+  const auto emb = torch::randn({1, 256, 64, 64});
+  const auto box = torch::tensor({{100.f, 120.f, 700.f, 650.f}});
+  const auto pe = sam->prompt_encoder->get_dense_pe();
+  for (auto _ : state) {
+    auto p = sam->prompt_encoder->forward({}, {}, box, {});
+    auto d = sam->mask_decoder->forward(emb, pe, p.sparse, p.dense, false);
+    benchmark::DoNotOptimize(sam->postprocess_masks(d.masks, 768, 1024, 768, 1024));
+  }
+  state.counters["peak_rss_GiB"] = peak_rss_gib();
+}
+BENCHMARK(BM_SamPromptToMask)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
