@@ -21,7 +21,6 @@ int main(int argc, char** argv) {
   semat::cli::register_segment(app);
 #endif
   semat::cli::register_eval(app);
-  semat::cli::register_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -2,11 +2,17 @@
 // MLP of mask_decoder.py). Parameter names follow the Python attributes.
 #pragma once
 
+#include <functional>
+
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/linear.h>
 
 namespace semat::sam {
+
+/// Replaces a layer's forward while the layer stays registered (SEMat's LoRA wraps the encoder's
+/// qkv/proj/patch convolutions this way, so the SAM code needs no LoRA knowledge).
+using LayerHook = std::function<torch::Tensor(const torch::Tensor&)>;
 
 /// LayerNorm over the channel axis of [B, C, H, W] (biased variance), as segment_anything's
 /// LayerNorm2d. Parameters `weight`, `bias` of shape [C].

@@ -26,6 +26,7 @@ class PatchEmbedImpl : public torch::nn::Module {
   /// [B, C, H, W] -> [B, H/p, W/p, D] (channel-last, as the ViT blocks use).
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Conv2d proj{nullptr};
+  LayerHook proj_hook;  ///< when set, called instead of proj (LoRA)
 };
 TORCH_MODULE(PatchEmbed);
 
@@ -36,6 +37,7 @@ class AttentionImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  LayerHook qkv_hook, proj_hook;  ///< when set, called instead of qkv / proj (LoRA)
   torch::Tensor rel_pos_h, rel_pos_w;  ///< [2 * input_size - 1, head_dim]
   int64_t num_heads;
 };
