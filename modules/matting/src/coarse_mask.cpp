@@ -74,6 +74,9 @@ cv::Mat grabcut_mask(const cv::Mat& image, const Box& box, const GrabCutParams& 
     SEMAT_LOG_WARN("grabcut", "box (" << box.str() << ") covers almost the whole image: a " << f
                                       << " px frame inside it is taken as probable background");
   }
+  // GrabCut seeds its colour models with k-means on the calling thread's cv::theRNG(), whose
+  // state depends on what that thread ran before; a fixed seed makes the mask reproducible.
+  cv::theRNG().state = 0x5e3a7u;
   try {
     cv::grabCut(work, gc, rect, bgd, fgd, p.iterations, mode);
   } catch (const cv::Exception& e) {

@@ -34,6 +34,15 @@ TEST(Pipeline, BoxCoveringTheWholeImageStillFindsTheSubject) {
   EXPECT_GT(test::iou_half(r.alpha, s.alpha), 0.85);
 }
 
+TEST(Pipeline, BoxPipelineIsDeterministic) {
+  const test::Scene s = test::make_scene(160, 128, 41);
+  const MatteResult a = matte_from_box(s.image, s.box);
+  cv::theRNG().state = 12345;  // whatever ran before on this thread must not matter
+  cv::randu(cv::Mat(10, 10, CV_8U), 0, 255);
+  const MatteResult b = matte_from_box(s.image, s.box);
+  EXPECT_EQ(cv::norm(a.alpha, b.alpha, cv::NORM_INF), 0);
+}
+
 TEST(Pipeline, BadPromptsAreReported) {
   const test::Scene s = test::make_scene(120, 100, 3);
   EXPECT_THROW(matte_from_box(s.image, Box{0, 0, 500, 50}), InvalidArgument);
