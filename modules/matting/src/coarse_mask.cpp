@@ -61,18 +61,19 @@ cv::Mat grabcut_mask(const cv::Mat& image, const Box& box, const GrabCutParams& 
   cv::Mat gc(work.size(), CV_8U, cv::Scalar(cv::GC_BGD)), bgd, fgd;
   // GrabCut learns the background from outside the box. When the box leaves (almost) nothing
   // outside, as for a subject filling the frame, a thin frame inside the box is taken as
-  // probable background instead, and the graph cut may still give it to the subject.
+  // background instead. Only GrabCut's mask is forced there: the trimap's unknown band still
+  // covers the frame next to the subject, so the matting solve decides its alpha.
   const bool fills_image = rect.area() > 0.98 * work.total();
   int mode = cv::GC_INIT_WITH_RECT;
   if (fills_image) {
     const int f = std::max(2, static_cast<int>(std::lround(0.03 * std::min(rect.width, rect.height))));
     SEMAT_CHECK(rect.width > 2 * f + 2 && rect.height > 2 * f + 2, InvalidArgument,
                 "box (" << box.str() << ") is too small for GrabCut: draw a larger box");
-    gc(rect).setTo(cv::GC_PR_BGD);
+    gc(rect).setTo(cv::GC_BGD);
     gc(cv::Rect(rect.x + f, rect.y + f, rect.width - 2 * f, rect.height - 2 * f)).setTo(cv::GC_PR_FGD);
     mode = cv::GC_INIT_WITH_MASK;
     SEMAT_LOG_WARN("grabcut", "box (" << box.str() << ") covers almost the whole image: a " << f
-                                      << " px frame inside it is taken as probable background");
+                                      << " px frame inside it is taken as background");
   }
   // GrabCut seeds its colour models with k-means on the calling thread's cv::theRNG(), whose
   // state depends on what that thread ran before; a fixed seed makes the mask reproducible.
