@@ -8,7 +8,13 @@ packages=(
   libopencv-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev libopenblas0-openmp
+  chromium
 )
+# The browser test drives chromium from node; an existing node (e.g. NodeSource's, which bundles
+# npm and conflicts with Debian's npm package) is kept as it is.
+if ! command -v node >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,591 @@
+// The HTTP API end to end: a server started in-process on 127.0.0.1 with a free port, driven by
+// httplib::Client. Covers every endpoint, every client error, overload, timeouts, draining and
+// a concurrent load with an RSS bound.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "semat/core/error.h"
+#include "semat/core/log.h"
+#include "semat/io/image_io.h"
+#include "semat/serve/server.h"
+#include "support/synthetic.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using semat::serve::MattingBackend;
+using semat::serve::Server;
+using semat::serve::ServerOptions;
+
+namespace {
+
+std::string to_string(const std::vector<std::uint8_t>& v) { return {v.begin(), v.end()}; }
+
+std::vector<std::uint8_t> from_base64(const std::string& s) {
+  std::vector<std::uint8_t> out;
+  int val = 0, bits = -8;
+  for (unsigned char c : s) {
+    int d;
+    if (c >= 'A' && c <= 'Z') d = c - 'A';
+    else if (c >= 'a' && c <= 'z') d = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') d = c - '0' + 52;
+    else if (c == '+') d = 62;
+    else if (c == '/') d = 63;
+    else break;
+    val = (val << 6) | d;
+    bits += 6;
+    if (bits >= 0) {
+      out.push_back(static_cast<std::uint8_t>((val >> bits) & 0xff));
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
+cv::Mat decode_png(const std::string& bytes) {
+  return cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
+                      cv::IMREAD_UNCHANGED);
+}
+
+long rss_kib() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+/// A backend whose matte() blocks until released, to fill the queue deterministically.
+class GateBackend : public MattingBackend {
+ public:
+  explicit GateBackend(double sleep_s = -1) : sleep_s_(sleep_s) {}
+  std::string name() const override { return "test-gate"; }
+  std::vector<semat::matting::MatteResult> matte(const cv::Mat& image, const std::string&,
+                                                 const std::vector<semat::Box>& boxes) override {
+    ++entered;
+    if (sleep_s_ >= 0) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(sleep_s_));
+    } else {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return open_; });
+    }
+    std::vector<semat::matting::MatteResult> out(boxes.size());
+    for (auto& r : out) {
+      r.alpha = cv::Mat(image.size(), CV_32F, cv::Scalar(0.5));
+      r.foreground = cv::Mat(image.size(), CV_32FC3, cv::Scalar(0.2, 0.4, 0.6));
+      r.trimap = cv::Mat(image.size(), CV_8U, cv::Scalar(128));
+    }
+    return out;
+  }
+  void open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  std::atomic<int> entered{0};
+
+ private:
+  double sleep_s_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
+class ServeApi : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    // One line per request is the server's contract, but hundreds of them drown test output.
+    if (!getenv("SEMAT_LOG_LEVEL")) semat::log::set_level(semat::log::Level::kWarn);
+  }
+  void SetUp() override {
+    scene_ = semat::test::make_scene(96, 80, 3, 1.0, 8);
+    png_ = to_string(semat::io::encode_png(scene_.image));
+    const semat::Box& b = scene_.box;
+    box_json_ = json::array({json::array({b.x0, b.y0, b.x1, b.y1})}).dump();
+  }
+  void TearDown() override {
+    if (server_) server_->shutdown();
+  }
+
+  void start(ServerOptions o = {}, std::shared_ptr<MattingBackend> backend = nullptr) {
+    o.host = "127.0.0.1";
+    o.port = 0;
+    if (o.workers == 0) o.workers = 2;
+    if (!backend) backend = semat::serve::make_default_backend();
+    server_ = std::make_unique<Server>(o, backend);
+    server_->start();
+    ASSERT_GT(server_->port(), 0);
+  }
+  std::unique_ptr<httplib::Client> client() const {
+    auto c = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
+    c->set_read_timeout(60, 0);
+    c->set_write_timeout(60, 0);
+    return c;
+  }
+  httplib::Result matte(const std::string& image, const std::string& boxes, httplib::Headers headers = {},
+                        httplib::MultipartFormDataItems extra = {}) {
+    httplib::MultipartFormDataItems items = {{"image", image, "scene.png", "image/png"},
+                                             {"boxes", boxes, "", ""}};
+    items.insert(items.end(), extra.begin(), extra.end());
+    return client()->Post("/v1/matte", headers, items);
+  }
+  std::string upload(const std::string& image) {
+    auto r = client()->Post("/v1/images", httplib::MultipartFormDataItems{{"image", image, "a.png", "image/png"}});
+    EXPECT_TRUE(r);
+    if (!r) return "";
+    EXPECT_EQ(r->status, 201) << r->body;
+    return json::parse(r->body).value("id", "");
+  }
+
+  semat::test::Scene scene_;
+  std::string png_, box_json_;
+  std::unique_ptr<Server> server_;
+};
+
+/// Asserts the JSON error shape and returns the code.
+std::string error_code(const httplib::Result& r, int status) {
+  EXPECT_TRUE(r) << "no response";
+  if (!r) return "";
+  EXPECT_EQ(r->status, status) << r->body;
+  EXPECT_EQ(r->get_header_value("Content-Type"), "application/json");
+  json j;
+  try {
+    j = json::parse(r->body);
+  } catch (...) {
+    ADD_FAILURE() << "not JSON: " << r->body;
+    return "";
+  }
+  EXPECT_TRUE(j.contains("error")) << r->body;
+  EXPECT_FALSE(j["error"].value("message", "").empty()) << r->body;
+  return j["error"].value("code", "");
+}
+
+TEST_F(ServeApi, HealthzAndInfo) {
+  ServerOptions o;
+  o.max_pixels = 12345;
+  start(o);
+  auto c = client();
+  auto h = c->Get("/healthz");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  EXPECT_EQ(json::parse(h->body)["status"], "ok");
+  auto i = c->Get("/v1/info");
+  ASSERT_TRUE(i);
+  ASSERT_EQ(i->status, 200);
+  const json j = json::parse(i->body);
+  EXPECT_EQ(j["method"], "grabcut+closed-form");
+  EXPECT_FALSE(j["version"].get<std::string>().empty());
+  EXPECT_EQ(j["limits"]["max_pixels"], 12345);
+  EXPECT_EQ(j["limits"]["workers"], 2);
+}
+
+TEST_F(ServeApi, MatteAnswersJsonWithBase64Pngs) {
+  start();
+  auto r = matte(png_, box_json_, {}, {{"background", "#ff0000", "", ""}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = json::parse(r->body);
+  EXPECT_EQ(j["width"], 96);
+  EXPECT_EQ(j["height"], 80);
+  ASSERT_EQ(j["instances"].size(), 1u);
+  for (const char* name : {"alpha", "cutout", "composite"}) {
+    ASSERT_TRUE(j["outputs"].contains(name)) << name;
+    const cv::Mat m = decode_png(to_string(from_base64(j["outputs"][name])));
+    ASSERT_FALSE(m.empty()) << name;
+    EXPECT_EQ(m.size(), scene_.image.size()) << name;
+  }
+  EXPECT_FALSE(j["outputs"].contains("trimap"));
+  const cv::Mat alpha = decode_png(to_string(from_base64(j["outputs"]["alpha"])));
+  EXPECT_EQ(alpha.channels(), 1);
+  double lo, hi;
+  cv::minMaxLoc(alpha, &lo, &hi);
+  EXPECT_EQ(lo, 0);
+  EXPECT_EQ(hi, 255);
+  // Outside the box alpha is 0, so the composite shows the requested red background.
+  const cv::Mat comp = decode_png(to_string(from_base64(j["outputs"]["composite"])));
+  EXPECT_EQ(comp.at<cv::Vec3b>(0, 0), cv::Vec3b(0, 0, 255));
+  const cv::Mat cut = decode_png(to_string(from_base64(j["outputs"]["cutout"])));
+  EXPECT_EQ(cut.channels(), 4);
+}
+
+TEST_F(ServeApi, MatteAnswersOnePngWhenAskedTo) {
+  start();
+  auto r = matte(png_, box_json_, {{"Accept", "image/png"}}, {{"outputs", "cutout", "", ""}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->get_header_value("Content-Type"), "image/png");
+  const cv::Mat cut = decode_png(r->body);
+  ASSERT_FALSE(cut.empty());
+  EXPECT_EQ(cut.channels(), 4);
+  // Without outputs, a PNG answer is the alpha.
+  r = matte(png_, box_json_, {{"Accept", "image/png"}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  EXPECT_EQ(decode_png(r->body).channels(), 1);
+  EXPECT_EQ(error_code(matte(png_, box_json_, {{"Accept", "image/png"}}, {{"outputs", "[\"alpha\",\"trimap\"]", "", ""}}), 406),
+            "not_acceptable");
+}
+
+TEST_F(ServeApi, MatteTakesJpegSeveralBoxesAndOutputLists) {
+  start();
+  std::vector<std::uint8_t> jpg;
+  cv::imencode(".jpg", scene_.image, jpg);
+  const semat::Box& b = scene_.box;
+  const json two = {{b.x0, b.y0, b.x1, b.y1}, {b.x0 + 2, b.y0, b.x1, b.y1 - 2}};
+  auto r = matte(to_string(jpg), two.dump(), {}, {{"outputs", "alpha, trimap, overlay", "", ""}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = json::parse(r->body);
+  EXPECT_EQ(j["instances"].size(), 2u);
+  EXPECT_EQ(j["outputs"].size(), 3u);
+  EXPECT_TRUE(j["outputs"].contains("trimap"));
+  // A single box given flat is accepted too.
+  r = matte(png_, "[4,4,90,76]", {}, {{"outputs", "[\"alpha\"]", "", ""}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+}
+
+TEST_F(ServeApi, StoredImagesRoundTrip) {
+  start();
+  auto c = client();
+  const std::string id = upload(png_);
+  ASSERT_EQ(id.size(), 32u);
+  auto g = c->Get(("/v1/images/" + id).c_str());
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->status, 200);
+  EXPECT_EQ(json::parse(g->body)["width"], 96);
+
+  const std::string body = json{{"boxes", json::parse(box_json_)}, {"outputs", {"alpha"}}}.dump();
+  auto m = c->Post(("/v1/images/" + id + "/matte").c_str(), body, "application/json");
+  ASSERT_TRUE(m);
+  ASSERT_EQ(m->status, 200) << m->body;
+  const json j = json::parse(m->body);
+  EXPECT_EQ(j["image_id"], id);
+  EXPECT_TRUE(j["outputs"].contains("alpha"));
+
+  // Multipart works as well, and PNG answers.
+  m = c->Post(("/v1/images/" + id + "/matte").c_str(), {{"Accept", "image/png"}},
+              httplib::MultipartFormDataItems{{"boxes", box_json_, "", ""}, {"outputs", "composite", "", ""}});
+  ASSERT_TRUE(m);
+  ASSERT_EQ(m->status, 200) << m->body;
+  EXPECT_EQ(decode_png(m->body).channels(), 3);
+
+  auto d = c->Delete(("/v1/images/" + id).c_str());
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->status, 204);
+  EXPECT_EQ(error_code(c->Post(("/v1/images/" + id + "/matte").c_str(), body, "application/json"), 404),
+            "image_not_found");
+  EXPECT_EQ(error_code(c->Delete(("/v1/images/" + id).c_str()), 404), "image_not_found");
+  EXPECT_EQ(error_code(c->Get("/v1/images/nope"), 404), "image_not_found");
+}
+
+TEST_F(ServeApi, StoredImageAcceptsRawBody) {
+  start();
+  auto r = client()->Post("/v1/images", png_, "image/png");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 201) << r->body;
+  EXPECT_EQ(json::parse(r->body)["format"], "png");
+}
+
+TEST_F(ServeApi, StoredImagesExpire) {
+  ServerOptions o;
+  o.image_ttl_s = 1;
+  start(o);
+  const std::string id = upload(png_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2300));
+  EXPECT_EQ(error_code(client()->Get(("/v1/images/" + id).c_str()), 404), "image_not_found");
+  auto info = json::parse(client()->Get("/v1/info")->body);
+  EXPECT_EQ(info["load"]["stored_images"], 0);
+}
+
+TEST_F(ServeApi, StoredImagesAreBoundedInMemory) {
+  ServerOptions o;
+  o.max_store_mb = 1;
+  start(o);
+  cv::Mat big(300, 300, CV_8UC3, cv::Scalar(1, 2, 3));  // 270 KB decoded: 3 fit in 1 MiB
+  const std::string bytes = to_string(semat::io::encode_png(big));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) ids.push_back(upload(bytes));
+  auto info = json::parse(client()->Get("/v1/info")->body);
+  EXPECT_LE(info["load"]["stored_mb"].get<double>(), 1.0);
+  EXPECT_EQ(info["load"]["stored_images"], 3);
+  EXPECT_EQ(error_code(client()->Get(("/v1/images/" + ids[0]).c_str()), 404), "image_not_found");
+  EXPECT_EQ(client()->Get(("/v1/images/" + ids[5]).c_str())->status, 200);
+  // An image larger than the whole store is refused, not stored.
+  cv::Mat huge(700, 700, CV_8UC3, cv::Scalar(1, 2, 3));
+  auto r = client()->Post("/v1/images", to_string(semat::io::encode_png(huge)), "image/png");
+  EXPECT_EQ(error_code(r, 413), "image_too_large");
+}
+
+TEST_F(ServeApi, RefusesBadImages) {
+  ServerOptions o;
+  o.max_pixels = 1'000'000;
+  start(o);
+  EXPECT_EQ(error_code(matte("this is plain text, not a picture", box_json_), 415), "unsupported_image");
+  EXPECT_EQ(error_code(matte(png_.substr(0, png_.size() / 2), box_json_), 400), "truncated_image");
+  std::vector<std::uint8_t> jpg;
+  cv::imencode(".jpg", scene_.image, jpg);
+  EXPECT_EQ(error_code(matte(to_string(jpg).substr(0, jpg.size() - 30), box_json_), 400), "truncated_image");
+  // Valid signature, header and end marker around garbage: the decoder fails, cleanly.
+  std::string corrupt = png_;
+  for (std::size_t i = 40; i + 20 < corrupt.size(); ++i) corrupt[i] = static_cast<char>(i * 7);
+  EXPECT_EQ(error_code(matte(corrupt, box_json_), 400), "corrupt_image");
+  auto bmp_ok = matte(to_string(std::vector<std::uint8_t>{'B', 'M', 0, 0}), box_json_);
+  EXPECT_EQ(error_code(bmp_ok, 415), "unsupported_image");
+  // Same on the upload endpoint.
+  EXPECT_EQ(error_code(client()->Post("/v1/images", "GIF89a....", "image/gif"), 415), "unsupported_image");
+}
+
+TEST_F(ServeApi, RefusesDecompressionBombsBeforeDecoding) {
+  ServerOptions o;
+  o.max_pixels = 1'000'000;
+  start(o);
+  // 4000 x 4000 black compresses to ~50 KB but would need 48 MB decoded.
+  cv::Mat black(4000, 4000, CV_8UC3, cv::Scalar(0, 0, 0));
+  const std::string png = to_string(semat::io::encode_png(black));
+  ASSERT_LT(png.size(), 400'000u);
+  const long before = rss_kib();
+  EXPECT_EQ(error_code(matte(png, "[[0,0,10,10]]"), 413), "image_too_large");
+  EXPECT_EQ(error_code(client()->Post("/v1/images", png, "image/png"), 413), "image_too_large");
+  std::vector<std::uint8_t> jpg;
+  cv::imencode(".jpg", black, jpg);
+  EXPECT_EQ(error_code(matte(to_string(jpg), "[[0,0,10,10]]"), 413), "image_too_large");
+  // A header claiming 100000 x 100000 with nothing behind it.
+  std::string fake = png_;
+  const unsigned char dims[8] = {0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0};
+  fake.replace(16, 8, reinterpret_cast<const char*>(dims), 8);
+  EXPECT_EQ(error_code(matte(fake, "[[0,0,10,10]]"), 413), "image_too_large");
+  EXPECT_LT(rss_kib() - before, 40 * 1024) << "the bomb was decoded";
+}
+
+TEST_F(ServeApi, RefusesBadBoxesAndFields) {
+  start();
+  EXPECT_EQ(error_code(matte(png_, "[[0,0,200,50]]"), 400), "box_outside_image");
+  EXPECT_EQ(error_code(matte(png_, "[[-1,0,20,50]]"), 400), "box_outside_image");
+  EXPECT_EQ(error_code(matte(png_, "[[10,10,10,40]]"), 400), "invalid_box");
+  EXPECT_EQ(error_code(matte(png_, "[[30,10,10,40]]"), 400), "invalid_box");
+  EXPECT_EQ(error_code(matte(png_, "[[10,10,11,11]]"), 400), "invalid_box");
+  EXPECT_EQ(error_code(matte(png_, "[[1,2,3]]"), 400), "invalid_box");
+  EXPECT_EQ(error_code(matte(png_, "[[\"a\",2,3,4]]"), 400), "invalid_box");
+  EXPECT_EQ(error_code(matte(png_, "[]"), 400), "invalid_box");
+  EXPECT_EQ(error_code(matte(png_, "{\"x\":1}"), 400), "invalid_box");
+  EXPECT_EQ(error_code(matte(png_, "[[1,2,30,40]"), 400), "invalid_json");
+  EXPECT_EQ(error_code(matte(png_, "1,2,30,40"), 400), "invalid_json");
+  json many = json::array();
+  for (int i = 0; i < 17; ++i) many.push_back({1, 1, 20, 20});
+  EXPECT_EQ(error_code(matte(png_, many.dump()), 400), "too_many_boxes");
+  EXPECT_EQ(error_code(matte(png_, box_json_, {}, {{"outputs", "alpha,sparkles", "", ""}}), 400), "invalid_outputs");
+  EXPECT_EQ(error_code(matte(png_, box_json_, {}, {{"background", "#zzzzzz", "", ""}}), 400), "invalid_background");
+
+  auto c = client();
+  EXPECT_EQ(error_code(c->Post("/v1/matte", httplib::MultipartFormDataItems{{"boxes", box_json_, "", ""}}), 400),
+            "missing_field");
+  EXPECT_EQ(error_code(c->Post("/v1/matte", httplib::MultipartFormDataItems{{"image", png_, "a.png", "image/png"}}), 400),
+            "missing_field");
+  EXPECT_EQ(error_code(c->Post("/v1/matte", "{\"boxes\":[[1,1,5,5]]}", "application/json"), 415),
+            "unsupported_media_type");
+
+  const std::string id = upload(png_);
+  const std::string path = "/v1/images/" + id + "/matte";
+  EXPECT_EQ(error_code(c->Post(path.c_str(), "{\"boxes\": [[1,2,", "application/json"), 400), "invalid_json");
+  EXPECT_EQ(error_code(c->Post(path.c_str(), "[1,2,3]", "application/json"), 400), "invalid_json");
+  EXPECT_EQ(error_code(c->Post(path.c_str(), "{\"box\": [[1,2,30,40]]}", "application/json"), 400), "missing_field");
+  EXPECT_EQ(error_code(c->Post(path.c_str(), "{\"boxes\": [[1,2,300,40]]}", "application/json"), 400),
+            "box_outside_image");
+  EXPECT_EQ(error_code(c->Post(path.c_str(), "{\"boxes\": [[1,2,30,40]], \"background\": 5}", "application/json"), 400),
+            "invalid_background");
+  EXPECT_EQ(error_code(c->Get("/v1/nothing-here"), 404), "not_found");
+  EXPECT_EQ(error_code(c->Get("/v1/images"), 404), "not_found");
+}
+
+TEST_F(ServeApi, RefusesTooLargeUploads) {
+  ServerOptions o;
+  o.max_upload_mb = 1;
+  start(o);
+  const std::string two_mb(2 << 20, 'x');
+  EXPECT_EQ(error_code(matte(two_mb, box_json_), 413), "upload_too_large");
+  EXPECT_EQ(error_code(client()->Post("/v1/images", two_mb, "image/png"), 413), "upload_too_large");
+  // The server is still fine afterwards.
+  EXPECT_EQ(client()->Get("/healthz")->status, 200);
+}
+
+TEST_F(ServeApi, FullQueueAnswers503WithRetryAfter) {
+  ServerOptions o;
+  o.workers = 1;
+  o.queue = 1;
+  auto gate = std::make_shared<GateBackend>();
+  start(o, gate);
+  auto first = std::async(std::launch::async, [&] { return matte(png_, box_json_); });
+  while (gate->entered < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto second = std::async(std::launch::async, [&] { return matte(png_, box_json_); });
+  // Wait until the second job is queued (the worker is busy with the first).
+  for (int i = 0; i < 400 && json::parse(client()->Get("/v1/info")->body)["load"]["waiting"] < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto third = matte(png_, box_json_);
+  EXPECT_EQ(error_code(third, 503), "overloaded");
+  EXPECT_EQ(third->get_header_value("Retry-After"), "1");
+  gate->open();
+  auto r1 = first.get(), r2 = second.get();
+  ASSERT_TRUE(r1 && r2);
+  EXPECT_EQ(r1->status, 200);
+  EXPECT_EQ(r2->status, 200);
+}
+
+TEST_F(ServeApi, SlowRequestsTimeOut) {
+  ServerOptions o;
+  o.workers = 1;
+  o.request_timeout_s = 0.3;
+  start(o, std::make_shared<GateBackend>(1.0));
+  EXPECT_EQ(error_code(matte(png_, box_json_), 503), "timeout");
+  EXPECT_EQ(client()->Get("/healthz")->status, 200);
+}
+
+TEST_F(ServeApi, ShutdownDrainsInFlightRequests) {
+  ServerOptions o;
+  o.workers = 1;
+  auto slow = std::make_shared<GateBackend>(0.8);
+  start(o, slow);
+  const int port = server_->port();
+  auto inflight = std::async(std::launch::async, [&] { return matte(png_, box_json_); });
+  while (slow->entered < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto stopper = std::async(std::launch::async, [&] { server_->shutdown(); });
+  // While draining, the server still answers but takes no new work.
+  bool saw_draining = false;
+  for (int i = 0; i < 100 && !saw_draining; ++i) {
+    httplib::Client c("127.0.0.1", port);
+    auto h = c.Get("/healthz");
+    if (h && h->status == 503) saw_draining = true;
+    else std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(saw_draining);
+  auto r = inflight.get();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  stopper.get();
+  httplib::Client after("127.0.0.1", port);
+  after.set_connection_timeout(1, 0);
+  EXPECT_FALSE(after.Get("/healthz"));
+}
+
+TEST_F(ServeApi, EightClientsTwoHundredRequests) {
+  ServerOptions o;
+  o.workers = 2;
+  o.queue = 4;
+  start(o);
+  const std::string small = to_string(semat::io::encode_png(semat::test::make_scene(64, 56, 5, 1.0, 6).image));
+  const std::string boxes = "[[4,4,60,52]]";
+  // Warm up allocator arenas and OpenCV's buffers before measuring growth.
+  ASSERT_EQ(matte(small, boxes)->status, 200);
+  const long rss_before = rss_kib();
+  std::atomic<int> ok{0}, busy{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&, t] {
+      httplib::Client c("127.0.0.1", server_->port());
+      c.set_read_timeout(60, 0);
+      for (int i = 0; i < 25; ++i) {
+        const httplib::MultipartFormDataItems items = {{"image", small, "s.png", "image/png"},
+                                                       {"boxes", boxes, "", ""}};
+        // Half JSON answers, half raw PNG answers.
+        auto r = (t + i) % 2 == 0 ? c.Post("/v1/matte", items) : c.Post("/v1/matte", {{"Accept", "image/png"}}, items);
+        if (r && r->status == 200) ++ok;
+        else if (r && r->status == 503) ++busy;
+        else ++other;
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(ok + busy + other, 200);
+  EXPECT_EQ(other, 0);
+  EXPECT_GT(ok, 0);
+  EXPECT_EQ(client()->Get("/healthz")->status, 200);
+  const long growth_mib = (rss_kib() - rss_before) / 1024;
+  EXPECT_LT(growth_mib, 150) << "RSS grew by " << growth_mib << " MiB";
+  std::cout << "[load] 200 requests: " << ok << " ok, " << busy << " busy (503); RSS +" << growth_mib << " MiB\n";
+}
+
+TEST_F(ServeApi, LogsOneLinePerRequest) {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  const auto old_level = semat::log::level();
+  semat::log::set_level(semat::log::Level::kInfo);
+  semat::log::set_sink([&](semat::log::Level, const std::string& tag, const std::string& msg) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (tag == "serve") lines.push_back(msg);
+  });
+  start();
+  client()->Get("/healthz");
+  client()->Get("/missing");
+  server_->shutdown();
+  semat::log::set_sink({});
+  semat::log::set_level(old_level);
+  int healthz = 0, missing = 0;
+  for (const auto& l : lines) {
+    healthz += l.find("\"GET /healthz\" 200") != std::string::npos;
+    missing += l.find("\"GET /missing\" 404") != std::string::npos;
+  }
+  EXPECT_EQ(healthz, 1);
+  EXPECT_EQ(missing, 1);
+}
+
+TEST_F(ServeApi, ServesTheEmbeddedWebPage) {
+  start();
+  auto c = client();
+  auto page = c->Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_EQ(page->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_NE(page->body.find("app.js"), std::string::npos);
+  EXPECT_NE(page->get_header_value("Content-Security-Policy").find("default-src 'self'"), std::string::npos);
+  for (const char* asset : {"/app.js", "/app.css", "/index.html"}) {
+    auto r = c->Get(asset);
+    ASSERT_TRUE(r) << asset;
+    EXPECT_EQ(r->status, 200) << asset;
+    EXPECT_FALSE(r->body.empty()) << asset;
+  }
+  EXPECT_EQ(error_code(c->Get("/nope.js"), 404), "not_found");
+  EXPECT_EQ(error_code(c->Get("/..%2fCMakeLists.txt"), 404), "not_found");
+  EXPECT_EQ(error_code(c->Get("/.hidden"), 404), "not_found");
+}
+
+TEST_F(ServeApi, ServesTheWebPageFromDiskWithWebRoot) {
+  const fs::path dir = fs::temp_directory_path() / "semat_serve_webroot";
+  fs::create_directories(dir);
+  std::ofstream(dir / "index.html") << "<p>live edit</p>";
+  ServerOptions o;
+  o.web_root = dir.string();
+  start(o);
+  auto r = client()->Get("/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "<p>live edit</p>");
+  EXPECT_EQ(error_code(client()->Get("/app.js"), 404), "not_found");
+  fs::remove_all(dir);
+}
+
+TEST_F(ServeApi, ReportsBindFailuresAndBadOptions) {
+  start();
+  ServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = server_->port();
+  Server second(o, semat::serve::make_default_backend());
+  EXPECT_THROW(second.start(), semat::IoError);
+  ServerOptions bad;
+  bad.max_upload_mb = 0;
+  EXPECT_THROW(Server(bad, semat::serve::make_default_backend()), semat::ConfigError);
+  bad = {};
+  bad.queue = -1;
+  EXPECT_THROW(Server(bad, semat::serve::make_default_backend()), semat::ConfigError);
+  EXPECT_THROW(Server(ServerOptions{}, nullptr), semat::ConfigError);
+}
+
+}  // namespace
