@@ -1,5 +1,6 @@
 // semat matte IMAGE --box X0,Y0,X1,Y1 [--box ...] [--trimap T] [--out DIR]
 //                   [--background COLOR|IMAGE] [--alpha-depth 8|16]
+//                   [--sam SAM_CKPT] [--semat SEMAT_CKPT [--refine] [--resize cv2|pil|torch]]
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <opencv2/core.hpp>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -19,7 +21,10 @@
 #include "semat/matting/compose.h"
 #include "semat/matting/pipeline.h"
 #ifdef SEMAT_WITH_MODELS
+#include "semat/matting/closed_form.h"
+#include "semat/matting/foreground.h"
 #include "semat/models/sam_predictor.h"
+#include "semat/models/semat_predictor.h"
 #endif
 
 namespace fs = std::filesystem;
@@ -38,6 +43,10 @@ struct MatteArgs {
   std::string sam;  ///< SAM checkpoint: its box mask replaces GrabCut
   std::string model_type = "auto";
   std::string device = "auto";
+  std::string semat;  ///< SEMat checkpoint: the network's alpha replaces the classical pipeline
+  bool refine = false;
+  std::string resize = "cv2";
+  int batch = 4;
 };
 
 matting::Background resolve_background(const std::string& spec) {
@@ -74,6 +83,62 @@ std::vector<cv::Mat> sam_box_masks(const MatteArgs& a, const cv::Mat& image,
 #endif
 }
 
+#ifdef SEMAT_WITH_MODELS
+// Closed-form matting against the full-resolution image inside the predicted unknown band,
+// with SEMat's (upsampled) alpha as the data prior; outside the band SEMat's alpha is kept.
+cv::Mat refine_in_band(const cv::Mat& image, const cv::Mat& alpha, const cv::Mat& trimap,
+                       matting::SolveStats* stats) {
+  const cv::Mat band = trimap == 128;
+  if (cv::countNonZero(band) == 0 || cv::countNonZero(trimap == 255) == 0 ||
+      cv::countNonZero(trimap == 0) == 0)
+    return alpha;  // nothing to sharpen, or no known colours to sharpen against
+  matting::ClosedFormParams params;
+  params.prior_weight = 0.02;
+  const cv::Mat solved = matting::closed_form_alpha(image, trimap, params, stats, alpha);
+  cv::Mat out = alpha.clone();
+  solved.copyTo(out, band);
+  return out;
+}
+#endif
+
+std::vector<matting::MatteResult> semat_mattes(const MatteArgs& a, const cv::Mat& image,
+                                               const std::vector<Box>& boxes) {
+#ifdef SEMAT_WITH_MODELS
+  models::SematPredictor::Options o;
+  SEMAT_CHECK(a.model_type == "auto" || a.model_type.rfind("semat-", 0) == 0, ConfigError,
+              "--model-type " << a.model_type << " with --semat: use auto, semat-vit-b, "
+                                                 "semat-vit-l, semat-vit-h or semat-tiny");
+  o.model_type = a.model_type;
+  o.device = a.device;
+  o.resize = models::parse_semat_resize(a.resize);
+  o.batch_size = a.batch;
+  Timer load;
+  const models::SematPredictor semat(a.semat, a.sam, o);
+  SEMAT_LOG_DEBUG("semat", "loaded " << semat.config().name << " in " << load.seconds()
+                                     << " s on " << semat.device());
+  Timer t;
+  const auto mattes = semat.predict(image, boxes);
+  const double per_box = t.seconds() / static_cast<double>(boxes.size());
+  std::vector<matting::MatteResult> results;
+  for (const auto& m : mattes) {
+    Timer rt;
+    matting::MatteResult r;
+    r.box = m.box;
+    r.mask = m.sam_mask;
+    r.trimap = m.trimap;
+    r.alpha = a.refine ? refine_in_band(image, m.alpha, m.trimap, &r.solve) : m.alpha;
+    r.foreground = matting::estimate_foreground(image, r.alpha).foreground;
+    r.seconds = per_box + rt.seconds();
+    results.push_back(std::move(r));
+  }
+  return results;
+#else
+  (void)image, (void)boxes;
+  throw ConfigError("--semat " + a.semat +
+                    ": this semat was built without LibTorch (install libtorch-dev and rebuild)");
+#endif
+}
+
 void run_matte(const MatteArgs& a) {
   Timer total;
   SEMAT_CHECK(a.boxes.empty() || a.trimap.empty(), ConfigError,
@@ -81,6 +146,11 @@ void run_matte(const MatteArgs& a) {
   SEMAT_CHECK(!a.boxes.empty() || !a.trimap.empty(), ConfigError,
               "give the subject with --box X0,Y0,X1,Y1 (repeatable) or with --trimap FILE");
 
+  SEMAT_CHECK(a.semat.empty() || !a.boxes.empty(), ConfigError,
+              "--semat needs at least one --box (SEMat is prompted by boxes, not trimaps)");
+  SEMAT_CHECK(!a.refine || !a.semat.empty(), ConfigError,
+              "--refine sharpens SEMat's alpha: give a SEMat checkpoint with --semat");
+  SEMAT_CHECK(a.batch >= 1, ConfigError, "--batch must be at least 1, got " << a.batch);
   SEMAT_CHECK(a.sam.empty() || !a.boxes.empty(), ConfigError,
               "--sam needs at least one --box (with --trimap no mask is computed)");
   // Cheap checks first, so a typo never costs a solve.
@@ -107,6 +177,9 @@ void run_matte(const MatteArgs& a) {
   std::vector<matting::MatteResult> results;
   if (!trimap.empty()) {
     results.push_back(matting::matte_from_trimap(image, trimap));
+  } else if (!a.semat.empty()) {
+    // SEMat: boxes batched through the network; --sam then only supplies base SAM weights.
+    results = semat_mattes(a, image, boxes);
   } else if (!a.sam.empty()) {
     // Matte-Anything style baseline: SAM's box masks (one encoder pass, boxes decoded together)
     // enter the same mask-to-matte pipeline in place of GrabCut.
@@ -189,9 +262,23 @@ void register_matte(CLI::App& app) {
   cmd->add_flag("--json", args->json, "print a JSON report on stdout");
   cmd->add_option("--sam", args->sam,
                   "SAM checkpoint (sam_vit_{b,l,h}_*.pth or .safetensors): its box mask replaces GrabCut");
-  cmd->add_option("--model-type", args->model_type, "SAM type: auto, vit_b, vit_l, vit_h")
+  cmd->add_option("--model-type", args->model_type,
+                  "SAM type (auto, vit_b, vit_l, vit_h); with --semat: auto or semat-vit-b/l/h")
       ->capture_default_str();
   cmd->add_option("--device", args->device, "auto, cpu or cuda")->capture_default_str();
+  cmd->add_option("--semat", args->semat,
+                  "SEMat checkpoint (official SEMat_SAM .pth or .safetensors): the network's alpha "
+                  "replaces the classical pipeline; --sam then supplies SAM weights the checkpoint "
+                  "lacks");
+  cmd->add_flag("--refine", args->refine,
+                "with --semat: closed-form pass against the full-resolution image inside the "
+                "predicted trimap's unknown band");
+  cmd->add_option("--resize", args->resize,
+                  "with --semat: cv2 (official demo: reproduces the official numbers), pil, torch")
+      ->check(CLI::IsMember({"cv2", "opencv", "pil", "torch"}))
+      ->capture_default_str();
+  cmd->add_option("--batch", args->batch, "with --semat: boxes per encoder pass")
+      ->capture_default_str();
   cmd->callback([args] { run_matte(*args); });
 }
 

@@ -24,12 +24,15 @@ MaskDecoderImpl::MaskDecoderImpl(const models::MaskDecoderConfig& c)
       "iou_prediction_head", MLP(d, c.iou_head_hidden_dim, num_mask_tokens, c.iou_head_depth));
 }
 
-// ref: mask_decoder.py MaskDecoder.forward + predict_masks
-DecoderOutput MaskDecoderImpl::forward(const torch::Tensor& image_embeddings,
-                                       const torch::Tensor& image_pe, const torch::Tensor& sparse,
-                                       const torch::Tensor& dense, bool multimask_output) {
+// ref: mask_decoder.py MaskDecoder.predict_masks (token part)
+DecoderTokens MaskDecoderImpl::predict_tokens(const torch::Tensor& image_embeddings,
+                                              const torch::Tensor& image_pe,
+                                              const torch::Tensor& sparse,
+                                              const torch::Tensor& dense,
+                                              const torch::Tensor& extra_tokens) {
   const int64_t B = sparse.size(0);
   auto output_tokens = torch::cat({iou_token->weight, mask_tokens->weight}, 0);
+  if (extra_tokens.defined()) output_tokens = torch::cat({output_tokens, extra_tokens}, 0);
   output_tokens = output_tokens.unsqueeze(0).expand({B, -1, -1});
   const auto tokens = torch::cat({output_tokens, sparse}, 1);
 
@@ -39,17 +42,30 @@ DecoderOutput MaskDecoderImpl::forward(const torch::Tensor& image_embeddings,
   const auto pos_src = image_pe.size(0) == B ? image_pe : image_pe.repeat_interleave(B, 0);
   const int64_t c = src.size(1), h = src.size(2), w = src.size(3);
   auto [hs, keys] = transformer->forward(src, pos_src, tokens);
-  const auto iou_token_out = hs.select(1, 0);
-  const auto mask_tokens_out = hs.narrow(1, 1, num_mask_tokens);
+  DecoderTokens out;
+  out.hs = hs;
+  out.upscaled = output_upscaling->forward(keys.transpose(1, 2).reshape({B, c, h, w}));
+  return out;
+}
 
-  const auto upscaled = output_upscaling->forward(keys.transpose(1, 2).reshape({B, c, h, w}));
+torch::Tensor MaskDecoderImpl::sam_masks(const DecoderTokens& t) {
+  const auto mask_tokens_out = t.hs.narrow(1, 1, num_mask_tokens);
   std::vector<torch::Tensor> hyper;
   for (int64_t i = 0; i < num_mask_tokens; ++i)
     hyper.push_back(output_hypernetworks_mlps[i]->as<MLP>()->forward(mask_tokens_out.select(1, i)));
   const auto hyper_in = torch::stack(hyper, 1);
-  const int64_t uc = upscaled.size(1), uh = upscaled.size(2), uw = upscaled.size(3);
-  auto masks = torch::matmul(hyper_in, upscaled.view({B, uc, uh * uw})).view({B, -1, uh, uw});
-  auto iou_pred = iou_prediction_head->forward(iou_token_out);
+  const auto& up = t.upscaled;
+  const int64_t B = up.size(0), uc = up.size(1), uh = up.size(2), uw = up.size(3);
+  return torch::matmul(hyper_in, up.view({B, uc, uh * uw})).view({B, -1, uh, uw});
+}
+
+// ref: mask_decoder.py MaskDecoder.forward + predict_masks
+DecoderOutput MaskDecoderImpl::forward(const torch::Tensor& image_embeddings,
+                                       const torch::Tensor& image_pe, const torch::Tensor& sparse,
+                                       const torch::Tensor& dense, bool multimask_output) {
+  const auto t = predict_tokens(image_embeddings, image_pe, sparse, dense);
+  auto masks = sam_masks(t);
+  auto iou_pred = iou_prediction_head->forward(t.hs.select(1, 0));
 
   DecoderOutput out;
   if (multimask_output) {

@@ -12,6 +12,12 @@
 
 namespace semat::sam {
 
+/// The two-way transformer's outputs before the mask heads.
+struct DecoderTokens {
+  torch::Tensor hs;        ///< [B, 1 + num_mask_tokens + extra + N, E] output tokens
+  torch::Tensor upscaled;  ///< [B, E / 8, 4 grid, 4 grid] output_upscaling(image tokens)
+};
+
 struct DecoderOutput {
   torch::Tensor masks;     ///< [B, M, 4 grid, 4 grid] logits (M = 3 with multimask, else 1)
   torch::Tensor iou_pred;  ///< [B, M]
@@ -25,6 +31,14 @@ class MaskDecoderImpl : public torch::nn::Module {
   DecoderOutput forward(const torch::Tensor& image_embeddings, const torch::Tensor& image_pe,
                         const torch::Tensor& sparse, const torch::Tensor& dense,
                         bool multimask_output);
+
+  /// The transformer on [iou_token, mask_tokens, extra_tokens, sparse] (extra_tokens [T, E] or
+  /// undefined; SEMat's matting tokens) and the upscaled image tokens.
+  DecoderTokens predict_tokens(const torch::Tensor& image_embeddings, const torch::Tensor& image_pe,
+                               const torch::Tensor& sparse, const torch::Tensor& dense,
+                               const torch::Tensor& extra_tokens = {});
+  /// [B, num_mask_tokens, 4g, 4g] logits of the SAM mask tokens (hs[:, 1 : 1 + num_mask_tokens]).
+  torch::Tensor sam_masks(const DecoderTokens& t);
 
   TwoWayTransformer transformer{nullptr};
   torch::nn::Embedding iou_token{nullptr}, mask_tokens{nullptr};

@@ -1,0 +1,75 @@
+// SEMat on CPU: one box and 4 batched boxes on a 1024 x 1024 image (the network's frame; the
+// tiny config's frame is 256), random weights of the real shapes, with the box-independent patch
+// embedding computed once per image as SematPredictor does. Reports seconds per box and peak RSS.
+// Run: semat_torch_bench --benchmark_filter=Semat
+#include <sys/resource.h>
+
+#include <torch/torch.h>
+
+#include <benchmark/benchmark.h>
+
+#include "sam/build.h"
+#include "semat/lora.h"
+#include "semat/models/semat_config.h"
+#include "semat/semat_model.h"
+
+namespace {
+
+double peak_rss_gib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / (1024.0 * 1024.0);
+}
+
+void BM_Semat(benchmark::State& state, const std::string& preset) {
+  semat::sam::use_all_cores();
+  torch::InferenceMode guard;
+  const int64_t boxes_n = state.range(0);
+  const auto cfg = semat::models::semat_preset(preset);
+  semat::matting_model::SematModel model(cfg);
+  for (auto& p : model->parameters()) p.normal_(0, 0.02);
+  semat::matting_model::merge_lora(*model);  // as SematPredictor does by default
+  model->eval();
+  const int64_t S = cfg.sam.encoder.img_size;
+  const auto image = model->normalize(torch::rand({1, 3, S, S}));
+  std::vector<float> xy;
+  for (int64_t i = 0; i < boxes_n; ++i)
+    for (float v : {0.1f + 0.05f * i, 0.1f, 0.8f, 0.9f - 0.05f * i}) xy.push_back(v * S);
+  const auto boxes = torch::tensor(xy).view({-1, 4});
+  for (auto _ : state) {
+    const auto patch = model->sam_model->vit->patch_embed->forward(image);
+    const auto imgs = image.expand({boxes_n, -1, -1, -1});
+    const auto enc = model->encode(imgs, boxes, patch);
+    benchmark::DoNotOptimize(model->decode(imgs, boxes, enc).alpha);
+  }
+  state.counters["s_per_box"] = benchmark::Counter(
+      static_cast<double>(boxes_n),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.counters["peak_rss_GiB"] = peak_rss_gib();
+  state.counters["threads"] = torch::get_num_threads();
+}
+BENCHMARK_CAPTURE(BM_Semat, tiny, std::string("semat-tiny"))
+    ->Arg(1)
+    ->Arg(4)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Semat, vit_b, std::string("semat-vit-b"))
+    ->Arg(1)
+    ->Arg(4)
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Semat, vit_l, std::string("semat-vit-l"))
+    ->Arg(1)
+    ->Arg(4)
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Semat, vit_h, std::string("semat-vit-h"))
+    ->Arg(1)
+    ->Arg(4)
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime();
+
+}  // namespace

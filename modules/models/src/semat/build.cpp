@@ -1,0 +1,323 @@
+#include "semat/build.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "sam/build.h"
+#include "semat/core/error.h"
+
+namespace semat::matting_model {
+namespace {
+
+const std::string kEncoderPrefix = "sam_model.image_encoder.base_model.model.";
+const std::string kSupported =
+    "supported: official SEMat_SAM checkpoints (SAM ViT-B/L/H backbones) and plain SAM "
+    "ViT-B/L/H checkpoints as a training start";
+
+bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+bool ends_with(const std::string& s, const std::string& p) {
+  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
+}
+
+bool any_key(const io::Checkpoint& ck, const std::function<bool(const std::string&)>& pred) {
+  return std::any_of(ck.tensors.begin(), ck.tensors.end(),
+                     [&](const io::TensorData& t) { return pred(t.name); });
+}
+
+bool has_prefix(const io::Checkpoint& ck, const std::string& p) {
+  return any_key(ck, [&](const std::string& n) { return starts_with(n, p); });
+}
+
+// The segment-anything name of a SEMat key of the SAM part, or "" for SEMat's own parts.
+std::string sam_key_for(const std::string& key) {
+  if (key.find(".lora_") != std::string::npos) return "";
+  if (starts_with(key, kEncoderPrefix)) {
+    std::string k = "image_encoder." + key.substr(kEncoderPrefix.size());
+    const size_t b = k.find(".base_layer.");
+    if (b != std::string::npos) k.erase(b, std::string(".base_layer").size());
+    return k;
+  }
+  if (starts_with(key, "sam_model.prompt_encoder.")) return key.substr(10);
+  if (starts_with(key, "sam_model.mask_decoder.") &&
+      !starts_with(key, "sam_model.mask_decoder.matting_"))
+    return key.substr(10);
+  return "";
+}
+
+// A shapes-only view of the SAM part of a SEMat checkpoint under segment-anything names.
+io::Checkpoint sam_shapes_view(const io::Checkpoint& ck) {
+  io::Checkpoint v;
+  v.source = ck.source;
+  v.format = ck.format;
+  for (const auto& t : ck.tensors) {
+    const std::string k = sam_key_for(t.name);
+    if (k.empty()) continue;
+    io::TensorData d;
+    d.name = k;
+    d.dtype = t.dtype;
+    d.shape = t.shape;
+    v.tensors.push_back(std::move(d));
+  }
+  return v;
+}
+
+void refuse_other_variants(const io::Checkpoint& ck) {
+  SEMAT_CHECK(!has_prefix(ck, "sam_model.mask_decoder.hf_token.") &&
+                  !has_prefix(ck, "sam_model.mask_decoder.hf_mlp."),
+              CheckpointError,
+              "'" << ck.source
+                  << "' is a SEMat HQ-SAM checkpoint (SEMat_HQ-SAM), "
+                     "which semat does not load ("
+                  << kSupported << ")");
+  SEMAT_CHECK(!any_key(ck,
+                       [](const std::string& n) {
+                         return n.find("image_encoder.trunk.") != std::string::npos ||
+                                n.find("bbox_mask") != std::string::npos ||
+                                n.find("matting_mask_tokens") != std::string::npos ||
+                                starts_with(n, "memory_attention.") ||
+                                starts_with(n, "sam_model.memory_attention.");
+                       }),
+              CheckpointError,
+              "'" << ck.source
+                  << "' is a SAM 2 / SEMat SAM2 checkpoint, which "
+                     "semat does not load ("
+                  << kSupported << ")");
+  SEMAT_CHECK(!has_prefix(ck, "mask_decoder.hf_token.") && !has_prefix(ck, "mask_decoder.hf_mlp."),
+              CheckpointError,
+              "'" << ck.source
+                  << "' is an HQ-SAM checkpoint, which semat does not "
+                     "load ("
+                  << kSupported << ")");
+}
+
+int64_t count_indexed(const io::Checkpoint& ck, const std::string& prefix) {
+  std::set<int64_t> idx;
+  for (const auto& t : ck.tensors) {
+    if (!starts_with(t.name, prefix)) continue;
+    try {
+      idx.insert(std::stoll(
+          t.name.substr(prefix.size(), t.name.find('.', prefix.size()) - prefix.size())));
+    } catch (const std::exception&) {
+    }
+  }
+  return static_cast<int64_t>(idx.size());
+}
+
+const std::vector<int64_t>& shape(const io::Checkpoint& ck, const std::string& key) {
+  return ck.at(key).shape;
+}
+
+models::MattingDecoderConfig infer_matting_decoder(const io::Checkpoint& ck) {
+  models::MattingDecoderConfig m;
+  const std::string p = "matting_decoder.";
+  m.img_feat_in = shape(ck, p + "big_kernel_process.0.weight")[1];
+  m.vit_feat_index.clear();
+  for (const auto& t : ck.tensors) {
+    if (!starts_with(t.name, p + "vit_feat_proj.") || !ends_with(t.name, ".weight")) continue;
+    const std::string idx = t.name.substr(p.size() + 14, t.name.size() - p.size() - 14 - 7);
+    m.vit_feat_index.push_back(std::stoll(idx));
+    m.vit_feat_in = t.shape[1];
+  }
+  std::sort(m.vit_feat_index.begin(), m.vit_feat_index.end());
+  SEMAT_CHECK(!m.vit_feat_index.empty(), CheckpointError,
+              "'" << ck.source << "': no matting_decoder.vit_feat_proj.* weights");
+  m.down.clear();
+  m.up.clear();
+  for (int64_t i = 0, n = count_indexed(ck, p + "down_blks."); i < n; ++i) {
+    const auto& w = shape(ck, p + "down_blks." + std::to_string(i) + ".res_layer.weight");
+    m.down.emplace_back(w[1], w[0]);
+  }
+  for (int64_t i = 0, n = count_indexed(ck, p + "up_blks."); i < n; ++i) {
+    const auto& w = shape(ck, p + "up_blks." + std::to_string(i) + ".res_layer.weight");
+    m.up.emplace_back(w[1], w[0]);
+  }
+  m.head_in = shape(ck, p + "matting_head.weight")[1];
+  return m;
+}
+
+// Copies every tensor of `sources` (first one found wins) into the module, after a strict check
+// of names and shapes against the union of the sources.
+void load_from(torch::nn::Module& module, const std::vector<const io::Checkpoint*>& sources,
+               const std::vector<std::string>& ignored_prefixes) {
+  const auto expected = sam::expected_tensors(module);
+  // One view of all sources for check_tensors' single report.
+  io::Checkpoint merged;
+  merged.source = sources.front()->source;
+  if (sources.size() > 1) merged.source += " + " + sources[1]->source;
+  std::set<std::string> seen;
+  std::map<std::string, const io::TensorData*> by_name;
+  for (const io::Checkpoint* ck : sources) {
+    for (const auto& t : ck->tensors) {
+      if (!seen.insert(t.name).second) continue;
+      io::TensorData d;
+      d.name = t.name, d.dtype = t.dtype, d.shape = t.shape;
+      merged.tensors.push_back(std::move(d));
+      by_name[t.name] = &t;
+    }
+  }
+  io::TensorCheckOptions opts;
+  opts.allow_unexpected_prefixes = ignored_prefixes;
+  io::check_tensors(merged, expected, opts);
+  torch::NoGradGuard no_grad;
+  auto assign = [&](const std::string& key, torch::Tensor& dst) {
+    const auto it = by_name.find(key);
+    if (it != by_name.end()) dst.copy_(sam::from_tensor_data(*it->second).to(dst.dtype()));
+  };
+  for (auto& p : module.named_parameters(true)) assign(p.key(), p.value());
+  for (auto& b : module.named_buffers(true)) assign(b.key(), b.value());
+}
+
+// A SAM checkpoint renamed to SEMat keys (and, with `frozen`, duplicated into the frozen
+// decoder). The tensors are copied: a SAM checkpoint is loaded once per model build.
+io::Checkpoint sam_as_semat(const io::Checkpoint& sam, bool frozen) {
+  io::Checkpoint out;
+  out.source = sam.source;
+  out.format = sam.format;
+  for (const auto& t : sam.tensors) {
+    io::TensorData d = t;
+    d.name = semat_key_for_sam_key(t.name);
+    out.tensors.push_back(std::move(d));
+    if (frozen && starts_with(t.name, "mask_decoder.")) {
+      io::TensorData f = t;
+      f.name = "sam_model.frozen_" + t.name;
+      out.tensors.push_back(std::move(f));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool is_semat_checkpoint(const io::Checkpoint& ck) {
+  return has_prefix(ck, "sam_model.") || has_prefix(ck, "matting_decoder.") ||
+         has_prefix(ck, "condition_layer.");
+}
+
+std::string semat_key_for_sam_key(const std::string& k) {
+  if (starts_with(k, "image_encoder.")) {
+    std::string rest = k.substr(14);
+    for (const char* leaf : {".weight", ".bias"}) {
+      if (!ends_with(rest, leaf)) continue;
+      const std::string mod = rest.substr(0, rest.size() - std::string(leaf).size());
+      if (mod == "patch_embed.proj" || ends_with(mod, ".attn.qkv") || ends_with(mod, ".attn.proj"))
+        rest = mod + ".base_layer" + leaf;
+    }
+    return kEncoderPrefix + rest;
+  }
+  return "sam_model." + k;
+}
+
+models::SematConfig infer_semat_config(const io::Checkpoint& ck, const io::Checkpoint* sam_base) {
+  refuse_other_variants(ck);
+  SEMAT_CHECK(is_semat_checkpoint(ck), CheckpointError,
+              "'" << ck.source << "' is "
+                  << (has_prefix(ck, "image_encoder.") ? "a plain SAM checkpoint"
+                                                       : "not a SEMat checkpoint")
+                  << ", not a SEMat one: give SEMat weights with --semat (a SAM checkpoint only "
+                     "serves as --sam base weights or as a training start) ("
+                  << kSupported << ")");
+  SEMAT_CHECK(has_prefix(ck, "matting_decoder.") &&
+                  has_prefix(ck, "sam_model.mask_decoder.matting_hf_token.") &&
+                  has_prefix(ck, "condition_layer.patch_embed."),
+              CheckpointError,
+              "'" << ck.source
+                  << "': matting_decoder.*, sam_model.mask_decoder.matting_* "
+                     "or condition_layer.patch_embed.* weights are missing ("
+                  << kSupported << ")");
+  models::SamConfig sam_cfg;
+  if (has_prefix(ck, kEncoderPrefix + "pos_embed")) {
+    sam_cfg = sam::infer_sam_config(sam_shapes_view(ck));
+  } else {
+    SEMAT_CHECK(sam_base != nullptr, CheckpointError,
+                "'" << ck.source << "' holds only SEMat's own weights (no " << kEncoderPrefix
+                    << "*): also give the SAM checkpoint it was trained on with --sam");
+    refuse_other_variants(*sam_base);
+    sam_cfg = sam::infer_sam_config(*sam_base);
+  }
+  models::SematConfig c = models::semat_config_for(sam_cfg);
+  c.matting_tokens = shape(ck, "sam_model.mask_decoder.matting_hf_token.weight")[0];
+  c.matting_decoder = infer_matting_decoder(ck);
+  const std::string lora_key = kEncoderPrefix + "patch_embed.proj.lora_A.default.weight";
+  if (ck.find(lora_key)) c.lora_rank = shape(ck, lora_key)[0];  // alpha stays 16 (SEMat_SAM.py)
+  for (const auto& name : models::semat_preset_names()) {
+    models::SematConfig p = models::semat_preset(name);
+    // The decoder's head count is not in the shapes: adopt the preset's when all else matches.
+    c.sam.decoder.num_heads = p.sam.decoder.num_heads;
+    if (p == c) return p;
+  }
+  c.sam.decoder.num_heads = 8;
+  c.name = "custom";
+  return c;
+}
+
+SematModel build_semat(const io::Checkpoint& ck, const io::Checkpoint* sam_base,
+                       const std::string& model_type) {
+  const models::SematConfig inferred = infer_semat_config(ck, sam_base);
+  models::SematConfig cfg = inferred;
+  if (model_type != "auto") {
+    cfg = models::semat_preset(model_type);
+    SEMAT_CHECK(cfg == inferred || (inferred.name == "custom"), CheckpointError,
+                "'" << ck.source << "' is a " << inferred.name << " checkpoint, not " << model_type
+                    << ": use --model-type auto or " << inferred.name);
+  }
+  torch::NoGradGuard no_grad;
+  SematModel model(cfg);
+  std::vector<const io::Checkpoint*> sources{&ck};
+  io::Checkpoint base;
+  if (sam_base) {
+    base = sam_as_semat(*sam_base, /*frozen=*/false);
+    sources.push_back(&base);
+  }
+  load_from(*model, sources, {kFrozenDecoderPrefix});
+  model->eval();
+  return model;
+}
+
+SematModel build_semat_from_sam(const io::Checkpoint& sam_ckpt, bool with_frozen_decoder) {
+  refuse_other_variants(sam_ckpt);
+  SEMAT_CHECK(!is_semat_checkpoint(sam_ckpt), CheckpointError,
+              "'" << sam_ckpt.source
+                  << "' is already a SEMat checkpoint: load it with --semat "
+                     "(a training start needs a plain SAM checkpoint)");
+  const models::SamConfig sam_cfg = sam::infer_sam_config(sam_ckpt);
+  models::SematConfig cfg = models::semat_config_for(sam_cfg);
+  for (const auto& name : models::semat_preset_names()) {
+    const models::SematConfig p = models::semat_preset(name);
+    models::SamConfig s = sam_cfg;
+    s.decoder.num_heads = p.sam.decoder.num_heads;  // not in the shapes
+    if (p.sam == s) cfg = p;
+  }
+  SematModel model(cfg, with_frozen_decoder);
+  const io::Checkpoint renamed = sam_as_semat(sam_ckpt, with_frozen_decoder);
+  // Strict on the SAM part: every SAM tensor is expected, nothing else is loaded.
+  std::vector<io::ExpectedTensor> expected;
+  for (const auto& e : sam::expected_tensors(*model)) {
+    if (!sam_key_for(e.name).empty() || starts_with(e.name, kFrozenDecoderPrefix))
+      expected.push_back(e);
+  }
+  io::check_tensors(renamed, expected);
+  torch::NoGradGuard no_grad;
+  std::map<std::string, const io::TensorData*> by_name;
+  for (const auto& t : renamed.tensors) by_name[t.name] = &t;
+  for (auto& p : model->named_parameters(true)) {
+    const auto it = by_name.find(p.key());
+    if (it != by_name.end()) p.value().copy_(sam::from_tensor_data(*it->second));
+  }
+  model->set_trainable();
+  return model;
+}
+
+}  // namespace semat::matting_model
+
+namespace semat::models {
+
+SematParameterCounts semat_parameter_counts(const SematConfig& config) {
+  torch::NoGradGuard no_grad;
+  const matting_model::SematModel model(config);
+  return model->parameter_counts();
+}
+
+}  // namespace semat::models

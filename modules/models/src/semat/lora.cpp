@@ -1,0 +1,137 @@
+#include "semat/lora.h"
+
+#include <torch/torch.h>
+
+namespace semat::matting_model {
+namespace {
+
+torch::nn::ModuleDict one_entry(std::shared_ptr<torch::nn::Module> m) {
+  torch::nn::ModuleDict d;
+  d->update({{"default", std::move(m)}});
+  return d;
+}
+
+// peft "gaussian" init: A ~ N(0, 1/r), B = 0.
+void init_gaussian(torch::Tensor& a, torch::Tensor& b, int64_t rank) {
+  torch::NoGradGuard no_grad;
+  a.normal_(0.0, 1.0 / static_cast<double>(rank));
+  b.zero_();
+}
+
+}  // namespace
+
+LoraLinearImpl::LoraLinearImpl(torch::nn::Linear base, int64_t rank, double alpha, double dropout)
+    : scaling(alpha / static_cast<double>(rank)) {
+  const int64_t in = base->options.in_features(), out = base->options.out_features();
+  base_layer = register_module("base_layer", std::move(base));
+  A = torch::nn::Linear(torch::nn::LinearOptions(in, rank).bias(false));
+  B = torch::nn::Linear(torch::nn::LinearOptions(rank, out).bias(false));
+  // Keep the new parameters on the base layer's device and dtype.
+  A->to(base_layer->weight.device(), base_layer->weight.scalar_type());
+  B->to(base_layer->weight.device(), base_layer->weight.scalar_type());
+  init_gaussian(A->weight, B->weight, rank);
+  lora_dropout = register_module("lora_dropout", one_entry(torch::nn::Dropout(dropout).ptr()));
+  lora_A = register_module("lora_A", one_entry(A.ptr()));
+  lora_B = register_module("lora_B", one_entry(B.ptr()));
+}
+
+// ref: peft tuners/lora/layer.py Linear.forward (result = base(x) + B(A(dropout(x))) * scaling)
+torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
+  auto y = base_layer->forward(x);
+  if (merged) return y;
+  auto d = is_training() ? lora_dropout["default"]->as<torch::nn::Dropout>()->forward(x) : x;
+  return y + B->forward(A->forward(d)) * scaling;
+}
+
+void LoraLinearImpl::merge() {
+  if (merged) return;
+  torch::NoGradGuard no_grad;
+  base_layer->weight.add_(torch::matmul(B->weight, A->weight) * scaling);
+  merged = true;
+}
+
+void LoraLinearImpl::unmerge() {
+  if (!merged) return;
+  torch::NoGradGuard no_grad;
+  base_layer->weight.sub_(torch::matmul(B->weight, A->weight) * scaling);
+  merged = false;
+}
+
+LoraConv2dImpl::LoraConv2dImpl(torch::nn::Conv2d base, int64_t rank, double alpha, double dropout)
+    : scaling(alpha / static_cast<double>(rank)) {
+  const auto& o = base->options;
+  const int64_t in = o.in_channels(), out = o.out_channels();
+  base_layer = register_module("base_layer", std::move(base));
+  A = torch::nn::Conv2d(torch::nn::Conv2dOptions(in, rank, o.kernel_size())
+                            .stride(o.stride())
+                            .padding(o.padding())
+                            .bias(false));
+  B = torch::nn::Conv2d(torch::nn::Conv2dOptions(rank, out, 1).bias(false));
+  A->to(base_layer->weight.device(), base_layer->weight.scalar_type());
+  B->to(base_layer->weight.device(), base_layer->weight.scalar_type());
+  init_gaussian(A->weight, B->weight, rank);
+  lora_dropout = register_module("lora_dropout", one_entry(torch::nn::Dropout(dropout).ptr()));
+  lora_A = register_module("lora_A", one_entry(A.ptr()));
+  lora_B = register_module("lora_B", one_entry(B.ptr()));
+}
+
+torch::Tensor LoraConv2dImpl::forward(const torch::Tensor& x) {
+  auto y = base_layer->forward(x);
+  if (merged) return y;
+  auto d = is_training() ? lora_dropout["default"]->as<torch::nn::Dropout>()->forward(x) : x;
+  return y + B->forward(A->forward(d)) * scaling;
+}
+
+namespace {
+// delta[o, i, kh, kw] = scaling * sum_r B[o, r] A[r, i, kh, kw]
+torch::Tensor conv_delta(const torch::Tensor& a, const torch::Tensor& b, double scaling) {
+  const int64_t rank = a.size(0);
+  return (torch::matmul(b.reshape({b.size(0), rank}), a.reshape({rank, -1})) * scaling)
+      .view({b.size(0), a.size(1), a.size(2), a.size(3)});
+}
+}  // namespace
+
+void LoraConv2dImpl::merge() {
+  if (merged) return;
+  torch::NoGradGuard no_grad;
+  base_layer->weight.add_(conv_delta(A->weight, B->weight, scaling));
+  merged = true;
+}
+
+void LoraConv2dImpl::unmerge() {
+  if (!merged) return;
+  torch::NoGradGuard no_grad;
+  base_layer->weight.sub_(conv_delta(A->weight, B->weight, scaling));
+  merged = false;
+}
+
+void apply_lora(sam::ImageEncoderViTImpl& enc, int64_t rank, double alpha) {
+  auto pe = LoraConv2d(enc.patch_embed->proj, rank, alpha);
+  enc.patch_embed->replace_module("proj", pe);
+  enc.patch_embed->proj_hook = [p = pe.ptr()](const torch::Tensor& x) { return p->forward(x); };
+  for (const auto& m : *enc.blocks) {
+    auto& attn = *m->as<sam::Block>()->attn;
+    auto qkv = LoraLinear(attn.qkv, rank, alpha);
+    auto proj = LoraLinear(attn.proj, rank, alpha);
+    attn.replace_module("qkv", qkv);
+    attn.replace_module("proj", proj);
+    attn.qkv_hook = [p = qkv.ptr()](const torch::Tensor& x) { return p->forward(x); };
+    attn.proj_hook = [p = proj.ptr()](const torch::Tensor& x) { return p->forward(x); };
+  }
+}
+
+void merge_lora(torch::nn::Module& module) {
+  for (auto& m : module.modules()) {
+    if (auto* l = m->as<LoraLinearImpl>()) l->merge();
+    if (auto* c = m->as<LoraConv2dImpl>()) c->merge();
+  }
+}
+
+void unmerge_lora(torch::nn::Module& module) {
+  for (auto& m : module.modules()) {
+    if (auto* l = m->as<LoraLinearImpl>()) l->unmerge();
+    if (auto* c = m->as<LoraConv2dImpl>()) c->unmerge();
+  }
+}
+
+}  // namespace semat::matting_model

@@ -1,0 +1,173 @@
+#include "semat/models/semat_predictor.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include <opencv2/imgproc.hpp>
+
+#include "semat/build.h"
+#include "semat/core/error.h"
+#include "semat/lora.h"
+#include "semat/models/transforms.h"
+
+namespace semat::models {
+namespace F = torch::nn::functional;
+
+SematResize parse_semat_resize(const std::string& name) {
+  if (name == "cv2" || name == "opencv") return SematResize::kOpenCV;
+  if (name == "pil") return SematResize::kPil;
+  if (name == "torch") return SematResize::kTorch;
+  throw ConfigError("unknown resize mode '" + name + "': use cv2 (official demo), pil or torch");
+}
+
+struct SematPredictor::Impl {
+  matting_model::SematModel model{nullptr};
+  torch::Device device{torch::kCPU};
+  Options options;
+
+  void init(const io::Checkpoint& ck, const io::Checkpoint* sam, const Options& o) {
+    options = o;
+    SEMAT_CHECK(o.batch_size >= 1, ConfigError,
+                "batch size must be at least 1, got " << o.batch_size);
+    if (o.device == "cuda" || (o.device == "auto" && torch::cuda::is_available())) {
+      SEMAT_CHECK(torch::cuda::is_available(), ConfigError,
+                  "--device cuda: this LibTorch build has no usable CUDA device; use --device cpu");
+      device = torch::Device(torch::kCUDA);
+    } else {
+      SEMAT_CHECK(o.device == "cpu" || o.device == "auto", ConfigError,
+                  "unknown device '" << o.device << "': use auto, cpu or cuda");
+    }
+    model = matting_model::build_semat(ck, sam, o.model_type);
+    if (o.merge_lora) matting_model::merge_lora(*model);
+    model->to(device);
+  }
+
+  // [1, 3, S, S] RGB in [0, 1], zero-padded (before normalisation, as the official code).
+  torch::Tensor input_tensor(const cv::Mat& bgr, cv::Size resized) const {
+    const int64_t S = model->cfg.sam.encoder.img_size;
+    cv::Mat rgb;
+    cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+    torch::Tensor x;
+    if (options.resize == SematResize::kTorch) {
+      auto full = torch::from_blob(rgb.data, {rgb.rows, rgb.cols, 3}, torch::kByte)
+                      .permute({2, 0, 1})
+                      .unsqueeze(0)
+                      .to(device)
+                      .to(torch::kFloat) /
+                  255.0;
+      x = F::interpolate(full, F::InterpolateFuncOptions()
+                                   .size(std::vector<int64_t>{resized.height, resized.width})
+                                   .mode(torch::kBilinear)
+                                   .align_corners(false));
+    } else {
+      cv::Mat small;
+      if (options.resize == SematResize::kPil)
+        small = pil_resize_bilinear(rgb, resized);
+      else
+        cv::resize(rgb, small, resized, 0, 0, cv::INTER_LINEAR);
+      x = torch::from_blob(small.data, {small.rows, small.cols, 3}, torch::kByte)
+              .permute({2, 0, 1})
+              .unsqueeze(0)
+              .to(device)
+              .to(torch::kFloat) /
+          255.0;
+    }
+    return F::pad(x, F::PadFuncOptions({0, S - resized.width, 0, S - resized.height}));
+  }
+};
+
+SematPredictor::SematPredictor(const std::string& semat_ckpt, const std::string& sam_ckpt,
+                               const Options& o)
+    : impl_(std::make_unique<Impl>()) {
+  const io::Checkpoint ck = io::load_checkpoint(semat_ckpt);
+  if (sam_ckpt.empty()) {
+    impl_->init(ck, nullptr, o);
+  } else {
+    const io::Checkpoint sam = io::load_checkpoint(sam_ckpt);
+    impl_->init(ck, &sam, o);
+  }
+}
+
+SematPredictor::SematPredictor(const io::Checkpoint& ck, const io::Checkpoint* sam,
+                               const Options& o)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->init(ck, sam, o);
+}
+
+SematPredictor::~SematPredictor() = default;
+
+const SematConfig& SematPredictor::config() const { return impl_->model->cfg; }
+std::string SematPredictor::device() const { return impl_->device.str(); }
+
+std::vector<SematMatte> SematPredictor::predict(const cv::Mat& image,
+                                                const std::vector<Box>& boxes) const {
+  SEMAT_CHECK(image.type() == CV_8UC3 && !image.empty(), InvalidArgument,
+              "SematPredictor::predict: 8-bit 3-channel image expected");
+  if (boxes.empty()) return {};
+  for (size_t i = 0; i < boxes.size(); ++i)
+    check_box_in_image(boxes[i], image.cols, image.rows, "box " + std::to_string(i + 1));
+  Impl& s = *impl_;
+  torch::InferenceMode guard;
+  auto& m = *s.model;
+  const int64_t S = m.cfg.sam.encoder.img_size;
+  const cv::Size resized = preprocess_size(image.rows, image.cols, static_cast<int>(S));
+  const double scale = static_cast<double>(S) / std::max(image.rows, image.cols);
+  const auto images = m.normalize(s.input_tensor(image, resized));
+  // The patch embedding does not depend on the box: once per image.
+  const auto patch = m.sam_model->vit->patch_embed->forward(images);
+
+  std::vector<SematMatte> out(boxes.size());
+  std::vector<float> coords;
+  for (size_t i = 0; i < boxes.size(); ++i) {
+    const Box& b = boxes[i];
+    out[i].box = b;
+    int k = 0;
+    for (double v : {b.x0, b.y0, b.x1, b.y1}) {
+      // demo.py transform_image_bbox: int(v * scale + 0.5), clipped to the frame.
+      const auto q = std::clamp<int64_t>(static_cast<int64_t>(v * scale + 0.5), 0, S - 1);
+      out[i].box_model[k++] = static_cast<float>(q);
+      coords.push_back(static_cast<float>(q));
+    }
+  }
+  const auto all_boxes = torch::tensor(coords, torch::kFloat).view({-1, 4}).to(s.device);
+  const auto interp = F::InterpolateFuncOptions()
+                          .size(std::vector<int64_t>{image.rows, image.cols})
+                          .mode(torch::kBilinear)
+                          .align_corners(false);
+  const int64_t n = static_cast<int64_t>(boxes.size());
+  for (int64_t start = 0; start < n; start += s.options.batch_size) {
+    const int64_t count = std::min<int64_t>(s.options.batch_size, n - start);
+    const auto bx = all_boxes.narrow(0, start, count);
+    const auto imgs = images.expand({count, -1, -1, -1});
+    const auto enc = m.encode(imgs, bx, patch);
+    const auto res = m.decode(imgs, bx, enc);
+    auto crop = [&](const torch::Tensor& t) {
+      return t.narrow(2, 0, resized.height).narrow(3, 0, resized.width);
+    };
+    const auto alpha_model = crop(res.alpha).to(torch::kCPU).contiguous();
+    const auto alpha =
+        F::interpolate(crop(res.alpha), interp).clamp(0, 1).to(torch::kCPU).contiguous();
+    const auto trimap = (F::interpolate(crop(res.matting_logits), interp).argmax(1) * 127.5)
+                            .round()
+                            .to(torch::kByte)
+                            .to(torch::kCPU)
+                            .contiguous();
+    const auto sam = (F::interpolate(crop(res.sam_logits), interp).select(1, 0) > 0)
+                         .to(torch::kByte)
+                         .mul(255)
+                         .to(torch::kCPU)
+                         .contiguous();
+    for (int64_t j = 0; j < count; ++j) {
+      SematMatte& r = out[static_cast<size_t>(start + j)];
+      r.alpha_model = cv::Mat(resized, CV_32F, alpha_model[j][0].data_ptr<float>()).clone();
+      r.alpha = cv::Mat(image.size(), CV_32F, alpha[j][0].data_ptr<float>()).clone();
+      r.trimap = cv::Mat(image.size(), CV_8U, trimap[j].data_ptr<uint8_t>()).clone();
+      r.sam_mask = cv::Mat(image.size(), CV_8U, sam[j].data_ptr<uint8_t>()).clone();
+    }
+  }
+  return out;
+}
+
+}  // namespace semat::models

@@ -1,0 +1,210 @@
+#include "semat/semat_model.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "semat/core/error.h"
+#include "semat/lora.h"
+
+namespace semat::matting_model {
+namespace F = torch::nn::functional;
+namespace {
+
+torch::Tensor upsample(const torch::Tensor& x, int64_t size) {
+  return F::interpolate(x, F::InterpolateFuncOptions()
+                               .size(std::vector<int64_t>{size, size})
+                               .mode(torch::kBilinear)
+                               .align_corners(false));
+}
+
+bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+
+enum class Part { kPromptEnhancement, kLora, kAdapter, kMattingDecoder, kFrozen };
+
+Part classify(const std::string& key) {
+  if (starts_with(key, "condition_layer.")) return Part::kPromptEnhancement;
+  if (key.find(".lora_A.") != std::string::npos || key.find(".lora_B.") != std::string::npos)
+    return Part::kLora;
+  if (starts_with(key, "sam_model.mask_decoder.matting_")) return Part::kAdapter;
+  if (starts_with(key, "matting_decoder.")) return Part::kMattingDecoder;
+  return Part::kFrozen;
+}
+
+}  // namespace
+
+PeftEncoderImpl::PeftEncoderImpl(sam::ImageEncoderViT vit) : model(std::move(vit)) {
+  auto base_model = std::make_shared<torch::nn::Module>("LoraModel");
+  base_model->register_module("model", model);
+  register_module("base_model", base_model);
+}
+
+SematSamImpl::SematSamImpl(const models::SematConfig& c, bool with_frozen_decoder) {
+  vit = sam::ImageEncoderViT(c.sam.encoder);
+  apply_lora(*vit, c.lora_rank, c.lora_alpha);
+  image_encoder = register_module("image_encoder", PeftEncoder(vit));
+  prompt_encoder = register_module(
+      "prompt_encoder", sam::PromptEncoder(c.sam.prompt.embed_dim, c.sam.encoder.grid(),
+                                           c.sam.encoder.img_size, c.sam.prompt.mask_in_chans));
+  mask_decoder = register_module(
+      "mask_decoder",
+      MaskDecoderHQMatting(c.sam.decoder, c.sam.encoder.embed_dim, c.matting_tokens));
+  if (with_frozen_decoder)
+    frozen_mask_decoder = register_module("frozen_mask_decoder", sam::MaskDecoder(c.sam.decoder));
+}
+
+SematModelImpl::SematModelImpl(const models::SematConfig& c, bool with_frozen_decoder) : cfg(c) {
+  SEMAT_CHECK(c.matting_decoder.vit_feat_index.size() <= c.sam.encoder.global_attn_indexes.size(),
+              ConfigError,
+              "SEMat config '" << c.name << "': the matting decoder fuses "
+                               << c.matting_decoder.vit_feat_index.size()
+                               << " ViT features but the encoder has only "
+                               << c.sam.encoder.global_attn_indexes.size() << " global blocks");
+  sam_model = register_module("sam_model", SematSam(c, with_frozen_decoder));
+  matting_decoder = register_module("matting_decoder", MattingDetailDecoder(c.matting_decoder));
+  cond_patch_embed = sam::PatchEmbed(c.sam.encoder.patch_size, 4, c.sam.encoder.embed_dim);
+  condition_layer = torch::nn::ModuleDict();
+  condition_layer->update({{"patch_embed", cond_patch_embed.ptr()}});
+  register_module("condition_layer", condition_layer);
+  // ImageNet statistics in [0, 1] units, stored as float32 like the official float buffers.
+  pixel_mean = torch::tensor({123.675 / 255.0, 116.28 / 255.0, 103.53 / 255.0}, torch::kFloat)
+                   .view({3, 1, 1});
+  pixel_std =
+      torch::tensor({58.395 / 255.0, 57.12 / 255.0, 57.375 / 255.0}, torch::kFloat).view({3, 1, 1});
+  set_trainable();
+}
+
+torch::Tensor SematModelImpl::normalize(const torch::Tensor& rgb01) const {
+  const auto dev = rgb01.device();
+  return (rgb01 - pixel_mean.to(dev)) / pixel_std.to(dev);
+}
+
+torch::Tensor SematModelImpl::box_mask(const torch::Tensor& boxes) const {
+  const int64_t S = cfg.sam.encoder.img_size, B = boxes.size(0);
+  auto mask = torch::zeros({B, 1, S, S},
+                           torch::TensorOptions().dtype(torch::kFloat).device(boxes.device()));
+  const auto b = boxes.to(torch::kCPU, torch::kDouble).contiguous();
+  const double* v = b.data_ptr<double>();
+  using torch::indexing::Slice;
+  for (int64_t i = 0; i < B; ++i) {
+    auto clip = [S](double x) {
+      return std::clamp<int64_t>(static_cast<int64_t>(std::trunc(x)), 0, S);
+    };
+    const int64_t l = clip(v[4 * i]), u = clip(v[4 * i + 1]), r = clip(v[4 * i + 2]),
+                  d = clip(v[4 * i + 3]);
+    if (r > l && d > u) mask.index_put_({i, 0, Slice(u, d), Slice(l, r)}, 1.0);
+  }
+  return mask;
+}
+
+// ref: semantic_enhanced_matting/modeling/image_encoder.py ImageEncoderViT.forward (bbox mode)
+sam::EncoderOutput SematModelImpl::encode(const torch::Tensor& images, const torch::Tensor& boxes,
+                                          const torch::Tensor& patch_embed, SematTrace* trace) {
+  const auto mask = box_mask(boxes);
+  const auto cond =
+      cond_patch_embed->forward(torch::cat({images, mask.to(images.scalar_type())}, 1));
+  auto& vit = *sam_model->vit;
+  auto x = patch_embed.defined() ? patch_embed : vit.patch_embed->forward(images);
+  if (x.size(0) != cond.size(0)) x = x.expand({cond.size(0), -1, -1, -1});
+  if (trace) trace->box_mask = mask, trace->patch_embed = x, trace->cond_embed = cond;
+  x = x + cond;
+  x = x + vit.pos_embed;
+  sam::EncoderOutput out;
+  for (const auto& m : *vit.blocks) {
+    auto block = m->as<sam::Block>();
+    x = block->forward(x);
+    if (block->window_size == 0) out.global_blocks.push_back(x);
+  }
+  out.embedding = vit.neck->forward(x.permute({0, 3, 1, 2}));
+  return out;
+}
+
+// ref: sam_hq_matting.py forward_samhq_others + forward_samhq_and_matting_decoder
+SematOutput SematModelImpl::decode(const torch::Tensor& images, const torch::Tensor& boxes,
+                                   const sam::EncoderOutput& enc, SematTrace* trace) {
+  const int64_t S = cfg.sam.encoder.img_size;
+  auto& pe = *sam_model->prompt_encoder;
+  const auto prompts = pe.forward({}, {}, boxes.to(torch::kFloat), {});
+  const auto image_pe = pe.get_dense_pe();
+  if (trace) trace->sparse = prompts.sparse, trace->image_pe = image_pe;
+  const auto dec = sam_model->mask_decoder->forward_matting(enc.embedding, image_pe, prompts.sparse,
+                                                            prompts.dense, enc.global_blocks.at(0));
+  SematOutput out;
+  out.image_embeddings = enc.embedding;
+  out.interm = enc.global_blocks;
+  out.iou_pred = dec.iou_pred;
+  out.sam_logits_lowres = dec.masks_sam;
+  out.matting_logits_lowres = dec.masks_matting;
+  out.sam_logits = upsample(dec.masks_sam, S);
+  out.matting_logits = upsample(dec.masks_matting, S);
+  out.alpha_logits = matting_decoder->forward(images, out.matting_logits, enc.global_blocks,
+                                              trace ? &trace->matting_decoder : nullptr);
+  out.alpha = torch::sigmoid(out.alpha_logits);
+  return out;
+}
+
+SematOutput SematModelImpl::forward(const torch::Tensor& images, const torch::Tensor& boxes,
+                                    SematTrace* trace) {
+  SEMAT_CHECK(
+      images.dim() == 4 && images.size(1) == 3 && images.size(2) == cfg.sam.encoder.img_size &&
+          images.size(3) == cfg.sam.encoder.img_size,
+      InvalidArgument,
+      "SEMat expects images [B, 3, " << cfg.sam.encoder.img_size << ", " << cfg.sam.encoder.img_size
+                                     << "], got " << images.sizes());
+  SEMAT_CHECK(boxes.dim() == 2 && boxes.size(1) == 4 && boxes.size(0) == images.size(0),
+              InvalidArgument, "SEMat expects one box [B, 4] per image, got " << boxes.sizes());
+  return decode(images, boxes, encode(images, boxes, {}, trace), trace);
+}
+
+// ref: sam_hq_matting.py get_frozen_sam_logits (mask_type 'sam', multimask best by IoU)
+torch::Tensor SematModelImpl::frozen_sam_logits(const torch::Tensor& images,
+                                                const torch::Tensor& boxes) {
+  SEMAT_CHECK(!sam_model->frozen_mask_decoder.is_empty(), StateError,
+              "frozen_sam_logits: build the model from a SAM checkpoint for training "
+              "(with_frozen_decoder) to get the frozen SAM decoder");
+  const auto emb = sam_model->vit->forward(images);
+  auto& pe = *sam_model->prompt_encoder;
+  const auto prompts = pe.forward({}, {}, boxes.to(torch::kFloat), {});
+  const auto dec = sam_model->frozen_mask_decoder->forward(
+      emb, pe.get_dense_pe(), prompts.sparse, prompts.dense, /*multimask_output=*/true);
+  const auto best = dec.iou_pred.argmax(1);
+  const auto logits =
+      dec.masks.index({torch::arange(dec.masks.size(0), best.options()), best}).unsqueeze(1);
+  return upsample(logits, cfg.sam.encoder.img_size);
+}
+
+void SematModelImpl::set_trainable() {
+  for (auto& p : named_parameters(true)) {
+    const bool frozen = classify(p.key()) == Part::kFrozen;
+    p.value().set_requires_grad(!frozen);
+  }
+}
+
+models::SematParameterCounts SematModelImpl::parameter_counts() const {
+  models::SematParameterCounts c;
+  for (const auto& p : named_parameters(true)) {
+    const int64_t n = p.value().numel();
+    switch (classify(p.key())) {
+      case Part::kPromptEnhancement:
+        c.prompt_enhancement += n;
+        break;
+      case Part::kLora:
+        c.lora += n;
+        break;
+      case Part::kAdapter:
+        c.matting_tokens_adapter += n;
+        break;
+      case Part::kMattingDecoder:
+        c.matting_decoder += n;
+        break;
+      case Part::kFrozen:
+        if (!starts_with(p.key(), "sam_model.frozen_mask_decoder.")) c.frozen_sam += n;
+        break;
+    }
+  }
+  c.total = c.prompt_enhancement + c.lora + c.matting_tokens_adapter + c.matting_decoder;
+  return c;
+}
+
+}  // namespace semat::matting_model

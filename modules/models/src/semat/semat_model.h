@@ -1,0 +1,108 @@
+// SEMat as one module (modeling/meta_arch/sam_hq_matting.py SamHqMatte in the SEMat_SAM
+// configuration). Submodules and parameter names follow the official state_dict:
+//   sam_model.image_encoder.base_model.model.*   SAM ViT with peft LoRA (qkv, proj, patch_embed)
+//   sam_model.prompt_encoder.*                   SAM prompt encoder
+//   sam_model.mask_decoder.*                     SAM mask decoder + matting tokens and adapter
+//   sam_model.frozen_mask_decoder.*              only when built for training from SAM weights
+//   matting_decoder.*                            MattingDetailDecoder
+//   condition_layer.patch_embed.proj.*           prompt enhancement (4-channel patch embed)
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/moduledict.h>
+
+#include "sam/image_encoder.h"
+#include "sam/mask_decoder.h"
+#include "sam/prompt_encoder.h"
+#include "semat/mask_decoder_matting.h"
+#include "semat/matting_decoder.h"
+#include "semat/models/semat_config.h"
+
+namespace semat::matting_model {
+
+/// peft's wrapping of the image encoder: image_encoder.base_model.model = the ViT.
+class PeftEncoderImpl : public torch::nn::Module {
+ public:
+  explicit PeftEncoderImpl(sam::ImageEncoderViT vit);
+  sam::ImageEncoderViT model;
+};
+TORCH_MODULE(PeftEncoder);
+
+class SematSamImpl : public torch::nn::Module {
+ public:
+  SematSamImpl(const models::SematConfig& cfg, bool with_frozen_decoder);
+  PeftEncoder image_encoder{nullptr};
+  sam::ImageEncoderViT vit{nullptr};  ///< = image_encoder->model
+  sam::PromptEncoder prompt_encoder{nullptr};
+  MaskDecoderHQMatting mask_decoder{nullptr};
+  sam::MaskDecoder frozen_mask_decoder{nullptr};  ///< training only: the original SAM decoder
+};
+TORCH_MODULE(SematSam);
+
+/// Intermediates of one forward pass (tests and debugging).
+struct SematTrace {
+  torch::Tensor box_mask;     ///< [B, 1, S, S] rasterised box
+  torch::Tensor patch_embed;  ///< [B, g, g, D] LoRA patch embedding of the image
+  torch::Tensor cond_embed;   ///< [B, g, g, D] prompt-enhancement patch embedding
+  torch::Tensor sparse;       ///< [B, 2, E] box tokens
+  torch::Tensor image_pe;     ///< [1, E, g, g]
+  MattingDecoderTrace matting_decoder;
+};
+
+/// Everything a forward pass produces; training losses use alpha_logits / alpha (matting
+/// losses), matting_logits (trimap loss on the matting tokens), sam_logits (regularisation
+/// against the frozen SAM) and iou_pred.
+struct SematOutput {
+  torch::Tensor image_embeddings;       ///< [B, E, g, g] neck output
+  std::vector<torch::Tensor> interm;    ///< global-block outputs, [B, g, g, D] each
+  torch::Tensor iou_pred;               ///< [B, 4]
+  torch::Tensor sam_logits_lowres;      ///< [B, 1, 4g, 4g] best multimask logits
+  torch::Tensor matting_logits_lowres;  ///< [B, 3, 4g, 4g] (bg, unknown, fg)
+  torch::Tensor sam_logits;             ///< [B, 1, S, S] bilinear upsampling of the above
+  torch::Tensor matting_logits;         ///< [B, 3, S, S]
+  torch::Tensor alpha_logits;           ///< [B, 1, S, S]
+  torch::Tensor alpha;                  ///< [B, 1, S, S] sigmoid(alpha_logits), in (0, 1)
+};
+
+class SematModelImpl : public torch::nn::Module {
+ public:
+  explicit SematModelImpl(const models::SematConfig& cfg, bool with_frozen_decoder = false);
+
+  /// [B, 3, S, S] RGB in [0, 1] (zero-padded) -> normalised with ImageNet statistics. The
+  /// padding is normalised too, as in the official code (unlike SAM, which pads afterwards).
+  torch::Tensor normalize(const torch::Tensor& rgb01) const;
+  /// boxes [B, 4] x1, y1, x2, y2 in the S x S frame -> [B, 1, S, S] with rows [int(y1), int(y2))
+  /// and columns [int(x1), int(x2)) set to 1 (the official half-open, truncating raster).
+  torch::Tensor box_mask(const torch::Tensor& boxes) const;
+
+  /// Image encoder with prompt enhancement. images [B, 3, S, S] normalised, boxes [B, 4].
+  /// `patch_embed` [1 or B, g, g, D]: the box-independent LoRA patch embedding when already
+  /// computed (several boxes on one image).
+  sam::EncoderOutput encode(const torch::Tensor& images, const torch::Tensor& boxes,
+                            const torch::Tensor& patch_embed = {}, SematTrace* trace = nullptr);
+  /// Full network: one box per image (B images, boxes [B, 4] in the S x S frame).
+  SematOutput forward(const torch::Tensor& images, const torch::Tensor& boxes,
+                      SematTrace* trace = nullptr);
+  /// Decoders only, from encode()'s output.
+  SematOutput decode(const torch::Tensor& images, const torch::Tensor& boxes,
+                     const sam::EncoderOutput& enc, SematTrace* trace = nullptr);
+  /// Training target of the SAM regulariser: the frozen SAM decoder's best multimask logits
+  /// [B, 1, S, S] on the encoder's features without the box condition (get_frozen_sam_logits).
+  /// Needs a model built with the frozen decoder.
+  torch::Tensor frozen_sam_logits(const torch::Tensor& images, const torch::Tensor& boxes);
+
+  /// requires_grad on exactly the parameters SEMat trains (LoRA, prompt enhancement, matting
+  /// tokens and adapter, matting decoder); the SAM weights are frozen.
+  void set_trainable();
+  models::SematParameterCounts parameter_counts() const;
+
+  models::SematConfig cfg;
+  SematSam sam_model{nullptr};
+  MattingDetailDecoder matting_decoder{nullptr};
+  torch::nn::ModuleDict condition_layer{nullptr};
+  sam::PatchEmbed cond_patch_embed{nullptr};  ///< = condition_layer["patch_embed"]
+  torch::Tensor pixel_mean, pixel_std;        ///< [3, 1, 1] in [0, 1] units; not in checkpoints
+};
+TORCH_MODULE(SematModel);
+
+}  // namespace semat::matting_model

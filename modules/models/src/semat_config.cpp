@@ -1,0 +1,59 @@
+#include "semat/models/semat_config.h"
+
+#include "semat/core/error.h"
+
+namespace semat::models {
+
+bool MattingDecoderConfig::operator==(const MattingDecoderConfig& o) const {
+  return img_feat_in == o.img_feat_in && vit_feat_in == o.vit_feat_in &&
+         vit_feat_index == o.vit_feat_index && down == o.down && up == o.up &&
+         head_in == o.head_in && norm_mask_logits == o.norm_mask_logits;
+}
+
+bool SematConfig::operator==(const SematConfig& o) const {
+  return sam == o.sam && matting_tokens == o.matting_tokens && lora_rank == o.lora_rank &&
+         lora_alpha == o.lora_alpha && matting_decoder == o.matting_decoder;
+}
+
+std::vector<std::string> semat_preset_names() {
+  return {"semat-vit-b", "semat-vit-l", "semat-vit-h", "semat-tiny"};
+}
+
+SematConfig semat_config_for(const SamConfig& sam) {
+  SematConfig c;
+  c.name = "custom";
+  c.sam = sam;
+  c.matting_decoder.vit_feat_in = sam.encoder.embed_dim;
+  c.matting_decoder.vit_feat_index.clear();
+  for (size_t i = 0; i < sam.encoder.global_attn_indexes.size(); ++i)
+    c.matting_decoder.vit_feat_index.push_back(static_cast<int64_t>(i));
+  return c;
+}
+
+SematConfig semat_preset(const std::string& name) {
+  SematConfig c;
+  if (name == "semat-vit-b" || name == "semat-vit-l" || name == "semat-vit-h") {
+    c = semat_config_for(sam_preset("vit_" + name.substr(name.size() - 1)));
+  } else if (name == "semat-tiny") {
+    // The shapes of the shared semat_tiny fixture (fixture.json "config").
+    SamConfig s;
+    s.name = "custom";
+    auto& e = s.encoder;
+    e.img_size = 256, e.patch_size = 16, e.embed_dim = 64, e.depth = 4, e.num_heads = 2;
+    e.window_size = 5, e.global_attn_indexes = {1, 3}, e.out_chans = 32;
+    s.prompt.embed_dim = 32, s.prompt.mask_in_chans = 16;
+    s.decoder.transformer_dim = 32, s.decoder.depth = 2, s.decoder.num_heads = 2;
+    s.decoder.mlp_dim = 64, s.decoder.iou_head_hidden_dim = 32;
+    c = semat_config_for(s);
+    c.matting_decoder.down = {{32, 8}, {8, 16}, {16, 24}, {24, 32}};
+    c.matting_decoder.up = {{32, 24}, {24, 16}, {16, 8}, {8, 8}};
+    c.matting_decoder.head_in = 8;
+  } else {
+    throw ConfigError("unknown SEMat model type '" + name +
+                      "': use auto, semat-vit-b, semat-vit-l, semat-vit-h or semat-tiny");
+  }
+  c.name = name;
+  return c;
+}
+
+}  // namespace semat::models

@@ -1,0 +1,393 @@
+// SEMat against the official implementation's outputs on the tiny random-weight fixture
+// (tests/data/semat_tiny, copied from the project's shared fixtures; see its fixture.json).
+// The official demo.py preprocessing (cv2 INTER_LINEAR resize of the 8-bit image, zero padding
+// before normalisation) reproduces every reference tensor.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "sam/build.h"
+#include "semat/build.h"
+#include "semat/core/error.h"
+#include "semat/io/checkpoint.h"
+#include "semat/io/image_io.h"
+#include "semat/lora.h"
+#include "semat/models/semat_predictor.h"
+#include "semat/semat_model.h"
+
+namespace semat::models {
+namespace {
+
+using matting_model::SematModel;
+const std::string kDir = std::string(SEMAT_TEST_DATA) + "/semat_tiny/";
+
+const io::Checkpoint& reference() {
+  static const io::Checkpoint ref = io::load_checkpoint(kDir + "reference_outputs.safetensors");
+  return ref;
+}
+const io::Checkpoint& semat_ckpt() {
+  static const io::Checkpoint ck = io::load_checkpoint(kDir + "semat_tiny.pth");
+  return ck;
+}
+const io::Checkpoint& sam_base() {
+  static const io::Checkpoint ck = io::load_checkpoint(kDir + "sam_base_tiny.safetensors");
+  return ck;
+}
+
+torch::Tensor want(const std::string& name) { return sam::from_tensor_data(reference().at(name)); }
+
+void expect_close(const torch::Tensor& ours, const torch::Tensor& expected, const std::string& what,
+                  double tol = 1e-4) {
+  ASSERT_EQ(ours.sizes(), expected.sizes()) << what;
+  const double err =
+      (ours.to(torch::kDouble) - expected.to(torch::kDouble)).abs().max().item<double>();
+  EXPECT_LE(err, tol) << what << ": max abs error " << err;
+  if (std::getenv("SEMAT_TEST_VERBOSE")) std::cerr << what << ": max abs error " << err << "\n";
+}
+
+cv::Mat fixture_rgb() {
+  cv::Mat rgb;
+  cv::cvtColor(io::read_color(kDir + "image.png"), rgb, cv::COLOR_BGR2RGB);
+  return rgb;
+}
+
+// demo.py: cv2.resize INTER_LINEAR, zero padding in uint8, /255, then normalisation.
+torch::Tensor fixture_images(const SematModel& model) {
+  cv::Mat small;
+  cv::resize(fixture_rgb(), small, {256, 179}, 0, 0, cv::INTER_LINEAR);
+  auto x =
+      torch::from_blob(small.data, {179, 256, 3}, torch::kByte).permute({2, 0, 1}).unsqueeze(0);
+  x = torch::nn::functional::pad(x.to(torch::kFloat) / 255.0,
+                                 torch::nn::functional::PadFuncOptions({0, 0, 0, 256 - 179}));
+  return model->normalize(x);
+}
+
+torch::Tensor fixture_box() { return want("box").view({1, 4}).to(torch::kFloat); }
+
+SematModel fixture_model() { return matting_model::build_semat(semat_ckpt()); }
+
+}  // namespace
+
+TEST(SematFixture, ResizeMatchesOpenCvOfTheOfficialDemo) {
+  cv::Mat small;
+  cv::resize(fixture_rgb(), small, {256, 179}, 0, 0, cv::INTER_LINEAR);
+  const auto ours = torch::from_blob(small.data, {179, 256, 3}, torch::kByte);
+  EXPECT_TRUE(torch::equal(ours, want("image_resized_u8")));
+}
+
+TEST(SematBuild, InfersTheTinyPresetFromShapes) {
+  const SematConfig c = matting_model::infer_semat_config(semat_ckpt());
+  EXPECT_EQ(c.name, "semat-tiny");
+  EXPECT_EQ(c, semat_preset("semat-tiny"));
+}
+
+TEST(SematFixture, EveryIntermediateMatchesTheOfficialCode) {
+  torch::NoGradGuard no_grad;
+  auto model = fixture_model();
+  const auto images = fixture_images(model);
+  expect_close(images, want("images"), "images");
+  const auto boxes = fixture_box();
+
+  matting_model::SematTrace trace;
+  const auto enc = model->encode(images, boxes, {}, &trace);
+  EXPECT_TRUE(torch::equal(trace.box_mask.to(torch::kByte), want("box_mask"))) << "box_mask";
+  expect_close(trace.patch_embed, want("enc.patch_embed"), "enc.patch_embed");
+  expect_close(trace.cond_embed, want("enc.cond_embed"), "enc.cond_embed");
+  // Block by block through the same modules.
+  auto& vit = *model->sam_model->vit;
+  auto x = trace.patch_embed + trace.cond_embed + vit.pos_embed;
+  for (size_t i = 0; i < vit.blocks->size(); ++i) {
+    x = vit.blocks[i]->as<sam::Block>()->forward(x);
+    expect_close(x, want("enc.block" + std::to_string(i)), "enc.block" + std::to_string(i));
+  }
+  ASSERT_EQ(enc.global_blocks.size(), 2u);
+  expect_close(enc.global_blocks[0], want("interm0"), "interm0");
+  expect_close(enc.global_blocks[1], want("interm1"), "interm1");
+  expect_close(enc.embedding, want("image_embeddings"), "image_embeddings");
+
+  const auto out = model->decode(images, boxes, enc, &trace);
+  expect_close(trace.sparse, want("prompt.sparse"), "prompt.sparse");
+  expect_close(trace.image_pe, want("prompt.image_pe"), "prompt.image_pe");
+  expect_close(out.iou_pred, want("dec.iou_pred"), "dec.iou_pred");
+  expect_close(out.sam_logits_lowres, want("sam_logits_lowres"), "sam_logits_lowres");
+  expect_close(out.matting_logits_lowres, want("matting_logits_lowres"), "matting_logits_lowres");
+  expect_close(out.sam_logits, want("sam_logits"), "sam_logits");
+  expect_close(out.matting_logits, want("matting_logits"), "matting_logits");
+  const auto& md = trace.matting_decoder;
+  expect_close(md.input, want("mdec.input"), "mdec.input");
+  expect_close(md.vit_agg, want("mdec.vit_agg"), "mdec.vit_agg");
+  expect_close(md.down3, want("mdec.down3"), "mdec.down3");
+  expect_close(md.mid, want("mdec.mid"), "mdec.mid");
+  // The big-kernel / down path of the random tiny decoder amplifies the ~1e-5 float rounding of
+  // the matting logits about 30-fold (from the reference's own inputs it matches within 2e-5:
+  // MattingDecoderMatchesOnTheReferenceInputs), so these two get a looser end-to-end bound.
+  expect_close(md.up0, want("mdec.up0"), "mdec.up0", 1e-3);
+  expect_close(out.alpha_logits, want("alpha_logits"), "alpha_logits", 1e-3);
+  expect_close(out.alpha, want("alpha"), "alpha");
+  const auto crop = out.alpha[0][0].narrow(0, 0, 179).narrow(1, 0, 256);
+  expect_close(crop, want("alpha_crop"), "alpha_crop");
+  // demo.py's uint8(alpha * 255) truncates: allow a step where alpha * 255 sits on an integer.
+  const auto u8 = (crop * 255).to(torch::kByte).to(torch::kInt);
+  EXPECT_LE((u8 - want("alpha_u8").to(torch::kInt)).abs().max().item<int>(), 1);
+}
+
+TEST(SematFixture, MattingDecoderMatchesOnTheReferenceInputs) {
+  torch::NoGradGuard no_grad;
+  auto model = fixture_model();
+  matting_model::MattingDecoderTrace trace;
+  const auto logits = model->matting_decoder->forward(want("images"), want("matting_logits"),
+                                                      {want("interm0"), want("interm1")}, &trace);
+  expect_close(trace.down3, want("mdec.down3"), "mdec.down3 (reference inputs)");
+  expect_close(trace.up0, want("mdec.up0"), "mdec.up0 (reference inputs)");
+  expect_close(logits, want("alpha_logits"), "alpha_logits (reference inputs)");
+}
+
+TEST(SematFixture, ForwardEqualsEncodeThenDecode) {
+  torch::NoGradGuard no_grad;
+  auto model = fixture_model();
+  const auto images = fixture_images(model);
+  expect_close(model->forward(images, fixture_box()).alpha, want("alpha"), "forward alpha");
+}
+
+TEST(SematFixture, SafetensorsCopyGivesTheSameAlpha) {
+  torch::NoGradGuard no_grad;
+  auto model = matting_model::build_semat(io::load_checkpoint(kDir + "semat_tiny.safetensors"));
+  expect_close(model->forward(fixture_images(model), fixture_box()).alpha, want("alpha"), "alpha");
+}
+
+TEST(SematPredictor, ReproducesTheOfficialDemoOutput) {
+  for (bool merge : {false, true}) {
+    SematPredictor::Options o;
+    o.device = "cpu";
+    o.merge_lora = merge;
+    SematPredictor p(kDir + "semat_tiny.pth", "", o);
+    EXPECT_EQ(p.config().name, "semat-tiny");
+    const cv::Mat image = io::read_color(kDir + "image.png");
+    const auto mattes = p.predict(image, {Box{12, 5, 218, 209}});
+    ASSERT_EQ(mattes.size(), 1u);
+    const auto& m = mattes[0];
+    EXPECT_EQ(m.box_model[0], 10.f);
+    EXPECT_EQ(m.box_model[3], 178.f);
+    ASSERT_EQ(m.alpha_model.size(), cv::Size(256, 179));
+    const auto ours = torch::from_blob(m.alpha_model.data, {179, 256}, torch::kFloat);
+    expect_close(ours, want("alpha_crop"), merge ? "merged alpha_crop" : "alpha_crop");
+    EXPECT_EQ(m.alpha.size(), image.size());
+    EXPECT_EQ(m.trimap.size(), image.size());
+    double lo, hi;
+    cv::minMaxLoc(m.alpha, &lo, &hi);
+    EXPECT_GE(lo, 0.0);
+    EXPECT_LE(hi, 1.0);
+  }
+}
+
+TEST(SematPredictor, BatchedBoxesEqualOneByOne) {
+  SematPredictor::Options o;
+  o.device = "cpu";
+  o.batch_size = 2;
+  SematPredictor p(kDir + "semat_tiny.pth", "", o);
+  const cv::Mat image = io::read_color(kDir + "image.png");
+  const std::vector<Box> boxes{{12, 5, 218, 209}, {100, 40, 290, 200}, {0, 0, 150, 150}};
+  const auto batched = p.predict(image, boxes);
+  ASSERT_EQ(batched.size(), 3u);
+  for (size_t i = 0; i < boxes.size(); ++i) {
+    const auto single = p.predict(image, {boxes[i]});
+    EXPECT_LE(cv::norm(single[0].alpha, batched[i].alpha, cv::NORM_INF), 1e-4) << "box " << i;
+  }
+  EXPECT_GT(cv::norm(batched[0].alpha, batched[1].alpha, cv::NORM_INF), 1e-3);
+}
+
+TEST(SematLora, MergedEqualsUnmerged) {
+  torch::NoGradGuard no_grad;
+  auto model = fixture_model();
+  const auto images = fixture_images(model);
+  const auto before = model->forward(images, fixture_box());
+  matting_model::merge_lora(*model);
+  const auto merged = model->forward(images, fixture_box());
+  expect_close(merged.image_embeddings, before.image_embeddings, "merged embeddings", 1e-5);
+  for (size_t i = 0; i < before.interm.size(); ++i)
+    expect_close(merged.interm[i], before.interm[i], "merged interm", 1e-5);
+  expect_close(merged.matting_logits, before.matting_logits, "merged matting logits", 1e-4);
+  expect_close(merged.alpha, before.alpha, "merged alpha", 1e-4);
+  matting_model::unmerge_lora(*model);
+  const auto unmerged = model->forward(images, fixture_box());
+  expect_close(unmerged.image_embeddings, before.image_embeddings, "unmerged embeddings", 1e-5);
+}
+
+TEST(SematLora, ZeroBGivesExactlyTheBaseEncoder) {
+  torch::NoGradGuard no_grad;
+  // Training start from the plain SAM weights: LoRA B = 0 at init.
+  auto model = matting_model::build_semat_from_sam(sam_base());
+  auto sam = sam::infer_sam_config(sam_base(), 2);
+  sam::Sam plain(sam);
+  sam::load_weights(*plain, sam_base());
+  plain->eval();
+  model->eval();
+  torch::manual_seed(3);
+  const auto x = torch::randn({1, 3, 256, 256});
+  const auto ours = model->sam_model->vit->forward_features(x);
+  const auto base = plain->image_encoder->forward_features(x);
+  EXPECT_TRUE(torch::equal(ours.embedding, base.embedding));
+  for (size_t i = 0; i < base.global_blocks.size(); ++i)
+    EXPECT_TRUE(torch::equal(ours.global_blocks[i], base.global_blocks[i])) << "global block " << i;
+  // And with the merged (zero) delta.
+  matting_model::merge_lora(*model);
+  EXPECT_TRUE(torch::equal(model->sam_model->vit->forward_features(x).embedding, base.embedding));
+}
+
+TEST(SematBuild, TrainingStartFreezesSamAndCopiesTheFrozenDecoder) {
+  auto model = matting_model::build_semat_from_sam(sam_base());
+  const SematParameterCounts c = model->parameter_counts();
+  // fixture.json param_counts.tiny
+  EXPECT_EQ(c.prompt_enhancement, 65600);
+  EXPECT_EQ(c.lora, 37888);
+  EXPECT_EQ(c.matting_tokens_adapter, 12928);
+  EXPECT_EQ(c.matting_decoder, 393761);
+  EXPECT_EQ(c.total, 510177);
+  EXPECT_EQ(c.frozen_sam, 282048 + 1068 + 40608);
+  int64_t trainable = 0;
+  for (const auto& p : model->parameters())
+    if (p.requires_grad()) trainable += p.numel();
+  EXPECT_EQ(trainable, c.total);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(model->sam_model->frozen_mask_decoder->iou_token->weight,
+                           model->sam_model->mask_decoder->iou_token->weight));
+  // Training outputs: everything the losses need, with gradients reaching LoRA.
+  torch::manual_seed(0);
+  model->train();
+  const auto images = torch::randn({2, 3, 256, 256});
+  const auto boxes = torch::tensor({{10.f, 20.f, 200.f, 180.f}, {0.f, 0.f, 255.f, 255.f}});
+  {
+    torch::AutoGradMode grad(true);
+    const auto out = model->forward(images, boxes);
+    EXPECT_EQ(out.alpha.sizes(), (std::vector<int64_t>{2, 1, 256, 256}));
+    EXPECT_EQ(out.matting_logits.sizes(), (std::vector<int64_t>{2, 3, 256, 256}));
+    EXPECT_EQ(out.sam_logits.sizes(), (std::vector<int64_t>{2, 1, 256, 256}));
+    const auto target = model->frozen_sam_logits(images, boxes).detach();
+    EXPECT_EQ(target.sizes(), out.sam_logits.sizes());
+    const auto loss =
+        out.alpha.mean() + out.matting_logits.mean() + (out.sam_logits - target).abs().mean();
+    loss.backward();
+    const auto& a = model->sam_model->vit->blocks[0]->as<sam::Block>()->attn;
+    const auto* lora = a->named_modules()["qkv"]->as<matting_model::LoraLinearImpl>();
+    ASSERT_NE(lora, nullptr);
+    // B starts at 0, so A's gradient is 0 but B's is not.
+    EXPECT_TRUE(lora->B->weight.grad().defined());
+    EXPECT_GT(lora->B->weight.grad().abs().sum().item<double>(), 0.0);
+    EXPECT_FALSE(a->qkv->weight.grad().defined());
+  }
+}
+
+TEST(SematBuild, ParameterCountsOfTheOfficialVitL) {
+  const SematParameterCounts c = semat_parameter_counts(semat_preset("semat-vit-l"));
+  EXPECT_EQ(c.prompt_enhancement, 1049600);
+  EXPECT_EQ(c.lora, 2387968);
+  EXPECT_EQ(c.matting_tokens_adapter, 1333760);
+  EXPECT_EQ(c.matting_decoder, 13536785);
+  EXPECT_EQ(c.total, 18308113);
+  EXPECT_EQ(c.frozen_sam, 312342832);
+}
+
+TEST(SematBuild, KeyNamesFollowTheOfficialStateDict) {
+  const auto model = matting_model::build_semat(semat_ckpt());
+  std::set<std::string> ours;
+  for (const auto& e : sam::expected_tensors(*model)) ours.insert(e.name);
+  size_t official = 0;
+  for (const auto& t : semat_ckpt().tensors) {
+    if (t.name.rfind(matting_model::kFrozenDecoderPrefix, 0) == 0) continue;
+    ++official;
+    EXPECT_TRUE(ours.count(t.name)) << t.name;
+  }
+  EXPECT_EQ(ours.size(), official);
+  EXPECT_EQ(matting_model::semat_key_for_sam_key("image_encoder.blocks.3.attn.qkv.weight"),
+            "sam_model.image_encoder.base_model.model.blocks.3.attn.qkv.base_layer.weight");
+  EXPECT_EQ(matting_model::semat_key_for_sam_key("image_encoder.blocks.3.mlp.lin1.bias"),
+            "sam_model.image_encoder.base_model.model.blocks.3.mlp.lin1.bias");
+  EXPECT_EQ(matting_model::semat_key_for_sam_key("mask_decoder.iou_token.weight"),
+            "sam_model.mask_decoder.iou_token.weight");
+}
+
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const CheckpointError& e) {
+    return e.what();
+  }
+  return "(no CheckpointError)";
+}
+
+io::Checkpoint with_extra(const io::Checkpoint& ck, const std::string& name) {
+  io::Checkpoint c = ck;
+  io::TensorData t;
+  t.name = name;
+  t.shape = {1};
+  t.bytes.assign(4, 0);
+  c.tensors.push_back(t);
+  return c;
+}
+
+}  // namespace
+
+TEST(SematBuild, RefusesOtherCheckpointsClearly) {
+  const std::string sam_as_semat = error_of([] { matting_model::build_semat(sam_base()); });
+  EXPECT_NE(sam_as_semat.find("plain SAM checkpoint"), std::string::npos) << sam_as_semat;
+  EXPECT_NE(sam_as_semat.find("--semat"), std::string::npos) << sam_as_semat;
+
+  const std::string hq = error_of(
+      [] { matting_model::build_semat(with_extra(sam_base(), "mask_decoder.hf_token.weight")); });
+  EXPECT_NE(hq.find("HQ-SAM"), std::string::npos) << hq;
+  EXPECT_NE(hq.find("supported: "), std::string::npos) << hq;
+  const std::string semat_hq = error_of([] {
+    matting_model::build_semat(with_extra(semat_ckpt(), "sam_model.mask_decoder.hf_token.weight"));
+  });
+  EXPECT_NE(semat_hq.find("HQ-SAM"), std::string::npos) << semat_hq;
+  const std::string sam2 = error_of([] {
+    matting_model::build_semat(
+        with_extra(sam_base(), "image_encoder.trunk.patch_embed.proj.weight"));
+  });
+  EXPECT_NE(sam2.find("SAM 2"), std::string::npos) << sam2;
+
+  const std::string extra = error_of(
+      [] { matting_model::build_semat(with_extra(semat_ckpt(), "matting_decoder.bogus.weight")); });
+  EXPECT_NE(extra.find("matting_decoder.bogus.weight"), std::string::npos) << extra;
+
+  io::Checkpoint missing = semat_ckpt();
+  const std::string gone = "matting_decoder.up_blks.1.res_layer.bias";
+  missing.tensors.erase(std::remove_if(missing.tensors.begin(), missing.tensors.end(),
+                                       [&](const io::TensorData& t) { return t.name == gone; }),
+                        missing.tensors.end());
+  const std::string miss = error_of([&] { matting_model::build_semat(missing); });
+  EXPECT_NE(miss.find(gone), std::string::npos) << miss;
+
+  // A SEMat checkpoint where SAM is expected.
+  const std::string semat_as_sam = error_of([] { sam::build_sam(semat_ckpt()); });
+  EXPECT_NE(semat_as_sam.find("SEMat"), std::string::npos) << semat_as_sam;
+}
+
+TEST(SematBuild, SlimCheckpointTakesSamWeightsFromTheBase) {
+  // Only SEMat's own parts (LoRA, prompt enhancement, matting parts): the SAM part comes from
+  // the base checkpoint, and the result equals the full checkpoint's.
+  io::Checkpoint slim;
+  slim.source = "slim";
+  for (const auto& t : semat_ckpt().tensors) {
+    const bool own = t.name.find(".lora_") != std::string::npos ||
+                     t.name.rfind("condition_layer.", 0) == 0 ||
+                     t.name.rfind("matting_decoder.", 0) == 0 ||
+                     t.name.rfind("sam_model.mask_decoder.matting_", 0) == 0;
+    if (own) slim.tensors.push_back(t);
+  }
+  const std::string no_base = error_of([&] { matting_model::build_semat(slim); });
+  EXPECT_NE(no_base.find("--sam"), std::string::npos) << no_base;
+  torch::NoGradGuard no_grad;
+  auto model = matting_model::build_semat(slim, &sam_base());
+  const auto images = fixture_images(model);
+  // sam_base_tiny holds the same SAM weights as the SEMat fixture (fixture.json sam_key).
+  expect_close(model->forward(images, fixture_box()).alpha, want("alpha"),
+               "alpha from slim + base");
+}
+
+}  // namespace semat::models
