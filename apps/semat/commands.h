@@ -11,6 +11,11 @@ namespace semat::cli {
 void register_matte(CLI::App& app);
 /// Only in builds with LibTorch (SEMAT_WITH_MODELS).
 void register_segment(CLI::App& app);
+/// `semat info`: model architectures and parameter counts (SEMAT_WITH_MODELS only).
+void register_info(CLI::App& app);
 void register_eval(CLI::App& app);
+void register_serve(CLI::App& app);
+/// build-dataset and merge-index (COCO-Matting builder).
+void register_build_dataset(CLI::App& app);
 
 }  // namespace semat::cli

@@ -19,8 +19,11 @@ int main(int argc, char** argv) {
   semat::cli::register_matte(app);
 #ifdef SEMAT_WITH_MODELS
   semat::cli::register_segment(app);
+  semat::cli::register_info(app);
 #endif
   semat::cli::register_eval(app);
+  semat::cli::register_serve(app);
+  semat::cli::register_build_dataset(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
