@@ -15,6 +15,11 @@
 #include "semat/core/error.h"
 #include "semat/core/log.h"
 #include "semat/data/builder.h"
+#ifdef SEMAT_WITH_MODELS
+#include <mutex>
+
+#include "semat/models/semat_predictor.h"
+#endif
 
 namespace semat::cli {
 namespace {
@@ -41,20 +46,47 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
+#ifdef SEMAT_WITH_MODELS
+// SEMat as the mask-to-matte backend, prompted with the person's box as in the paper; the
+// trimap made by the mask-to-matte rule is not an input of the network.
+class SematSource : public data::AlphaSource {
+ public:
+  SematSource(std::shared_ptr<models::SematPredictor> model, std::shared_ptr<std::mutex> lock)
+      : model_(std::move(model)), lock_(std::move(lock)) {}
+  std::string name() const override { return "semat"; }
+  cv::Mat alpha(const data::AlphaRequest& r) override {
+    std::lock_guard<std::mutex> guard(*lock_);
+    return model_->predict(r.image, {r.box}).at(0).alpha;
+  }
+
+ private:
+  std::shared_ptr<models::SematPredictor> model_;
+  std::shared_ptr<std::mutex> lock_;
+};
+#endif
+
 data::AlphaSourceFactory make_backend(const BuildArgs& a) {
   if (a.backend == "closed-form") {
     SEMAT_CHECK(a.semat_ckpt.empty() && a.sam_ckpt.empty(), ConfigError,
                 "--semat/--sam are only used with --backend semat");
     return [] { return data::make_closed_form_source(); };
   }
-  // The SEMat facade (include/semat/models/semat_predictor.h, LibTorch) plugs in here as a
-  // data::AlphaSource that prompts the model with AlphaRequest::box and the trimap.
   SEMAT_CHECK(!a.semat_ckpt.empty(), ConfigError,
-              "--backend semat needs --semat CKPT (a SEMat checkpoint) and --sam CKPT");
+              "--backend semat needs --semat CKPT (a SEMat checkpoint; add --sam CKPT when it "
+              "lacks the SAM weights)");
+#ifdef SEMAT_WITH_MODELS
+  // One model shared by the workers: a second copy would double the memory (1.3 GB for ViT-L)
+  // while LibTorch already uses every core inside one forward pass.
+  auto model = std::make_shared<models::SematPredictor>(a.semat_ckpt, a.sam_ckpt);
+  auto lock = std::make_shared<std::mutex>();
+  return [model, lock]() -> std::unique_ptr<data::AlphaSource> {
+    return std::make_unique<SematSource>(model, lock);
+  };
+#else
   throw ConfigError(
-      "--backend semat needs a build with the SEMat model (LibTorch and "
-      "semat/models/semat_predictor.h), which this semat lacks; use --backend "
-      "closed-form");
+      "--backend semat needs a build with the SEMat model (LibTorch), which this semat lacks; "
+      "install libtorch-dev and rebuild, or use --backend closed-form");
+#endif
 }
 
 data::ProgressMode parse_progress(const std::string& s) {
