@@ -169,9 +169,19 @@ TEST_F(CliBuildDataset, MalformedJsonIsFatalWithTheByteOffset) {
 
 TEST_F(CliBuildDataset, FlagErrors) {
   write(1);
+  // A missing checkpoint is named (exit 3); a build without LibTorch says it lacks the model (2).
   CliRun r = run(base() + " --out " + out_ + " --backend semat --semat x.pth --sam y.pth");
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  if (r.err.find("needs a build with the SEMat model") != std::string::npos) {
+    EXPECT_EQ(r.code, 2);
+  } else {
+    EXPECT_EQ(r.code, 3);
+    EXPECT_NE(r.err.find("'x.pth'"), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(out_ + "/index.jsonl"));
+  r = run(base() + " --out " + out_ + " --backend semat");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("needs a build with the SEMat model"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--backend semat needs --semat"), std::string::npos) << r.err;
   r = run(base() + " --out " + out_ + " --shard 2/2");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--shard"), std::string::npos) << r.err;
