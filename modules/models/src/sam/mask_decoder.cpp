@@ -44,7 +44,7 @@ DecoderTokens MaskDecoderImpl::predict_tokens(const torch::Tensor& image_embeddi
   auto [hs, keys] = transformer->forward(src, pos_src, tokens);
   DecoderTokens out;
   out.hs = hs;
-  out.upscaled = output_upscaling->forward(keys.transpose(1, 2).reshape({B, c, h, w}));
+  out.upscaled = upscale(keys.transpose(1, 2).reshape({B, c, h, w}));
   return out;
 }
 
@@ -57,6 +57,33 @@ torch::Tensor MaskDecoderImpl::sam_masks(const DecoderTokens& t) {
   const auto& up = t.upscaled;
   const int64_t B = up.size(0), uc = up.size(1), uh = up.size(2), uw = up.size(3);
   return torch::matmul(hyper_in, up.view({B, uc, uh * uw})).view({B, -1, uh, uw});
+}
+
+namespace {
+
+// A 2x2, stride-2 transposed convolution never overlaps its outputs, so it is one GEMM
+// [B h w, C] x [C, O 4] and a pixel shuffle. LibTorch 1.13 runs ConvTranspose2d on CPU through
+// slow_conv_transpose2d (im2col + col2im over zero-filled buffers); this is the same arithmetic
+// without those passes.
+torch::Tensor conv_transpose_2x2(const torch::Tensor& x, const torch::nn::ConvTranspose2dImpl& conv) {
+  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t O = conv.weight.size(1);
+  const auto x2 = x.permute({0, 2, 3, 1}).reshape({B * H * W, C});
+  const auto w2 = conv.weight.reshape({C, O * 4});
+  // The bias joins the GEMM (one value per output channel, repeated over the 2x2 taps) rather
+  // than a broadcast add over the shuffled output.
+  auto y = conv.bias.defined() ? torch::addmm(conv.bias.repeat_interleave(4), x2, w2) : torch::mm(x2, w2);
+  return y.view({B, H, W, O, 2, 2}).permute({0, 3, 1, 4, 2, 5}).reshape({B, O, 2 * H, 2 * W});
+}
+
+}  // namespace
+
+torch::Tensor MaskDecoderImpl::upscale(const torch::Tensor& x) {
+  // output_upscaling = ConvT(k2 s2), LayerNorm2d, GELU, ConvT(k2 s2), GELU (keys .0 .1 .3).
+  const auto& seq = *output_upscaling;
+  auto y = conv_transpose_2x2(x, *seq.ptr<torch::nn::ConvTranspose2dImpl>(0));
+  y = torch::gelu(seq.ptr<LayerNorm2dImpl>(1)->forward(y));
+  return torch::gelu(conv_transpose_2x2(y, *seq.ptr<torch::nn::ConvTranspose2dImpl>(3)));
 }
 
 // ref: mask_decoder.py MaskDecoder.forward + predict_masks

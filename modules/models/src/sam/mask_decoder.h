@@ -39,6 +39,9 @@ class MaskDecoderImpl : public torch::nn::Module {
                                const torch::Tensor& extra_tokens = {});
   /// [B, num_mask_tokens, 4g, 4g] logits of the SAM mask tokens (hs[:, 1 : 1 + num_mask_tokens]).
   torch::Tensor sam_masks(const DecoderTokens& t);
+  /// output_upscaling applied to image tokens [B, E, g, g] -> [B, E / 8, 4g, 4g], with the
+  /// transposed convolutions computed as GEMMs.
+  torch::Tensor upscale(const torch::Tensor& x);
 
   TwoWayTransformer transformer{nullptr};
   torch::nn::Embedding iou_token{nullptr}, mask_tokens{nullptr};

@@ -18,6 +18,7 @@ struct SamPredictor::Impl {
   torch::Device device{torch::kCPU};
   cv::Mat resized_rgb;
   torch::Tensor input_tensor, features;
+  torch::Tensor dense_pe;  ///< get_dense_pe() depends only on the weights: computed once
   cv::Size original{0, 0}, input{0, 0};
 
   void init(const io::Checkpoint& ck, const Options& o) {
@@ -32,6 +33,8 @@ struct SamPredictor::Impl {
     sam::use_all_cores();
     model = sam::build_sam(ck, o.model_type);
     model->to(device);
+    torch::InferenceMode guard;
+    dense_pe = model->prompt_encoder->get_dense_pe();
   }
 
   torch::Tensor coords_to_input(const std::vector<float>& xy) const {
@@ -148,7 +151,7 @@ SamMasks SamPredictor::predict(const SamPrompt& p, bool multimask) const {
   SEMAT_CHECK(points.defined() || boxes.defined() || masks.defined(), InvalidArgument,
               "give SAM a box, at least one point, or a mask");
   auto emb = s.model->prompt_encoder->forward(points, labels, boxes, masks);
-  auto dec = s.model->mask_decoder->forward(s.features, s.model->prompt_encoder->get_dense_pe(),
+  auto dec = s.model->mask_decoder->forward(s.features, s.dense_pe,
                                             emb.sparse, emb.dense, multimask);
   return s.to_masks(dec.masks, dec.iou_pred, 0);
 }
@@ -165,7 +168,7 @@ std::vector<SamMasks> SamPredictor::predict_boxes(const std::vector<Box>& boxes,
   }
   const auto bt = s.coords_to_input(xy).view({-1, 4});
   auto emb = s.model->prompt_encoder->forward({}, {}, bt, {});
-  auto dec = s.model->mask_decoder->forward(s.features, s.model->prompt_encoder->get_dense_pe(),
+  auto dec = s.model->mask_decoder->forward(s.features, s.dense_pe,
                                             emb.sparse, emb.dense, multimask);
   std::vector<SamMasks> out;
   for (int64_t b = 0; b < static_cast<int64_t>(boxes.size()); ++b)
