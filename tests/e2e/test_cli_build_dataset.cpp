@@ -13,16 +13,14 @@
 
 #include "coco_fixture.h"
 #include "semat/data/index.h"
+#include "support/cli.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string err, out;
-};
+using semat::test::CliRun;
 
 class CliBuildDataset : public ::testing::Test {
  protected:
@@ -46,20 +44,7 @@ class CliBuildDataset : public ::testing::Test {
     return "build-dataset --annotations " + ann_ + " --images " + images_;
   }
 
-  CliRun run(const std::string& args) {
-    const std::string err = (dir_ / "stderr.txt").string(), out = (dir_ / "stdout.txt").string();
-    const std::string cmd = std::string(SEMAT_BINARY) + " " + args + " >" + out + " 2>" + err;
-    const int status = std::system(cmd.c_str());
-    CliRun r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::ifstream e(err), o(out);
-    std::stringstream es, os;
-    es << e.rdbuf();
-    os << o.rdbuf();
-    r.err = es.str();
-    r.out = os.str();
-    return r;
-  }
+  CliRun run(const std::string& args) { return semat::test::run_cli(SEMAT_BINARY, args, dir_); }
 
   static int lines(const std::string& s) {
     return static_cast<int>(std::count(s.begin(), s.end(), '\n'));

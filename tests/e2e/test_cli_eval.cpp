@@ -10,15 +10,13 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include "support/cli.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string err, out;
-};
+using semat::test::CliRun;
 
 class CliEval : public ::testing::Test {
  protected:
@@ -48,20 +46,7 @@ class CliEval : public ::testing::Test {
     ASSERT_TRUE(cv::imwrite(p(rel), m));
   }
 
-  CliRun run(const std::string& args) {
-    const std::string err = p("stderr.txt"), out = p("stdout.txt");
-    const std::string cmd = std::string(SEMAT_BINARY) + " " + args + " >" + out + " 2>" + err;
-    const int status = std::system(cmd.c_str());
-    CliRun r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::ifstream e(err), o(out);
-    std::stringstream es, os;
-    es << e.rdbuf();
-    os << o.rdbuf();
-    r.err = es.str();
-    r.out = os.str();
-    return r;
-  }
+  CliRun run(const std::string& args) { return semat::test::run_cli(SEMAT_BINARY, args, dir_); }
 
   void expect_failure(const std::string& args, int code, const std::string& needle) {
     const CliRun r = run(args);

@@ -11,15 +11,13 @@
 
 #include "semat/io/image_io.h"
 #include "support/synthetic.h"
+#include "support/cli.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string err, out;
-};
+using semat::test::CliRun;
 
 class CliMatte : public ::testing::Test {
  protected:
@@ -35,20 +33,7 @@ class CliMatte : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  CliRun run(const std::string& args) {
-    const std::string err = (dir_ / "stderr.txt").string(), out = (dir_ / "stdout.txt").string();
-    const std::string cmd = std::string(SEMAT_BINARY) + " " + args + " >" + out + " 2>" + err;
-    const int status = std::system(cmd.c_str());
-    CliRun r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::ifstream e(err), o(out);
-    std::stringstream es, os;
-    es << e.rdbuf();
-    os << o.rdbuf();
-    r.err = es.str();
-    r.out = os.str();
-    return r;
-  }
+  CliRun run(const std::string& args) { return semat::test::run_cli(SEMAT_BINARY, args, dir_); }
 
   // The run failed with one line on stderr mentioning `needle`, and `out_` holds no file.
   void expect_clean_failure(const std::string& args, const std::string& needle) {

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "semat/io/checkpoint.h"
+#include "support/cli.h"
 
 namespace fs = std::filesystem;
 
@@ -16,18 +17,8 @@ namespace {
 
 const std::string kDir = std::string(SEMAT_TEST_DATA) + "/sam_tiny/";
 
-struct Result {
-  int code;
-  std::string err;
-};
-
-Result run(const std::string& args, const fs::path& dir) {
-  const std::string err = (dir / "err.txt").string();
-  const int st = std::system((std::string(SEMAT_BINARY) + " " + args + " >/dev/null 2>" + err).c_str());
-  std::ifstream f(err);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, ss.str()};
+semat::test::CliRun run(const std::string& args, const fs::path& dir) {
+  return semat::test::run_cli(SEMAT_BINARY, args, dir);
 }
 
 double max_abs_diff(const semat::io::TensorData& a, const semat::io::TensorData& b) {
