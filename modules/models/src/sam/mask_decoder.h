@@ -15,7 +15,9 @@ namespace semat::sam {
 /// The two-way transformer's outputs before the mask heads.
 struct DecoderTokens {
   torch::Tensor hs;        ///< [B, 1 + num_mask_tokens + extra + N, E] output tokens
-  torch::Tensor upscaled;  ///< [B, E / 8, 4 grid, 4 grid] output_upscaling(image tokens)
+  torch::Tensor image_tokens;  ///< [B, E, grid, grid] image tokens after the transformer
+  torch::Tensor upscaled;  ///< [B, E / 8, 4 grid, 4 grid] output_upscaling(image tokens), unless
+                           ///< predict_tokens was asked not to compute it
 };
 
 struct DecoderOutput {
@@ -36,12 +38,15 @@ class MaskDecoderImpl : public torch::nn::Module {
   /// undefined; SEMat's matting tokens) and the upscaled image tokens.
   DecoderTokens predict_tokens(const torch::Tensor& image_embeddings, const torch::Tensor& image_pe,
                                const torch::Tensor& sparse, const torch::Tensor& dense,
-                               const torch::Tensor& extra_tokens = {});
+                               const torch::Tensor& extra_tokens = {},
+                               bool upscale_tokens = true);
   /// [B, num_mask_tokens, 4g, 4g] logits of the SAM mask tokens (hs[:, 1 : 1 + num_mask_tokens]).
   torch::Tensor sam_masks(const DecoderTokens& t);
   /// output_upscaling applied to image tokens [B, E, g, g] -> [B, E / 8, 4g, 4g], with the
   /// transposed convolutions computed as GEMMs.
   torch::Tensor upscale(const torch::Tensor& x);
+  /// hyper_in [B, M, E/8] @ upscale(x [B, E, g, g]) -> [B, M, 4g, 4g], computed per 2x2 tap.
+  torch::Tensor masks_from_image_tokens(const torch::Tensor& hyper_in, const torch::Tensor& x);
 
   TwoWayTransformer transformer{nullptr};
   torch::nn::Embedding iou_token{nullptr}, mask_tokens{nullptr};
