@@ -87,6 +87,24 @@ void build_windows(Level& L, double epsilon) {
   });
 }
 
+// Calls fn(k, e) for each window k holding pixel p, with e = I_p - mu_k (3 doubles): the two
+// per-pixel sums below (operator rows and the Jacobi diagonal) visit windows the same way.
+template <typename Fn>
+inline void for_each_window_of(const Level& L, int p, Fn&& fn) {
+  const int py = p / L.w, px = p % L.w;
+  const double* I = &L.color[3 * static_cast<size_t>(p)];
+  for (int dy = -1; dy <= 1; ++dy)
+    for (int dx = -1; dx <= 1; ++dx) {
+      const int cy = py + dy, cx = px + dx;
+      if (cy < 0 || cy >= L.h || cx < 0 || cx >= L.w) continue;
+      const int k = L.window_at[cy * L.w + cx];
+      if (k < 0) continue;
+      const double* mu = &L.mu[3 * static_cast<size_t>(k)];
+      const double e[3] = {I[0] - mu[0], I[1] - mu[1], I[2] - mu[2]};
+      fn(k, e);
+    }
+}
+
 // y[j] = (L X)[unknown[j]] for a full-size vector X. Two passes so that both parallelise without
 // write conflicts: per window the mean of X and A * (1/9) sum (I - mu) X; then per unknown pixel
 // the sum over its windows of X_i - mean - (I_i - mu) . v.
@@ -126,20 +144,11 @@ class Operator {
     cv::parallel_for_(cv::Range(0, n), [&](const cv::Range& range) {
       for (int j = range.start; j < range.end; ++j) {
         const int p = L.unknown[j];
-        const int py = p / L.w, px = p % L.w;
-        const double* I = &L.color[3 * static_cast<size_t>(p)];
         double acc = 0;
-        for (int dy = -1; dy <= 1; ++dy)
-          for (int dx = -1; dx <= 1; ++dx) {
-            const int cy = py + dy, cx = px + dx;
-            if (cy < 0 || cy >= L.h || cx < 0 || cx >= L.w) continue;
-            const int k = L.window_at[cy * L.w + cx];
-            if (k < 0) continue;
-            const double* mu = &L.mu[3 * static_cast<size_t>(k)];
-            const double* o = &sv_[4 * static_cast<size_t>(k)];
-            acc += X[p] - o[0] - ((I[0] - mu[0]) * o[1] + (I[1] - mu[1]) * o[2] +
-                                  (I[2] - mu[2]) * o[3]);
-          }
+        for_each_window_of(L, p, [&](int k, const double* e) {
+          const double* o = &sv_[4 * static_cast<size_t>(k)];
+          acc += X[p] - o[0] - (e[0] * o[1] + e[1] * o[2] + e[2] * o[3]);
+        });
         y[j] = acc + lambda * X[p];
       }
     });
@@ -149,23 +158,13 @@ class Operator {
     const Level& L = L_;
     std::vector<double> d(L.unknown.size());
     for (size_t j = 0; j < L.unknown.size(); ++j) {
-      const int p = L.unknown[j];
-      const int py = p / L.w, px = p % L.w;
-      const double* I = &L.color[3 * static_cast<size_t>(p)];
       double acc = 0;
-      for (int dy = -1; dy <= 1; ++dy)
-        for (int dx = -1; dx <= 1; ++dx) {
-          const int cy = py + dy, cx = px + dx;
-          if (cy < 0 || cy >= L.h || cx < 0 || cx >= L.w) continue;
-          const int k = L.window_at[cy * L.w + cx];
-          if (k < 0) continue;
-          const double* mu = &L.mu[3 * static_cast<size_t>(k)];
-          const double* a = &L.inv_cov[6 * static_cast<size_t>(k)];
-          const double e0 = I[0] - mu[0], e1 = I[1] - mu[1], e2 = I[2] - mu[2];
-          const double q = a[0] * e0 * e0 + a[3] * e1 * e1 + a[5] * e2 * e2 +
-                           2 * (a[1] * e0 * e1 + a[2] * e0 * e2 + a[4] * e1 * e2);
-          acc += 1.0 - (1.0 + q) / kWindowArea;
-        }
+      for_each_window_of(L, L.unknown[j], [&](int k, const double* e) {
+        const double* a = &L.inv_cov[6 * static_cast<size_t>(k)];
+        const double q = a[0] * e[0] * e[0] + a[3] * e[1] * e[1] + a[5] * e[2] * e[2] +
+                         2 * (a[1] * e[0] * e[1] + a[2] * e[0] * e[2] + a[4] * e[1] * e[2]);
+        acc += 1.0 - (1.0 + q) / kWindowArea;
+      });
       d[j] = acc + L.prior_weight;
     }
     return d;
