@@ -46,7 +46,7 @@ struct MatteArgs {
   std::string semat;  ///< SEMat checkpoint: the network's alpha replaces the classical pipeline
   bool refine = false;
   std::string resize = "cv2";
-  int batch = 4;
+  int batch = 0;
 };
 
 matting::Background resolve_background(const std::string& spec) {
@@ -150,7 +150,7 @@ void run_matte(const MatteArgs& a) {
               "--semat needs at least one --box (SEMat is prompted by boxes, not trimaps)");
   SEMAT_CHECK(!a.refine || !a.semat.empty(), ConfigError,
               "--refine sharpens SEMat's alpha: give a SEMat checkpoint with --semat");
-  SEMAT_CHECK(a.batch >= 1, ConfigError, "--batch must be at least 1, got " << a.batch);
+  SEMAT_CHECK(a.batch >= 0, ConfigError, "--batch must be 0 (auto) or positive, got " << a.batch);
   SEMAT_CHECK(a.sam.empty() || !a.boxes.empty(), ConfigError,
               "--sam needs at least one --box (with --trimap no mask is computed)");
   // Cheap checks first, so a typo never costs a solve.
@@ -277,7 +277,8 @@ void register_matte(CLI::App& app) {
                   "with --semat: cv2 (official demo: reproduces the official numbers), pil, torch")
       ->check(CLI::IsMember({"cv2", "opencv", "pil", "torch"}))
       ->capture_default_str();
-  cmd->add_option("--batch", args->batch, "with --semat: boxes per encoder pass")
+  cmd->add_option("--batch", args->batch,
+                  "with --semat: boxes per encoder pass (0 = auto: 4 on CUDA, 1 on CPU)")
       ->capture_default_str();
   cmd->callback([args] { run_matte(*args); });
 }

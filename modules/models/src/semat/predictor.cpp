@@ -29,8 +29,8 @@ struct SematPredictor::Impl {
 
   void init(const io::Checkpoint& ck, const io::Checkpoint* sam, const Options& o) {
     options = o;
-    SEMAT_CHECK(o.batch_size >= 1, ConfigError,
-                "batch size must be at least 1, got " << o.batch_size);
+    SEMAT_CHECK(o.batch_size >= 0, ConfigError,
+                "batch size must be 0 (auto) or positive, got " << o.batch_size);
     if (o.device == "cuda" || (o.device == "auto" && torch::cuda::is_available())) {
       SEMAT_CHECK(torch::cuda::is_available(), ConfigError,
                   "--device cuda: this LibTorch build has no usable CUDA device; use --device cpu");
@@ -137,8 +137,9 @@ std::vector<SematMatte> SematPredictor::predict(const cv::Mat& image,
                           .mode(torch::kBilinear)
                           .align_corners(false);
   const int64_t n = static_cast<int64_t>(boxes.size());
-  for (int64_t start = 0; start < n; start += s.options.batch_size) {
-    const int64_t count = std::min<int64_t>(s.options.batch_size, n - start);
+  const int64_t batch = s.options.batch_size > 0 ? s.options.batch_size : s.device.is_cuda() ? 4 : 1;
+  for (int64_t start = 0; start < n; start += batch) {
+    const int64_t count = std::min<int64_t>(batch, n - start);
     const auto bx = all_boxes.narrow(0, start, count);
     const auto imgs = images.expand({count, -1, -1, -1});
     const auto enc = m.encode(imgs, bx, patch);
