@@ -13,6 +13,8 @@ void register_matte(CLI::App& app);
 void register_segment(CLI::App& app);
 /// `semat info`: model architectures and parameter counts (SEMAT_WITH_MODELS only).
 void register_info(CLI::App& app);
+/// `semat train`: SEMat training (SEMAT_WITH_TRAIN builds, i.e. with modules/train).
+void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_serve(CLI::App& app);
 /// build-dataset and merge-index (COCO-Matting builder).

@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
 #ifdef SEMAT_WITH_MODELS
   semat::cli::register_segment(app);
   semat::cli::register_info(app);
+#ifdef SEMAT_WITH_TRAIN
+  semat::cli::register_train(app);
+#endif
 #endif
   semat::cli::register_eval(app);
   semat::cli::register_serve(app);

@@ -1,0 +1,76 @@
+// Everything `semat train` reads from its JSON config. Defaults are the paper's recipe (AdamW
+// 5e-5, 250 warm-up iterations, x0.5 at 50% and x0.2 at 75% of 60k iterations, batch 2); the
+// shipped configs/tiny-synthetic.json overrides them for a CPU run of a few minutes.
+// Torch-free, so the CLI and tests can parse and validate configs without building a model.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace semat::train {
+
+struct LossWeights {
+  double unknown_l1 = 1.0, known_l1 = 1.0, gradient = 1.0, laplacian = 1.0;
+  double gradient_lambda = 0.01;
+  int64_t laplacian_levels = 5;
+  double reg = 0.2, trimap = 0.05;
+  int64_t ghm_bins = 10;
+  double ghm_momentum = 0.75;
+};
+
+/// Scenes generated on the fly with known alpha (the only data source so far).
+struct SyntheticDataConfig {
+  /// Distinct scenes cycled through (e.g. 4 to overfit); 0 = a new scene for every sample.
+  int64_t samples = 0;
+  /// Scene side in pixels; at most the model's input size (the rest is zero padding).
+  int64_t size = 256;
+  /// Trimap unknown band: erosion / dilation radius drawn uniformly in [min, max] pixels.
+  int64_t trimap_min_radius = 2, trimap_max_radius = 12;
+  /// Each box side moves by up to this fraction of the box size (prompt noise).
+  double box_jitter = 0.1;
+};
+
+struct TrainConfig {
+  /// Plain SAM checkpoint the run starts from (relative paths are resolved against the config
+  /// file's folder). Empty: random weights of `model`, for throughput measurements.
+  std::string sam_checkpoint;
+  /// SEMat preset used when sam_checkpoint is empty (semat-tiny, semat-vit-b/l/h).
+  std::string model = "semat-tiny";
+  std::string device = "cpu";
+  uint64_t seed = 0;
+  int64_t iterations = 60000;
+  int64_t batch_size = 2;
+  int64_t accumulate = 1;  ///< batches whose gradients are summed per optimizer step
+  double lr = 5e-5;
+  double weight_decay = 0.01;
+  int64_t warmup_iterations = 250;
+  /// (fraction of the run, lr factor): from that iteration on, lr = base lr * factor (absolute,
+  /// as detectron2's multi-step scheduler, not cumulative).
+  std::vector<std::pair<double, double>> lr_steps = {{0.5, 0.5}, {0.75, 0.2}};
+  double grad_clip = 0.0;  ///< max global gradient L2 norm; 0 = no clipping
+  int64_t checkpoint_every = 1000;
+  int64_t keep_checkpoints = 3;  ///< older checkpoint folders are deleted; 0 keeps all
+  int64_t print_every = 10;      ///< console progress line period (log.jsonl gets every iteration)
+  int64_t threads = 0;           ///< torch intra-op threads; 0 = library default
+  LossWeights loss;
+  SyntheticDataConfig data;
+
+  /// Throws ConfigError naming the field and the accepted range.
+  void validate() const;
+  /// Learning rate at 0-based iteration `iter` (warm-up then steps).
+  double lr_at(int64_t iter) const;
+};
+
+/// Parses a config; unknown keys or wrong types raise ConfigError naming the key (with
+/// `source`, e.g. the file name, as prefix). Relative sam_checkpoint paths resolve against
+/// `base_dir` when it is non-empty. Validates the result.
+TrainConfig parse_train_config(const std::string& json_text, const std::string& source,
+                               const std::string& base_dir = "");
+/// parse_train_config on a file (IoError when unreadable); base_dir = the file's folder.
+TrainConfig load_train_config(const std::string& path);
+/// The config as JSON text (what checkpoints store, so a resume can reuse it).
+std::string train_config_json(const TrainConfig& config);
+
+}  // namespace semat::train

@@ -1,0 +1,226 @@
+#include "semat/train/train_config.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "semat/core/error.h"
+
+namespace semat::train {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+// One setter per key, so unknown keys and wrong types are reported with the key's full path.
+using Setter = std::function<void(const json&, const std::string& key)>;
+
+class Fields {
+ public:
+  explicit Fields(std::string source) : source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+    throw ConfigError(source_ + ": '" + key + "' " + what);
+  }
+  Setter number(double* out) {
+    return [this, out](const json& v, const std::string& key) {
+      if (!v.is_number()) fail(key, "must be a number, got " + std::string(v.type_name()));
+      *out = v.get<double>();
+    };
+  }
+  Setter integer(int64_t* out) {
+    return [this, out](const json& v, const std::string& key) {
+      if (!v.is_number_integer())
+        fail(key, "must be an integer, got " + std::string(v.is_number() ? "a fraction" : v.type_name()));
+      *out = v.get<int64_t>();
+    };
+  }
+  Setter unsigned_integer(uint64_t* out) {
+    return [this, out](const json& v, const std::string& key) {
+      if (!v.is_number_unsigned())
+        fail(key, "must be a non-negative integer, got " + std::string(v.type_name()));
+      *out = v.get<uint64_t>();
+    };
+  }
+  Setter string(std::string* out) {
+    return [this, out](const json& v, const std::string& key) {
+      if (!v.is_string()) fail(key, "must be a string, got " + std::string(v.type_name()));
+      *out = v.get<std::string>();
+    };
+  }
+  void object(const json& obj, const std::string& prefix, const std::map<std::string, Setter>& keys) {
+    const std::string where = prefix.empty() ? "the config" : "'" + prefix + "'";
+    if (!obj.is_object())
+      throw ConfigError(source_ + ": " + where + " must be a JSON object, got " + obj.type_name());
+    for (const auto& [k, v] : obj.items()) {
+      const std::string key = prefix.empty() ? k : prefix + "." + k;
+      const auto it = keys.find(k);
+      if (it == keys.end()) {
+        std::string known;
+        for (const auto& kv : keys) known += (known.empty() ? "" : ", ") + kv.first;
+        fail(key, "is not a known key: remove it or use one of " + known);
+      }
+      it->second(v, key);
+    }
+  }
+
+ private:
+  std::string source_;
+};
+
+void check(bool ok, const std::string& field, const std::string& want) {
+  if (!ok) throw ConfigError("train config: '" + field + "' " + want);
+}
+
+}  // namespace
+
+void TrainConfig::validate() const {
+  check(!model.empty(), "model", "must name a SEMat preset (semat-tiny, semat-vit-b/l/h)");
+  check(device == "cpu" || device.rfind("cuda", 0) == 0, "device", "must be cpu or cuda[:N]");
+  check(iterations >= 1, "iterations", "must be at least 1");
+  check(batch_size >= 1, "batch_size", "must be at least 1");
+  check(accumulate >= 1, "accumulate", "must be at least 1");
+  check(std::isfinite(lr) && lr > 0, "lr", "must be a positive number");
+  check(std::isfinite(weight_decay) && weight_decay >= 0, "weight_decay", "must be >= 0");
+  check(warmup_iterations >= 0, "warmup_iterations", "must be >= 0");
+  double last = 0;
+  for (const auto& [at, factor] : lr_steps) {
+    check(at > last && at < 1, "lr_steps", "fractions must increase strictly within (0, 1)");
+    check(std::isfinite(factor) && factor > 0, "lr_steps", "factors must be positive");
+    last = at;
+  }
+  check(std::isfinite(grad_clip) && grad_clip >= 0, "grad_clip", "must be >= 0 (0 = off)");
+  check(checkpoint_every >= 1, "checkpoint_every", "must be at least 1");
+  check(keep_checkpoints >= 0, "keep_checkpoints", "must be >= 0 (0 keeps all)");
+  check(print_every >= 0, "print_every", "must be >= 0 (0 = quiet)");
+  check(threads >= 0, "threads", "must be >= 0 (0 = default)");
+  check(data.samples >= 0, "data.samples", "must be >= 0 (0 = a new scene every time)");
+  check(data.size >= 64, "data.size", "must be at least 64 (the Laplacian pyramid needs it)");
+  check(data.trimap_min_radius >= 1 && data.trimap_max_radius >= data.trimap_min_radius,
+        "data.trimap_min_radius", "must be >= 1 and <= data.trimap_max_radius");
+  check(data.box_jitter >= 0 && data.box_jitter < 1, "data.box_jitter", "must be in [0, 1)");
+  // The loss weights are validated by semat::losses::LossConfig where they are used.
+  check(loss.laplacian_levels >= 1 && data.size >= (int64_t{2} << loss.laplacian_levels),
+        "loss.laplacian_levels", "must be >= 1 with data.size >= 2^(levels + 1)");
+}
+
+double TrainConfig::lr_at(int64_t iter) const {
+  double factor = 1.0;
+  for (const auto& [at, f] : lr_steps)
+    if (static_cast<double>(iter) >= at * static_cast<double>(iterations)) factor = f;
+  // Linear warm-up from lr / warmup (never 0, so the first step already moves).
+  if (iter < warmup_iterations)
+    factor *= static_cast<double>(iter + 1) / static_cast<double>(warmup_iterations);
+  return lr * factor;
+}
+
+TrainConfig parse_train_config(const std::string& json_text, const std::string& source,
+                               const std::string& base_dir) {
+  json doc;
+  try {
+    doc = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    throw ConfigError(source + ": not valid JSON (" + std::string(e.what()) + ")");
+  }
+  TrainConfig c;
+  std::string comment;
+  Fields f(source);
+  auto& l = c.loss;
+  auto& d = c.data;
+  const std::map<std::string, Setter> loss_keys = {
+      {"unknown_l1_weight", f.number(&l.unknown_l1)}, {"known_l1_weight", f.number(&l.known_l1)},
+      {"gradient_weight", f.number(&l.gradient)},     {"laplacian_weight", f.number(&l.laplacian)},
+      {"gradient_lambda", f.number(&l.gradient_lambda)},
+      {"laplacian_levels", f.integer(&l.laplacian_levels)},
+      {"reg_weight", f.number(&l.reg)},               {"trimap_weight", f.number(&l.trimap)},
+      {"ghm_bins", f.integer(&l.ghm_bins)},           {"ghm_momentum", f.number(&l.ghm_momentum)}};
+  const std::map<std::string, Setter> data_keys = {
+      {"type",
+       [&f](const json& v, const std::string& key) {
+         if (!v.is_string() || v.get<std::string>() != "synthetic")
+           f.fail(key, "must be \"synthetic\" (the only data source so far)");
+       }},
+      {"samples", f.integer(&d.samples)},
+      {"size", f.integer(&d.size)},
+      {"trimap_min_radius", f.integer(&d.trimap_min_radius)},
+      {"trimap_max_radius", f.integer(&d.trimap_max_radius)},
+      {"box_jitter", f.number(&d.box_jitter)}};
+  const std::map<std::string, Setter> keys = {
+      {"sam_checkpoint", f.string(&c.sam_checkpoint)},
+      {"model", f.string(&c.model)},
+      {"device", f.string(&c.device)},
+      {"seed", f.unsigned_integer(&c.seed)},
+      {"iterations", f.integer(&c.iterations)},
+      {"batch_size", f.integer(&c.batch_size)},
+      {"accumulate", f.integer(&c.accumulate)},
+      {"lr", f.number(&c.lr)},
+      {"weight_decay", f.number(&c.weight_decay)},
+      {"warmup_iterations", f.integer(&c.warmup_iterations)},
+      {"lr_steps",
+       [&f, &c](const json& v, const std::string& key) {
+         const std::string want = "must be a list of [fraction, factor] pairs, e.g. [[0.5, 0.5], [0.75, 0.2]]";
+         if (!v.is_array()) f.fail(key, want);
+         c.lr_steps.clear();
+         for (const auto& p : v) {
+           if (!p.is_array() || p.size() != 2 || !p[0].is_number() || !p[1].is_number())
+             f.fail(key, want);
+           c.lr_steps.emplace_back(p[0].get<double>(), p[1].get<double>());
+         }
+       }},
+      {"grad_clip", f.number(&c.grad_clip)},
+      {"checkpoint_every", f.integer(&c.checkpoint_every)},
+      {"keep_checkpoints", f.integer(&c.keep_checkpoints)},
+      {"print_every", f.integer(&c.print_every)},
+      {"threads", f.integer(&c.threads)},
+      {"loss", [&](const json& v, const std::string& key) { f.object(v, key, loss_keys); }},
+      {"data", [&](const json& v, const std::string& key) { f.object(v, key, data_keys); }},
+      // Free text for the person who wrote the config.
+      {"comment", f.string(&comment)}};
+  f.object(doc, "", keys);
+  if (!c.sam_checkpoint.empty() && !base_dir.empty() && fs::path(c.sam_checkpoint).is_relative())
+    c.sam_checkpoint = (fs::path(base_dir) / c.sam_checkpoint).lexically_normal().string();
+  c.validate();
+  return c;
+}
+
+TrainConfig load_train_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("cannot read train config '" + path + "': check the path");
+  std::ostringstream os;
+  os << in.rdbuf();
+  // Absolute, so the copy stored in checkpoints still works from another working folder.
+  const fs::path parent = fs::absolute(fs::path(path)).parent_path();
+  return parse_train_config(os.str(), path, parent.string());
+}
+
+std::string train_config_json(const TrainConfig& c) {
+  json steps = json::array();
+  for (const auto& [at, f] : c.lr_steps) steps.push_back({at, f});
+  const auto& l = c.loss;
+  const auto& d = c.data;
+  const json j = {
+      {"sam_checkpoint", c.sam_checkpoint}, {"model", c.model}, {"device", c.device},
+      {"seed", c.seed}, {"iterations", c.iterations}, {"batch_size", c.batch_size},
+      {"accumulate", c.accumulate}, {"lr", c.lr}, {"weight_decay", c.weight_decay},
+      {"warmup_iterations", c.warmup_iterations}, {"lr_steps", steps}, {"grad_clip", c.grad_clip},
+      {"checkpoint_every", c.checkpoint_every}, {"keep_checkpoints", c.keep_checkpoints},
+      {"print_every", c.print_every}, {"threads", c.threads},
+      {"loss",
+       {{"unknown_l1_weight", l.unknown_l1}, {"known_l1_weight", l.known_l1},
+        {"gradient_weight", l.gradient}, {"laplacian_weight", l.laplacian},
+        {"gradient_lambda", l.gradient_lambda}, {"laplacian_levels", l.laplacian_levels},
+        {"reg_weight", l.reg}, {"trimap_weight", l.trimap}, {"ghm_bins", l.ghm_bins},
+        {"ghm_momentum", l.ghm_momentum}}},
+      {"data",
+       {{"type", "synthetic"}, {"samples", d.samples}, {"size", d.size},
+        {"trimap_min_radius", d.trimap_min_radius}, {"trimap_max_radius", d.trimap_max_radius},
+        {"box_jitter", d.box_jitter}}}};
+  return j.dump(2);
+}
+
+}  // namespace semat::train
