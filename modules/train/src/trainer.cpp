@@ -107,7 +107,11 @@ struct Trainer::Impl {
   int64_t done = 0;  // completed iterations
 
   void build() {
-    if (cfg.threads > 0) torch::set_num_threads(static_cast<int>(cfg.threads));
+    if (cfg.threads > 0) {
+      torch::set_num_threads(static_cast<int>(cfg.threads));
+    } else {
+      sam::use_all_cores();  // LibTorch alone would use one thread per physical core
+    }
     device = torch::Device(cfg.device);
     SEMAT_CHECK(!device.is_cuda() || torch::cuda::is_available(), ConfigError,
                 "train config: 'device' is " << cfg.device << " but CUDA is not available: use cpu");

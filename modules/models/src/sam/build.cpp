@@ -78,6 +78,18 @@ void use_all_cores() {
   (void)done;
 }
 
+torch::Device select_device(const std::string& name) {
+  use_all_cores();
+  if (name == "cuda" || (name == "auto" && torch::cuda::is_available())) {
+    SEMAT_CHECK(torch::cuda::is_available(), ConfigError,
+                "--device cuda: this LibTorch build has no usable CUDA device; use --device cpu");
+    return torch::Device(torch::kCUDA);
+  }
+  SEMAT_CHECK(name == "cpu" || name == "auto", ConfigError,
+              "unknown device '" << name << "': use auto, cpu or cuda");
+  return torch::Device(torch::kCPU);
+}
+
 models::SamConfig infer_sam_config(const io::Checkpoint& ck, int64_t decoder_heads) {
   const std::string supported = "supported: SAM ViT-B/L/H (sam_vit_*.pth) and SEMat checkpoints";
   SEMAT_CHECK(!has_prefix(ck, "image_encoder.trunk.") && !has_prefix(ck, "memory_attention."),

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <torch/nn/module.h>
+#include <c10/core/Device.h>
 
 #include "sam/sam.h"
 #include "semat/io/checkpoint.h"
@@ -35,6 +36,10 @@ Sam build_sam(const io::Checkpoint& ckpt, const std::string& model_type = "auto"
 /// this project's 2-vCPU machines; use every logical core instead unless OMP_NUM_THREADS or
 /// SEMAT_THREADS says otherwise. Idempotent.
 void use_all_cores();
+
+/// "auto" (CUDA when this LibTorch has a usable device, else CPU), "cpu" or "cuda"; throws
+/// ConfigError for anything else or for "cuda" without a device. Also calls use_all_cores().
+torch::Device select_device(const std::string& name);
 
 /// A tensor's data as TensorData (float32 / int / uint8 tensors; copied to the CPU).
 io::TensorData to_tensor_data(const std::string& name, const torch::Tensor& t);

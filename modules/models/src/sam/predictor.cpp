@@ -22,15 +22,7 @@ struct SamPredictor::Impl {
   cv::Size original{0, 0}, input{0, 0};
 
   void init(const io::Checkpoint& ck, const Options& o) {
-    if (o.device == "cuda" || (o.device == "auto" && torch::cuda::is_available())) {
-      SEMAT_CHECK(torch::cuda::is_available(), ConfigError,
-                  "--device cuda: this LibTorch build has no usable CUDA device; use --device cpu");
-      device = torch::Device(torch::kCUDA);
-    } else {
-      SEMAT_CHECK(o.device == "cpu" || o.device == "auto", ConfigError,
-                  "unknown device '" << o.device << "': use auto, cpu or cuda");
-    }
-    sam::use_all_cores();
+    device = sam::select_device(o.device);
     model = sam::build_sam(ck, o.model_type);
     model->to(device);
     torch::InferenceMode guard;

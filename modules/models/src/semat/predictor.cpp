@@ -7,6 +7,7 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include "sam/build.h"
 #include "semat/build.h"
 #include "semat/core/error.h"
 #include "semat/lora.h"
@@ -31,14 +32,7 @@ struct SematPredictor::Impl {
     options = o;
     SEMAT_CHECK(o.batch_size >= 0, ConfigError,
                 "batch size must be 0 (auto) or positive, got " << o.batch_size);
-    if (o.device == "cuda" || (o.device == "auto" && torch::cuda::is_available())) {
-      SEMAT_CHECK(torch::cuda::is_available(), ConfigError,
-                  "--device cuda: this LibTorch build has no usable CUDA device; use --device cpu");
-      device = torch::Device(torch::kCUDA);
-    } else {
-      SEMAT_CHECK(o.device == "cpu" || o.device == "auto", ConfigError,
-                  "unknown device '" << o.device << "': use auto, cpu or cuda");
-    }
+    device = sam::select_device(o.device);
     model = matting_model::build_semat(ck, sam, o.model_type);
     if (o.merge_lora) matting_model::merge_lora(*model);
     model->to(device);
