@@ -18,6 +18,21 @@ void init_gaussian(torch::Tensor& a, torch::Tensor& b, int64_t rank) {
   b.zero_();
 }
 
+// The part of both LoRA layers' construction that does not depend on the layer kind: the
+// adapters follow the base weight's device and dtype, get peft's gaussian init, and are
+// registered under peft's names (lora_dropout / lora_A / lora_B, each a {"default": ...} dict).
+template <typename Impl, typename Layer>
+void attach_adapters(Impl& self, Layer& A, Layer& B, int64_t rank, double dropout) {
+  const torch::Tensor& w = self.base_layer->weight;
+  A->to(w.device(), w.scalar_type());
+  B->to(w.device(), w.scalar_type());
+  init_gaussian(A->weight, B->weight, rank);
+  self.lora_dropout =
+      self.register_module("lora_dropout", one_entry(torch::nn::Dropout(dropout).ptr()));
+  self.lora_A = self.register_module("lora_A", one_entry(A.ptr()));
+  self.lora_B = self.register_module("lora_B", one_entry(B.ptr()));
+}
+
 }  // namespace
 
 LoraLinearImpl::LoraLinearImpl(torch::nn::Linear base, int64_t rank, double alpha, double dropout)
@@ -26,13 +41,7 @@ LoraLinearImpl::LoraLinearImpl(torch::nn::Linear base, int64_t rank, double alph
   base_layer = register_module("base_layer", std::move(base));
   A = torch::nn::Linear(torch::nn::LinearOptions(in, rank).bias(false));
   B = torch::nn::Linear(torch::nn::LinearOptions(rank, out).bias(false));
-  // Keep the new parameters on the base layer's device and dtype.
-  A->to(base_layer->weight.device(), base_layer->weight.scalar_type());
-  B->to(base_layer->weight.device(), base_layer->weight.scalar_type());
-  init_gaussian(A->weight, B->weight, rank);
-  lora_dropout = register_module("lora_dropout", one_entry(torch::nn::Dropout(dropout).ptr()));
-  lora_A = register_module("lora_A", one_entry(A.ptr()));
-  lora_B = register_module("lora_B", one_entry(B.ptr()));
+  attach_adapters(*this, A, B, rank, dropout);
 }
 
 // ref: peft tuners/lora/layer.py Linear.forward (result = base(x) + B(A(dropout(x))) * scaling)
@@ -67,12 +76,7 @@ LoraConv2dImpl::LoraConv2dImpl(torch::nn::Conv2d base, int64_t rank, double alph
                             .padding(o.padding())
                             .bias(false));
   B = torch::nn::Conv2d(torch::nn::Conv2dOptions(rank, out, 1).bias(false));
-  A->to(base_layer->weight.device(), base_layer->weight.scalar_type());
-  B->to(base_layer->weight.device(), base_layer->weight.scalar_type());
-  init_gaussian(A->weight, B->weight, rank);
-  lora_dropout = register_module("lora_dropout", one_entry(torch::nn::Dropout(dropout).ptr()));
-  lora_A = register_module("lora_A", one_entry(A.ptr()));
-  lora_B = register_module("lora_B", one_entry(B.ptr()));
+  attach_adapters(*this, A, B, rank, dropout);
 }
 
 torch::Tensor LoraConv2dImpl::forward(const torch::Tensor& x) {
