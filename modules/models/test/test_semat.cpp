@@ -123,7 +123,8 @@ TEST(SematFixture, EveryIntermediateMatchesTheOfficialCode) {
   expect_close(md.mid, want("mdec.mid"), "mdec.mid");
   // The big-kernel / down path of the random tiny decoder amplifies the ~1e-5 float rounding of
   // the matting logits about 30-fold (from the reference's own inputs it matches within 2e-5:
-  // MattingDecoderMatchesOnTheReferenceInputs), so these two get a looser end-to-end bound.
+  // MattingDecoderMatchesOnTheReferenceInputs), so these two get a looser end-to-end bound: the
+  // reference's own float32 error there exceeds 1e-4 (Float64RunShowsTheReferenceRounding...).
   expect_close(md.up0, want("mdec.up0"), "mdec.up0", 1e-3);
   expect_close(out.alpha_logits, want("alpha_logits"), "alpha_logits", 1e-3);
   expect_close(out.alpha, want("alpha"), "alpha");
@@ -132,6 +133,38 @@ TEST(SematFixture, EveryIntermediateMatchesTheOfficialCode) {
   // demo.py's uint8(alpha * 255) truncates: allow a step where alpha * 255 sits on an integer.
   const auto u8 = (crop * 255).to(torch::kByte).to(torch::kInt);
   EXPECT_LE((u8 - want("alpha_u8").to(torch::kInt)).abs().max().item<int>(), 1);
+}
+
+// Why mdec.up0 and alpha_logits get 1e-3 above: the same network in float64 (rounding ~1e-15)
+// is 5e-4 away from the official float32 alpha_logits and 3e-4 away from ours, so the reference
+// itself carries more float32 rounding than 1e-4 on those two tensors; no float32 implementation
+// summing in another order can promise 1e-4 there. Upstream, float64 agrees with the reference
+// within 1e-4 like float32 does.
+TEST(SematFixture, Float64RunShowsTheReferenceRoundingOnTheDecoderTail) {
+  torch::NoGradGuard no_grad;
+  auto model = fixture_model();
+  model->to(torch::kDouble);
+  const auto images = fixture_images(model).to(torch::kDouble);
+  const auto boxes = fixture_box().to(torch::kDouble);
+  matting_model::SematTrace trace;
+  const auto enc = model->encode(images, boxes, {}, &trace);
+  const auto out = model->decode(images, boxes, enc, &trace);
+  ASSERT_EQ(out.alpha_logits.scalar_type(), torch::kDouble);
+  expect_close(enc.embedding, want("image_embeddings"), "image_embeddings (float64)");
+  expect_close(out.sam_logits, want("sam_logits"), "sam_logits (float64)");
+  expect_close(out.matting_logits, want("matting_logits"), "matting_logits (float64)");
+  expect_close(trace.matting_decoder.mid, want("mdec.mid"), "mdec.mid (float64)");
+  // The official float32 values' own distance from the exact ones.
+  expect_close(want("alpha_logits"), out.alpha_logits, "reference alpha_logits vs float64", 1e-3);
+  expect_close(want("mdec.up0"), trace.matting_decoder.up0, "reference mdec.up0 vs float64", 1e-3);
+  auto m32 = fixture_model();
+  const auto im32 = fixture_images(m32);
+  const auto out32 = m32->forward(im32, fixture_box());
+  const double ours = (out32.alpha_logits.to(torch::kDouble) - out.alpha_logits).abs().max().item<double>();
+  const double ref = (want("alpha_logits").to(torch::kDouble) - out.alpha_logits).abs().max().item<double>();
+  std::cerr << "alpha_logits vs float64: official float32 " << ref << ", semat float32 " << ours << "\n";
+  EXPECT_GT(ref, 1e-4);  // the reason for the looser bound (fails if the fixture is regenerated exactly)
+  EXPECT_LT(ours, 1e-3);
 }
 
 TEST(SematFixture, MattingDecoderMatchesOnTheReferenceInputs) {

@@ -33,7 +33,7 @@ torch::Tensor PositionEmbeddingRandomImpl::forward_with_coords(const torch::Tens
   auto coords = coords_in.clone();
   coords.select(-1, 0).div_(image_w);
   coords.select(-1, 1).div_(image_h);
-  return pe_encoding(coords.to(torch::kFloat));
+  return pe_encoding(coords.to(positional_encoding_gaussian_matrix.scalar_type()));
 }
 
 PromptEncoderImpl::PromptEncoderImpl(int64_t embed_dim_, int64_t grid_, int64_t input_size,

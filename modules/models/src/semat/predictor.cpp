@@ -11,104 +11,66 @@
 #include "semat/build.h"
 #include "semat/core/error.h"
 #include "semat/lora.h"
+#include "semat/run.h"
 #include "semat/models/transforms.h"
 
-namespace semat::models {
+namespace semat::matting_model {
+namespace {
 namespace F = torch::nn::functional;
 
-SematResize parse_semat_resize(const std::string& name) {
-  if (name == "cv2" || name == "opencv") return SematResize::kOpenCV;
-  if (name == "pil") return SematResize::kPil;
-  if (name == "torch") return SematResize::kTorch;
-  throw ConfigError("unknown resize mode '" + name + "': use cv2 (official demo), pil or torch");
-}
-
-struct SematPredictor::Impl {
-  matting_model::SematModel model{nullptr};
-  torch::Device device{torch::kCPU};
-  Options options;
-
-  void init(const io::Checkpoint& ck, const io::Checkpoint* sam, const Options& o) {
-    options = o;
-    SEMAT_CHECK(o.batch_size >= 0, ConfigError,
-                "batch size must be 0 (auto) or positive, got " << o.batch_size);
-    device = sam::select_device(o.device);
-    model = matting_model::build_semat(ck, sam, o.model_type);
-    if (o.merge_lora) matting_model::merge_lora(*model);
-    model->to(device);
-  }
-
-  // [1, 3, S, S] RGB in [0, 1], zero-padded (before normalisation, as the official code).
-  torch::Tensor input_tensor(const cv::Mat& bgr, cv::Size resized) const {
-    const int64_t S = model->cfg.sam.encoder.img_size;
-    cv::Mat rgb;
-    cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-    torch::Tensor x;
-    if (options.resize == SematResize::kTorch) {
-      auto full = torch::from_blob(rgb.data, {rgb.rows, rgb.cols, 3}, torch::kByte)
-                      .permute({2, 0, 1})
-                      .unsqueeze(0)
-                      .to(device)
-                      .to(torch::kFloat) /
-                  255.0;
-      x = F::interpolate(full, F::InterpolateFuncOptions()
-                                   .size(std::vector<int64_t>{resized.height, resized.width})
-                                   .mode(torch::kBilinear)
-                                   .align_corners(false));
-    } else {
-      cv::Mat small;
-      if (options.resize == SematResize::kPil)
-        small = pil_resize_bilinear(rgb, resized);
-      else
-        cv::resize(rgb, small, resized, 0, 0, cv::INTER_LINEAR);
-      x = torch::from_blob(small.data, {small.rows, small.cols, 3}, torch::kByte)
-              .permute({2, 0, 1})
-              .unsqueeze(0)
-              .to(device)
-              .to(torch::kFloat) /
-          255.0;
-    }
-    return F::pad(x, F::PadFuncOptions({0, S - resized.width, 0, S - resized.height}));
-  }
-};
-
-SematPredictor::SematPredictor(const std::string& semat_ckpt, const std::string& sam_ckpt,
-                               const Options& o)
-    : impl_(std::make_unique<Impl>()) {
-  const io::Checkpoint ck = io::load_checkpoint(semat_ckpt);
-  if (sam_ckpt.empty()) {
-    impl_->init(ck, nullptr, o);
+// [1, 3, S, S] RGB in [0, 1], zero-padded (before normalisation, as the official code).
+torch::Tensor input_tensor(const SematModelImpl& model, torch::Device device, models::SematResize resize,
+                           const cv::Mat& bgr, cv::Size resized) {
+  const int64_t S = model.cfg.sam.encoder.img_size;
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  torch::Tensor x;
+  if (resize == models::SematResize::kTorch) {
+    auto full = torch::from_blob(rgb.data, {rgb.rows, rgb.cols, 3}, torch::kByte)
+                    .permute({2, 0, 1})
+                    .unsqueeze(0)
+                    .to(device)
+                    .to(torch::kFloat) /
+                255.0;
+    x = F::interpolate(full, F::InterpolateFuncOptions()
+                                 .size(std::vector<int64_t>{resized.height, resized.width})
+                                 .mode(torch::kBilinear)
+                                 .align_corners(false));
   } else {
-    const io::Checkpoint sam = io::load_checkpoint(sam_ckpt);
-    impl_->init(ck, &sam, o);
+    cv::Mat small;
+    if (resize == models::SematResize::kPil)
+      small = models::pil_resize_bilinear(rgb, resized);
+    else
+      cv::resize(rgb, small, resized, 0, 0, cv::INTER_LINEAR);
+    x = torch::from_blob(small.data, {small.rows, small.cols, 3}, torch::kByte)
+            .permute({2, 0, 1})
+            .unsqueeze(0)
+            .to(device)
+            .to(torch::kFloat) /
+        255.0;
   }
+  return F::pad(x, F::PadFuncOptions({0, S - resized.width, 0, S - resized.height}));
 }
 
-SematPredictor::SematPredictor(const io::Checkpoint& ck, const io::Checkpoint* sam,
-                               const Options& o)
-    : impl_(std::make_unique<Impl>()) {
-  impl_->init(ck, sam, o);
-}
+}  // namespace
 
-SematPredictor::~SematPredictor() = default;
-
-const SematConfig& SematPredictor::config() const { return impl_->model->cfg; }
-std::string SematPredictor::device() const { return impl_->device.str(); }
-
-std::vector<SematMatte> SematPredictor::predict(const cv::Mat& image,
-                                                const std::vector<Box>& boxes) const {
+std::vector<models::SematMatte> predict_mattes(SematModelImpl& model, torch::Device device,
+                                               models::SematResize resize, int batch_size,
+                                               const cv::Mat& image, const std::vector<Box>& boxes) {
+  using models::SematMatte;
   SEMAT_CHECK(image.type() == CV_8UC3 && !image.empty(), InvalidArgument,
-              "SematPredictor::predict: 8-bit 3-channel image expected");
+              "predict_mattes: 8-bit 3-channel image expected");
   if (boxes.empty()) return {};
   for (size_t i = 0; i < boxes.size(); ++i)
     check_box_in_image(boxes[i], image.cols, image.rows, "box " + std::to_string(i + 1));
-  Impl& s = *impl_;
-  torch::InferenceMode guard;
-  auto& m = *s.model;
+  // NoGradGuard rather than InferenceMode: the trainer evaluates its own model, whose tensors
+  // must stay usable by autograd afterwards.
+  torch::NoGradGuard no_grad;
+  auto& m = model;
   const int64_t S = m.cfg.sam.encoder.img_size;
-  const cv::Size resized = preprocess_size(image.rows, image.cols, static_cast<int>(S));
+  const cv::Size resized = models::preprocess_size(image.rows, image.cols, static_cast<int>(S));
   const double scale = static_cast<double>(S) / std::max(image.rows, image.cols);
-  const auto images = m.normalize(s.input_tensor(image, resized));
+  const auto images = m.normalize(input_tensor(m, device, resize, image, resized));
   // The patch embedding does not depend on the box: once per image.
   const auto patch = m.sam_model->vit->patch_embed->forward(images);
 
@@ -125,13 +87,13 @@ std::vector<SematMatte> SematPredictor::predict(const cv::Mat& image,
       coords.push_back(static_cast<float>(q));
     }
   }
-  const auto all_boxes = torch::tensor(coords, torch::kFloat).view({-1, 4}).to(s.device);
+  const auto all_boxes = torch::tensor(coords, torch::kFloat).view({-1, 4}).to(device);
   const auto interp = F::InterpolateFuncOptions()
                           .size(std::vector<int64_t>{image.rows, image.cols})
                           .mode(torch::kBilinear)
                           .align_corners(false);
   const int64_t n = static_cast<int64_t>(boxes.size());
-  const int64_t batch = s.options.batch_size > 0 ? s.options.batch_size : s.device.is_cuda() ? 4 : 1;
+  const int64_t batch = batch_size > 0 ? batch_size : device.is_cuda() ? 4 : 1;
   for (int64_t start = 0; start < n; start += batch) {
     const int64_t count = std::min<int64_t>(batch, n - start);
     const auto bx = all_boxes.narrow(0, start, count);
@@ -163,6 +125,63 @@ std::vector<SematMatte> SematPredictor::predict(const cv::Mat& image,
     }
   }
   return out;
+}
+
+}  // namespace semat::matting_model
+
+namespace semat::models {
+namespace F = torch::nn::functional;
+
+SematResize parse_semat_resize(const std::string& name) {
+  if (name == "cv2" || name == "opencv") return SematResize::kOpenCV;
+  if (name == "pil") return SematResize::kPil;
+  if (name == "torch") return SematResize::kTorch;
+  throw ConfigError("unknown resize mode '" + name + "': use cv2 (official demo), pil or torch");
+}
+
+struct SematPredictor::Impl {
+  matting_model::SematModel model{nullptr};
+  torch::Device device{torch::kCPU};
+  Options options;
+
+  void init(const io::Checkpoint& ck, const io::Checkpoint* sam, const Options& o) {
+    options = o;
+    SEMAT_CHECK(o.batch_size >= 0, ConfigError,
+                "batch size must be 0 (auto) or positive, got " << o.batch_size);
+    device = sam::select_device(o.device);
+    model = matting_model::build_semat(ck, sam, o.model_type);
+    if (o.merge_lora) matting_model::merge_lora(*model);
+    model->to(device);
+  }
+};
+
+SematPredictor::SematPredictor(const std::string& semat_ckpt, const std::string& sam_ckpt,
+                               const Options& o)
+    : impl_(std::make_unique<Impl>()) {
+  const io::Checkpoint ck = io::load_checkpoint(semat_ckpt);
+  if (sam_ckpt.empty()) {
+    impl_->init(ck, nullptr, o);
+  } else {
+    const io::Checkpoint sam = io::load_checkpoint(sam_ckpt);
+    impl_->init(ck, &sam, o);
+  }
+}
+
+SematPredictor::SematPredictor(const io::Checkpoint& ck, const io::Checkpoint* sam,
+                               const Options& o)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->init(ck, sam, o);
+}
+
+SematPredictor::~SematPredictor() = default;
+
+const SematConfig& SematPredictor::config() const { return impl_->model->cfg; }
+std::string SematPredictor::device() const { return impl_->device.str(); }
+
+std::vector<SematMatte> SematPredictor::predict(const cv::Mat& image,
+                                                const std::vector<Box>& boxes) const {
+  return matting_model::predict_mattes(*impl_->model, impl_->device, impl_->options.resize,
+                                       impl_->options.batch_size, image, boxes);
 }
 
 }  // namespace semat::models

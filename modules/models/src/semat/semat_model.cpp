@@ -82,8 +82,8 @@ torch::Tensor SematModelImpl::normalize(const torch::Tensor& rgb01) const {
 
 torch::Tensor SematModelImpl::box_mask(const torch::Tensor& boxes) const {
   const int64_t S = cfg.sam.encoder.img_size, B = boxes.size(0);
-  auto mask = torch::zeros({B, 1, S, S},
-                           torch::TensorOptions().dtype(torch::kFloat).device(boxes.device()));
+  const auto dtype = boxes.is_floating_point() ? boxes.scalar_type() : torch::kFloat;
+  auto mask = torch::zeros({B, 1, S, S}, torch::TensorOptions().dtype(dtype).device(boxes.device()));
   const auto b = boxes.to(torch::kCPU, torch::kDouble).contiguous();
   const double* v = b.data_ptr<double>();
   using torch::indexing::Slice;
@@ -125,7 +125,7 @@ SematOutput SematModelImpl::decode(const torch::Tensor& images, const torch::Ten
                                    const sam::EncoderOutput& enc, SematTrace* trace) {
   const int64_t S = cfg.sam.encoder.img_size;
   auto& pe = *sam_model->prompt_encoder;
-  const auto prompts = pe.forward({}, {}, boxes.to(torch::kFloat), {});
+  const auto prompts = pe.forward({}, {}, boxes.is_floating_point() ? boxes : boxes.to(torch::kFloat), {});
   const auto image_pe = pe.get_dense_pe();
   if (trace) trace->sparse = prompts.sparse, trace->image_pe = image_pe;
   const auto dec = sam_model->mask_decoder->forward_matting(enc.embedding, image_pe, prompts.sparse,
@@ -165,7 +165,7 @@ torch::Tensor SematModelImpl::frozen_sam_logits(const torch::Tensor& images,
               "(with_frozen_decoder) to get the frozen SAM decoder");
   const auto emb = sam_model->vit->forward(images);
   auto& pe = *sam_model->prompt_encoder;
-  const auto prompts = pe.forward({}, {}, boxes.to(torch::kFloat), {});
+  const auto prompts = pe.forward({}, {}, boxes.is_floating_point() ? boxes : boxes.to(torch::kFloat), {});
   const auto dec = sam_model->frozen_mask_decoder->forward(
       emb, pe.get_dense_pe(), prompts.sparse, prompts.dense, /*multimask_output=*/true);
   const auto best = dec.iou_pred.argmax(1);
