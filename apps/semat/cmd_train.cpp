@@ -1,5 +1,7 @@
-// semat train --config FILE.json --out DIR [--resume DIR] [--device cpu|cuda]
-// Trains SEMat's parts of a model started from a plain SAM checkpoint (modules/train).
+// semat train --config FILE.json --out DIR [--resume DIR] [--device cpu|cuda] [--progress MODE]
+// semat export --checkpoint DIR --out FILE.safetensors [--sam SAM_CKPT] [--json]
+// Trains SEMat's parts of a model started from a plain SAM checkpoint (modules/train), and turns
+// a training checkpoint into a SEMat checkpoint that `semat matte --semat` loads.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -7,6 +9,8 @@
 #include <memory>
 #include <sstream>
 #include <string>
+
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -20,7 +24,12 @@ namespace semat::cli {
 namespace {
 
 struct TrainArgs {
-  std::string config, out, resume, device;
+  std::string config, out, resume, device, progress = "auto";
+};
+
+struct ExportArgs {
+  std::string checkpoint, out, sam;
+  bool json = false;
 };
 
 // Without --config, a resume continues with the config stored in its checkpoint.
@@ -46,6 +55,11 @@ void run_train(const TrainArgs& a) {
   opts.out_dir = a.out;
   opts.resume = a.resume;
   opts.progress = &std::cerr;
+  opts.progress_style = a.progress == "bar"   ? train::ProgressStyle::kBar
+                        : a.progress == "log" ? train::ProgressStyle::kLog
+                        : a.progress == "off" ? train::ProgressStyle::kOff
+                        : ::isatty(STDERR_FILENO) ? train::ProgressStyle::kBar
+                                                  : train::ProgressStyle::kLog;
   train::Trainer trainer(cfg, opts);
   if (!a.resume.empty())
     std::cerr << "resuming at iteration " << trainer.iteration() << " of " << cfg.iterations << "\n";
@@ -54,8 +68,25 @@ void run_train(const TrainArgs& a) {
   std::snprintf(buf, sizeof buf, "trained iterations %lld..%lld in %.1f s (%.2f it/s)\n",
                 static_cast<long long>(r.first_iteration), static_cast<long long>(r.last_iteration),
                 r.seconds, r.iterations_per_second);
-  std::cout << buf << "log: " << (std::filesystem::path(a.out) / "log.jsonl").string() << "\n"
-            << "checkpoint: " << r.last_checkpoint << "\n";
+  const std::filesystem::path out(a.out);
+  std::cout << buf << "log: " << (out / "log.jsonl").string() << ", " << (out / "log.csv").string() << "\n"
+            << "plot: " << (out / "loss_plot.png").string() << "\n"
+            << "checkpoint: " << r.last_checkpoint << "\n"
+            << "export it with: semat export --checkpoint " << r.last_checkpoint << " --out semat.safetensors\n";
+}
+
+void run_export(const ExportArgs& a) {
+  const train::ExportResult r = train::export_checkpoint(a.checkpoint, a.out, a.sam);
+  if (a.json) {
+    std::cout << nlohmann::json{{"path", r.path}, {"model", r.model}, {"iteration", r.iteration},
+                                {"tensors", r.tensors}, {"bytes", r.bytes}}
+                     .dump()
+              << "\n";
+    return;
+  }
+  std::cout << "wrote " << r.path << ": " << r.model << " at iteration " << r.iteration << ", " << r.tensors
+            << " tensors, " << r.bytes / 1048576.0 << " MiB\n"
+            << "use it with: semat matte IMAGE --box X0,Y0,X1,Y1 --semat " << r.path << "\n";
 }
 
 }  // namespace
@@ -69,7 +100,18 @@ void register_train(CLI::App& app) {
   cmd->add_option("--resume", args->resume,
                   "continue from a run folder (its latest checkpoint) or a checkpoints/iter_N folder");
   cmd->add_option("--device", args->device, "cpu or cuda[:N] (overrides the config)");
+  cmd->add_option("--progress", args->progress, "auto (bar on a terminal, else lines), bar, log or off")
+      ->check(CLI::IsMember({"auto", "bar", "log", "off"}));
   cmd->callback([args] { run_train(*args); });
+
+  auto eargs = std::make_shared<ExportArgs>();
+  CLI::App* ecmd = app.add_subcommand("export", "Write a self-contained SEMat checkpoint from a training checkpoint");
+  ecmd->add_option("--checkpoint", eargs->checkpoint, "a checkpoints/iter_N folder or a run folder (its latest)")
+      ->required();
+  ecmd->add_option("--out", eargs->out, "the SEMat checkpoint to write (.safetensors)")->required();
+  ecmd->add_option("--sam", eargs->sam, "SAM checkpoint, when the one in the training config has moved");
+  ecmd->add_flag("--json", eargs->json, "print the result as JSON");
+  ecmd->callback([eargs] { run_export(*eargs); });
 }
 
 }  // namespace semat::cli

@@ -85,6 +85,7 @@ Sample SyntheticDataset::get(int64_t index) const {
   std::mt19937_64 aug_rng(mix(mix(seed_ + 1) ^ mix(static_cast<uint64_t>(index) * 2)));
   const int s = static_cast<int>(config_.size);
   Sample out;
+  out.source = "synthetic:" + std::to_string(scene_index);
   make_scene(s, scene_rng, &out.image, &out.alpha);
 
   // Trimap as matting datasets make them: known foreground = alpha == 1 eroded, known

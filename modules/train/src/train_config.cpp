@@ -47,6 +47,12 @@ class Fields {
       *out = v.get<uint64_t>();
     };
   }
+  Setter boolean(bool* out) {
+    return [this, out](const json& v, const std::string& key) {
+      if (!v.is_boolean()) fail(key, "must be true or false, got " + std::string(v.type_name()));
+      *out = v.get<bool>();
+    };
+  }
   Setter string(std::string* out) {
     return [this, out](const json& v, const std::string& key) {
       if (!v.is_string()) fail(key, "must be a string, got " + std::string(v.type_name()));
@@ -104,7 +110,18 @@ void TrainConfig::validate() const {
   check(data.trimap_min_radius >= 1 && data.trimap_max_radius >= data.trimap_min_radius,
         "data.trimap_min_radius", "must be >= 1 and <= data.trimap_max_radius");
   check(data.box_jitter >= 0 && data.box_jitter < 1, "data.box_jitter", "must be in [0, 1)");
-  // The loss weights are validated by semat::losses::LossConfig where they are used.
+  check(amp == "off" || amp == "bf16", "amp", "must be \"off\" or \"bf16\"");
+  check(plot_every >= 1, "plot_every", "must be at least 1");
+  check(visual_every >= 0, "visual_every", "must be >= 0 (0 = no panels)");
+  check(data.type == "synthetic" || data.type == "datasets", "data.type", "must be \"synthetic\" or \"datasets\"");
+  check(data.type != "datasets" || !data.datasets.empty(), "data.datasets",
+        "must list at least one dataset when data.type is \"datasets\"");
+  check(data.workers >= 0, "data.workers", "must be >= 0 (0 = load on the training thread)");
+  check(data.prefetch >= 1, "data.prefetch", "must be at least 1");
+  check(eval.every >= 1, "eval.every", "must be at least 1");
+  check(eval.max_images >= 0, "eval.max_images", "must be >= 0 (0 = all)");
+  // The loss weights are validated by semat::losses::LossConfig where they are used, the dataset
+  // specs by semat::data::TrainingSet, which also reads the folders.
   check(loss.laplacian_levels >= 1 && data.size >= (int64_t{2} << loss.laplacian_levels),
         "loss.laplacian_levels", "must be >= 1 with data.size >= 2^(levels + 1)");
 }
@@ -139,17 +156,52 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
       {"laplacian_levels", f.integer(&l.laplacian_levels)},
       {"reg_weight", f.number(&l.reg)},               {"trimap_weight", f.number(&l.trimap)},
       {"ghm_bins", f.integer(&l.ghm_bins)},           {"ghm_momentum", f.number(&l.ghm_momentum)}};
+  auto& a = d.augment;
+  const std::map<std::string, Setter> augment_keys = {
+      {"scale_min", f.number(&a.scale_min)},          {"scale_max", f.number(&a.scale_max)},
+      {"flip", f.boolean(&a.flip)},                   {"color_jitter", f.boolean(&a.color_jitter)},
+      {"two_fg_prob", f.number(&a.two_fg_prob)},
+      {"trimap_min_kernel", f.integer(&a.trimap_min_kernel)},
+      {"trimap_max_kernel", f.integer(&a.trimap_max_kernel)}};
+  bool datasets_given = false, type_given = false;
   const std::map<std::string, Setter> data_keys = {
       {"type",
-       [&f](const json& v, const std::string& key) {
-         if (!v.is_string() || v.get<std::string>() != "synthetic")
-           f.fail(key, "must be \"synthetic\" (the only data source so far)");
+       [&](const json& v, const std::string& key) {
+         if (!v.is_string() || (v.get<std::string>() != "synthetic" && v.get<std::string>() != "datasets"))
+           f.fail(key, "must be \"synthetic\" (generated scenes) or \"datasets\" (folders on disk)");
+         d.type = v.get<std::string>();
+         type_given = true;
        }},
       {"samples", f.integer(&d.samples)},
       {"size", f.integer(&d.size)},
       {"trimap_min_radius", f.integer(&d.trimap_min_radius)},
       {"trimap_max_radius", f.integer(&d.trimap_max_radius)},
-      {"box_jitter", f.number(&d.box_jitter)}};
+      {"box_jitter", f.number(&d.box_jitter)},
+      {"workers", f.integer(&d.workers)},
+      {"prefetch", f.integer(&d.prefetch)},
+      {"augment", [&](const json& v, const std::string& key) { f.object(v, key, augment_keys); }},
+      {"datasets",
+       [&](const json& v, const std::string& key) {
+         if (!v.is_array()) f.fail(key, "must be a list of dataset objects");
+         datasets_given = true;
+         d.datasets.clear();
+         for (size_t i = 0; i < v.size(); ++i) {
+           data::DatasetSpec spec;
+           int64_t panels = 0;
+           const std::map<std::string, Setter> spec_keys = {
+               {"type", f.string(&spec.type)},   {"name", f.string(&spec.name)},
+               {"weight", f.number(&spec.weight)}, {"root", f.string(&spec.root)},
+               {"images", f.string(&spec.images)}, {"min_score", f.number(&spec.min_score)},
+               {"panels", f.integer(&panels)},   {"fg", f.string(&spec.fg)},
+               {"alpha", f.string(&spec.alpha)}, {"bg", f.string(&spec.bg)}};
+           f.object(v[i], key + "[" + std::to_string(i) + "]", spec_keys);
+           spec.panels = static_cast<int>(panels);
+           d.datasets.push_back(spec);
+         }
+       }}};
+  auto& e = c.eval;
+  const std::map<std::string, Setter> eval_keys = {
+      {"folder", f.string(&e.folder)}, {"every", f.integer(&e.every)}, {"max_images", f.integer(&e.max_images)}};
   const std::map<std::string, Setter> keys = {
       {"sam_checkpoint", f.string(&c.sam_checkpoint)},
       {"model", f.string(&c.model)},
@@ -177,13 +229,27 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
       {"keep_checkpoints", f.integer(&c.keep_checkpoints)},
       {"print_every", f.integer(&c.print_every)},
       {"threads", f.integer(&c.threads)},
+      {"amp", f.string(&c.amp)},
+      {"plot_every", f.integer(&c.plot_every)},
+      {"visual_every", f.integer(&c.visual_every)},
+      {"eval", [&](const json& v, const std::string& key) { f.object(v, key, eval_keys); }},
       {"loss", [&](const json& v, const std::string& key) { f.object(v, key, loss_keys); }},
       {"data", [&](const json& v, const std::string& key) { f.object(v, key, data_keys); }},
       // Free text for the person who wrote the config.
       {"comment", f.string(&comment)}};
   f.object(doc, "", keys);
-  if (!c.sam_checkpoint.empty() && !base_dir.empty() && fs::path(c.sam_checkpoint).is_relative())
-    c.sam_checkpoint = (fs::path(base_dir) / c.sam_checkpoint).lexically_normal().string();
+  // A datasets list alone means type "datasets" (the synthetic default would ignore it).
+  if (datasets_given && !type_given) d.type = "datasets";
+  auto resolve = [&base_dir](std::string* p) {
+    if (!p->empty() && !base_dir.empty() && fs::path(*p).is_relative())
+      *p = (fs::path(base_dir) / *p).lexically_normal().string();
+  };
+  resolve(&c.sam_checkpoint);
+  resolve(&c.eval.folder);
+  for (auto& spec : d.datasets)
+    for (std::string* p : {&spec.root, &spec.images, &spec.fg, &spec.alpha, &spec.bg}) resolve(p);
+  d.augment.size = d.size;
+  d.augment.box_jitter = d.box_jitter;
   c.validate();
   return c;
 }
@@ -203,6 +269,11 @@ std::string train_config_json(const TrainConfig& c) {
   for (const auto& [at, f] : c.lr_steps) steps.push_back({at, f});
   const auto& l = c.loss;
   const auto& d = c.data;
+  json datasets = json::array();
+  for (const auto& spec : d.datasets)
+    datasets.push_back({{"type", spec.type}, {"name", spec.name}, {"weight", spec.weight}, {"root", spec.root},
+                        {"images", spec.images}, {"min_score", spec.min_score}, {"panels", spec.panels},
+                        {"fg", spec.fg}, {"alpha", spec.alpha}, {"bg", spec.bg}});
   const json j = {
       {"sam_checkpoint", c.sam_checkpoint}, {"model", c.model}, {"device", c.device},
       {"seed", c.seed}, {"iterations", c.iterations}, {"batch_size", c.batch_size},
@@ -216,10 +287,18 @@ std::string train_config_json(const TrainConfig& c) {
         {"gradient_lambda", l.gradient_lambda}, {"laplacian_levels", l.laplacian_levels},
         {"reg_weight", l.reg}, {"trimap_weight", l.trimap}, {"ghm_bins", l.ghm_bins},
         {"ghm_momentum", l.ghm_momentum}}},
+      {"amp", c.amp}, {"plot_every", c.plot_every}, {"visual_every", c.visual_every},
+      {"eval", {{"folder", c.eval.folder}, {"every", c.eval.every}, {"max_images", c.eval.max_images}}},
       {"data",
-       {{"type", "synthetic"}, {"samples", d.samples}, {"size", d.size},
+       {{"type", d.type}, {"samples", d.samples}, {"size", d.size},
         {"trimap_min_radius", d.trimap_min_radius}, {"trimap_max_radius", d.trimap_max_radius},
-        {"box_jitter", d.box_jitter}}}};
+        {"box_jitter", d.box_jitter}, {"workers", d.workers}, {"prefetch", d.prefetch},
+        {"augment",
+         {{"scale_min", d.augment.scale_min}, {"scale_max", d.augment.scale_max}, {"flip", d.augment.flip},
+          {"color_jitter", d.augment.color_jitter}, {"two_fg_prob", d.augment.two_fg_prob},
+          {"trimap_min_kernel", d.augment.trimap_min_kernel},
+          {"trimap_max_kernel", d.augment.trimap_max_kernel}}},
+        {"datasets", datasets}}}};
   return j.dump(2);
 }
 

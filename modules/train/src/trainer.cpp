@@ -10,15 +10,26 @@
 #include <ostream>
 #include <sstream>
 
+#include <fcntl.h>
+#include <stdio.h>
+
+#include <ATen/autocast_mode.h>
 #include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
 #include "sam/build.h"
 #include "semat/build.h"
 #include "semat/core/error.h"
+#include "semat/core/log.h"
 #include "semat/io/files.h"
+#include "semat/io/image_io.h"
 #include "semat/losses/criterion.h"
+#include "semat/metrics/evaluate.h"
+#include "semat/metrics/protocol.h"
+#include "semat/run.h"
 #include "semat/semat_model.h"
+#include "semat/train/report.h"
 #include "semat/train/synthetic_data.h"
 
 namespace semat::train {
@@ -70,11 +81,89 @@ losses::LossConfig loss_config(const LossWeights& w) {
   return c;
 }
 
-std::string format_duration(double s) {
-  char buf[32];
-  const long t = static_cast<long>(std::max(0.0, s));
-  std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-  return buf;
+
+// LibTorch 1.13's CPU autocast leaves layer_norm to a kernel that needs one dtype; 2.0 added
+// mixed-dtype layer_norm on the CPU.
+#if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
+constexpr bool kCpuBf16Autocast = true;
+#else
+constexpr bool kCpuBf16Autocast = false;
+#endif
+
+// bf16 autocast for one forward pass (CUDA, or CPU). LibTorch 2.4 replaced the per-device
+// functions with ones taking the device type; both spellings are kept so this builds on 1.13
+// (Debian) and 2.x.
+class AutocastGuard {
+ public:
+  AutocastGuard(bool on, bool cuda) : on_(on), cuda_(cuda) {
+    if (!on_) return;
+#if defined(TORCH_VERSION_MAJOR) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
+    const auto type = cuda_ ? at::kCUDA : at::kCPU;
+    prev_ = at::autocast::is_autocast_enabled(type);
+    at::autocast::set_autocast_dtype(type, at::kBFloat16);
+    at::autocast::set_autocast_enabled(type, true);
+#else
+    prev_ = cuda_ ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+    if (cuda_) {
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_enabled(true);
+    } else {
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      at::autocast::set_cpu_enabled(true);
+    }
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~AutocastGuard() {
+    if (!on_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if defined(TORCH_VERSION_MAJOR) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
+    at::autocast::set_autocast_enabled(cuda_ ? at::kCUDA : at::kCPU, prev_);
+#else
+    if (cuda_)
+      at::autocast::set_enabled(prev_);
+    else
+      at::autocast::set_cpu_enabled(prev_);
+#endif
+  }
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool on_, cuda_, prev_ = false;
+};
+
+// Puts the folder `from` at `to`. An existing `to` (a checkpoint of an earlier run past the
+// resumed iteration) is swapped out atomically with renameat2(RENAME_EXCHANGE) and deleted
+// afterwards, so no moment exists without a complete folder at `to`; filesystems without the
+// exchange fall back to moving the old folder aside first.
+void replace_dir(const fs::path& from, const fs::path& to) {
+  if (!fs::exists(to)) {
+    fs::rename(from, to);
+    return;
+  }
+#ifdef RENAME_EXCHANGE
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_EXCHANGE) == 0) {
+    std::error_code ec;
+    fs::remove_all(from, ec);  // now holds the old folder
+    return;
+  }
+#endif
+  const fs::path aside = to.parent_path() / ("." + to.filename().string() + ".old");
+  fs::remove_all(aside);
+  fs::rename(to, aside);
+  fs::rename(from, to);
+  std::error_code ec;
+  fs::remove_all(aside, ec);
+}
+
+// Tight box of alpha > 0 (the whole image when empty): the prompt of a held-out image.
+Box gt_box(const cv::Mat& alpha) {
+  cv::Mat nz = alpha > 0;
+  const cv::Rect r = cv::boundingRect(nz);
+  if (r.area() == 0) return Box{0, 0, static_cast<double>(alpha.cols), static_cast<double>(alpha.rows)};
+  return Box{static_cast<double>(r.x), static_cast<double>(r.y), static_cast<double>(r.x + r.width),
+             static_cast<double>(r.y + r.height)};
 }
 
 }  // namespace
@@ -93,6 +182,52 @@ std::string resolve_checkpoint_dir(const std::string& dir) {
                 "checkpoints/iter_N folder)");
 }
 
+// The model of a training config: from its SAM checkpoint, or the preset with seeded random
+// weights (throughput runs); the same call in the trainer and in export rebuilds the same model.
+matting_model::SematModel build_model(const TrainConfig& cfg, const std::string& sam_override = "") {
+  torch::manual_seed(cfg.seed);  // SEMat's new parts start from torch's default initialisers
+  const std::string sam_path = sam_override.empty() ? cfg.sam_checkpoint : sam_override;
+  if (!sam_path.empty()) {
+    SEMAT_CHECK(fs::exists(sam_path), IoError,
+                "SAM checkpoint '" << sam_path << "' not found: fix 'sam_checkpoint' in the config (or pass --sam)");
+    return matting_model::build_semat_from_sam(io::load_checkpoint(sam_path), true);
+  }
+  return matting_model::SematModel(models::semat_preset(cfg.model), true);
+}
+
+// What checkpoints hold: the trainable parameters and the matting decoder's BatchNorm statistics
+// (buffers, trained by the forward pass rather than the optimizer).
+std::vector<std::pair<std::string, torch::Tensor>> trained_tensors(matting_model::SematModelImpl& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (auto& p : model.named_parameters(true))
+    if (p.value().requires_grad()) out.emplace_back(p.key(), p.value());
+  for (auto& b : model.named_buffers(true))
+    if (b.key().rfind("matting_decoder.", 0) == 0 || b.key().rfind("condition_layer.", 0) == 0)
+      out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+void load_trained(const fs::path& dir, std::vector<std::pair<std::string, torch::Tensor>>& trained) {
+  const io::Checkpoint weights = io::load_checkpoint((dir / kWeights).string());
+  std::map<std::string, const io::TensorData*> by_name;
+  for (const auto& t : weights.tensors) by_name[t.name] = &t;
+  torch::NoGradGuard no_grad;
+  for (auto& [name, t] : trained) {
+    const auto it = by_name.find(name);
+    SEMAT_CHECK(it != by_name.end(), CheckpointError,
+                "'" << weights.source << "' lacks '" << name << "': use the config that wrote it (same model)");
+    const torch::Tensor v = sam::from_tensor_data(*it->second);
+    SEMAT_CHECK(v.sizes() == t.sizes(), CheckpointError,
+                "'" << weights.source << "': '" << name << "' has shape " << v.sizes() << ", the model "
+                    << t.sizes() << ": use the config that wrote it");
+    t.copy_(v.to(t.device()));
+  }
+}
+
+struct EvalItem {
+  std::string name, image, alpha;
+};
+
 struct Trainer::Impl {
   TrainConfig cfg;
   TrainOptions opts;
@@ -100,11 +235,17 @@ struct Trainer::Impl {
   matting_model::SematModel model{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer;
   std::unique_ptr<losses::Criterion> criterion;
-  std::unique_ptr<SyntheticDataset> data;
-  // What checkpoints hold: the trainable parameters and the matting decoder's BatchNorm
-  // statistics (buffers, trained by the forward pass rather than the optimizer).
+  std::unique_ptr<SyntheticDataset> synthetic;
+  std::unique_ptr<data::TrainingSet> datasets;
+  std::unique_ptr<data::Prefetcher> prefetch;
+  std::vector<EvalItem> eval_items;
   std::vector<std::pair<std::string, torch::Tensor>> trained;
   int64_t done = 0;  // completed iterations
+  std::vector<PanelRow> last_panel;  // filled by step() when a visual panel is due
+
+  data::TrainingSample sample(int64_t k) const {
+    return synthetic ? synthetic->get(k) : datasets->get(k);
+  }
 
   void build() {
     if (cfg.threads > 0) {
@@ -115,13 +256,17 @@ struct Trainer::Impl {
     device = torch::Device(cfg.device);
     SEMAT_CHECK(!device.is_cuda() || torch::cuda::is_available(), ConfigError,
                 "train config: 'device' is " << cfg.device << " but CUDA is not available: use cpu");
-    // SEMat's new parts start from torch's default initialisers: seed them.
-    torch::manual_seed(cfg.seed);
-    if (!cfg.sam_checkpoint.empty()) {
-      model = matting_model::build_semat_from_sam(io::load_checkpoint(cfg.sam_checkpoint), true);
+    SEMAT_CHECK(cfg.amp != "bf16" || device.is_cuda() || kCpuBf16Autocast, ConfigError,
+                "train config: 'amp' bf16 on the CPU needs LibTorch 2.0 or newer (1.13's CPU layer_norm "
+                "refuses bfloat16 input with float weights): use device cuda, or amp off");
+    // Data first: a wrong folder is reported before minutes of model loading.
+    if (cfg.data.type == "datasets") {
+      datasets = std::make_unique<data::TrainingSet>(cfg.data.datasets, cfg.data.augment, cfg.seed);
     } else {
-      model = matting_model::SematModel(models::semat_preset(cfg.model), true);
+      synthetic = std::make_unique<SyntheticDataset>(cfg.data, cfg.seed);
     }
+    if (!cfg.eval.folder.empty()) scan_eval_folder();
+    model = build_model(cfg);
     const int64_t S = model->cfg.sam.encoder.img_size;
     SEMAT_CHECK(cfg.data.size <= S, ConfigError,
                 "train config: 'data.size' " << cfg.data.size << " exceeds the model's input size " << S
@@ -129,40 +274,42 @@ struct Trainer::Impl {
     model->set_trainable();
     model->to(device);
     model->train();
+    trained = trained_tensors(*model);
     std::vector<torch::Tensor> params;
-    for (auto& p : model->named_parameters(true)) {
-      if (!p.value().requires_grad()) continue;
-      trained.emplace_back(p.key(), p.value());
-      params.push_back(p.value());
-    }
-    for (auto& b : model->named_buffers(true)) {
-      if (b.key().rfind("matting_decoder.", 0) == 0 || b.key().rfind("condition_layer.", 0) == 0)
-        trained.emplace_back(b.key(), b.value());
-    }
+    for (auto& p : model->parameters())
+      if (p.requires_grad()) params.push_back(p);
     optimizer = std::make_unique<torch::optim::AdamW>(
         params, torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
     criterion = std::make_unique<losses::Criterion>(loss_config(cfg.loss));
-    data = std::make_unique<SyntheticDataset>(cfg.data, cfg.seed);
+  }
+
+  void scan_eval_folder() {
+    const fs::path root(cfg.eval.folder);
+    const std::string images_dir = (root / "images").string(), alpha_dir = (root / "alpha").string();
+    SEMAT_CHECK(fs::is_directory(images_dir) && fs::is_directory(alpha_dir), IoError,
+                "eval.folder '" << cfg.eval.folder << "' must hold images/ and alpha/ (ground truth, same file stems)");
+    const auto images = metrics::list_images(images_dir, "eval.folder images/");
+    const auto alphas = metrics::list_images(alpha_dir, "eval.folder alpha/");
+    for (const auto& [stem, path] : images) {
+      const auto it = alphas.find(stem);
+      SEMAT_CHECK(it != alphas.end(), DataError,
+                  "eval.folder: '" << path << "' has no ground truth '" << stem << ".*' in '" << alpha_dir
+                                   << "': add it or remove the image");
+      eval_items.push_back({stem, path, it->second});
+    }
+    for (const auto& [stem, path] : alphas)
+      SEMAT_CHECK(images.count(stem), DataError,
+                  "eval.folder: ground truth '" << path << "' has no image '" << stem << ".*' in '" << images_dir
+                                                << "': add it or remove the ground truth");
+    SEMAT_CHECK(!eval_items.empty(), DataError, "eval.folder '" << cfg.eval.folder << "' has no images");
+    if (cfg.eval.max_images > 0 && static_cast<int64_t>(eval_items.size()) > cfg.eval.max_images)
+      eval_items.resize(static_cast<size_t>(cfg.eval.max_images));
   }
 
   void resume(const std::string& arg) {
     const fs::path dir = resolve_checkpoint_dir(arg);
     const json state = json::parse(read_text(dir / kState));
-    const io::Checkpoint weights = io::load_checkpoint((dir / kWeights).string());
-    std::map<std::string, const io::TensorData*> by_name;
-    for (const auto& t : weights.tensors) by_name[t.name] = &t;
-    torch::NoGradGuard no_grad;
-    for (auto& [name, t] : trained) {
-      const auto it = by_name.find(name);
-      SEMAT_CHECK(it != by_name.end(), CheckpointError,
-                  "'" << weights.source << "' lacks '" << name
-                      << "': resume with the config that wrote it (same model)");
-      const torch::Tensor v = sam::from_tensor_data(*it->second);
-      SEMAT_CHECK(v.sizes() == t.sizes(), CheckpointError,
-                  "'" << weights.source << "': '" << name << "' has shape " << v.sizes() << ", the model "
-                      << t.sizes() << ": resume with the config that wrote it");
-      t.copy_(v);
-    }
+    load_trained(dir, trained);
     std::istringstream is(read_text(dir / kOptimizer));
     torch::serialize::InputArchive ar;
     ar.load_from(is, device);
@@ -175,52 +322,66 @@ struct Trainer::Impl {
                                                   << ": raise iterations to continue");
   }
 
-  // Batch of the `step`-th forward pass (accumulation steps count separately).
-  void batch(int64_t step, torch::Tensor* images, torch::Tensor* boxes, torch::Tensor* alpha,
-             torch::Tensor* trimap) {
-    const int64_t B = cfg.batch_size, s = cfg.data.size, S = model->cfg.sam.encoder.img_size;
+  // Batch of the `step`-th forward pass (accumulation steps count separately): samples
+  // step * B ... step * B + B - 1, in that order whatever thread prepared them.
+  std::vector<data::TrainingSample> next_batch() {
+    std::vector<data::TrainingSample> out;
+    for (int64_t j = 0; j < cfg.batch_size; ++j) out.push_back(prefetch->next());
+    return out;
+  }
+
+  void to_tensors(const std::vector<data::TrainingSample>& smp, torch::Tensor* images, torch::Tensor* boxes,
+                  torch::Tensor* alpha, torch::Tensor* trimap) {
+    const int64_t B = static_cast<int64_t>(smp.size()), S = model->cfg.sam.encoder.img_size;
     std::vector<torch::Tensor> im, al, tr;
     std::vector<float> bx;
-    for (int64_t j = 0; j < B; ++j) {
-      const Sample smp = data->get(step * B + j);
-      im.push_back(torch::from_blob(smp.image.data, {s, s, 3}, torch::kByte).permute({2, 0, 1}).to(torch::kFloat) /
-                   255.0);
-      al.push_back(torch::from_blob(smp.alpha.data, {1, s, s}, torch::kFloat).clone());
-      tr.push_back(torch::from_blob(smp.trimap.data, {1, s, s}, torch::kFloat).clone());
-      for (double v : smp.box) bx.push_back(static_cast<float>(v));
+    for (const auto& x : smp) {
+      const int64_t h = x.image.rows, w = x.image.cols;
+      SEMAT_CHECK(h <= S && w <= S && x.alpha.size() == x.image.size() && x.trimap.size() == x.image.size(),
+                  DataError, "sample '" << x.source << "' is " << w << "x" << h << ", not within the model's " << S);
+      im.push_back(torch::constant_pad_nd(
+          torch::from_blob(x.image.data, {h, w, 3}, torch::kByte).permute({2, 0, 1}).to(torch::kFloat) / 255.0,
+          {0, S - w, 0, S - h}));
+      al.push_back(torch::constant_pad_nd(torch::from_blob(x.alpha.data, {1, h, w}, torch::kFloat), {0, S - w, 0, S - h}));
+      tr.push_back(torch::constant_pad_nd(torch::from_blob(x.trimap.data, {1, h, w}, torch::kFloat), {0, S - w, 0, S - h}));
+      for (double v : x.box) bx.push_back(static_cast<float>(v));
     }
     // Zero padding to the model's square input, as at inference (padding is background).
-    namespace F = torch::nn::functional;
-    const auto pad = F::PadFuncOptions({0, S - s, 0, S - s});
-    *images = model->normalize(F::pad(torch::stack(im), pad)).to(device);
-    *alpha = F::pad(torch::stack(al), pad).to(device);
-    *trimap = F::pad(torch::stack(tr), pad).to(device);
+    *images = model->normalize(torch::stack(im)).to(device);
+    *alpha = torch::stack(al).to(device);
+    *trimap = torch::stack(tr).to(device);
     *boxes = torch::tensor(bx).view({B, 4}).to(device);
   }
 
-  // One optimizer step; returns the averaged loss components.
-  std::vector<std::pair<std::string, double>> step(int64_t it, double lr) {
+  // One optimizer step; returns the averaged loss components. With `panel`, keeps the first
+  // batch's inputs and predictions for a visual panel.
+  LogRow step(int64_t it, double lr, bool panel) {
     torch::manual_seed(mix(cfg.seed ^ mix(static_cast<uint64_t>(it))));
     for (auto& g : optimizer->param_groups())
       static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     optimizer->zero_grad();
-    std::vector<std::pair<std::string, double>> sums;
+    const bool amp = cfg.amp == "bf16";
+    LogRow sums;
     for (int64_t a = 0; a < cfg.accumulate; ++a) {
+      const auto smp = next_batch();
       torch::Tensor images, boxes, alpha, trimap;
-      batch(it * cfg.accumulate + a, &images, &boxes, &alpha, &trimap);
-      const matting_model::SematOutput out = model->forward(images, boxes);
+      to_tensors(smp, &images, &boxes, &alpha, &trimap);
+      matting_model::SematOutput out;
       torch::Tensor frozen;
       {
+        AutocastGuard autocast(amp, device.is_cuda());
+        out = model->forward(images, boxes);
         torch::NoGradGuard no_grad;
         frozen = model->frozen_sam_logits(images, boxes);
       }
+      // The losses (pyramids, GHM histograms, log-sigmoids) stay in float32.
       losses::LossInputs in;
-      in.alpha = out.alpha;
+      in.alpha = out.alpha.to(torch::kFloat);
       in.alpha_gt = alpha;
       in.trimap = trimap;
-      in.sam_logits = out.sam_logits;
-      in.frozen_sam_logits = frozen;
-      in.trimap_logits = out.matting_logits;
+      in.sam_logits = out.sam_logits.to(torch::kFloat);
+      in.frozen_sam_logits = frozen.to(torch::kFloat);
+      in.trimap_logits = out.matting_logits.to(torch::kFloat);
       const losses::LossTerms terms = (*criterion)(in);
       (terms.total / static_cast<double>(cfg.accumulate)).backward();
       const auto sc = terms.scalars();
@@ -229,6 +390,7 @@ struct Trainer::Impl {
         sums[i].first = sc[i].first;
         sums[i].second += sc[i].second / static_cast<double>(cfg.accumulate);
       }
+      if (panel && a == 0) keep_panel(smp, out);
     }
     if (cfg.grad_clip > 0) {
       std::vector<torch::Tensor> params;
@@ -240,22 +402,51 @@ struct Trainer::Impl {
     return sums;
   }
 
+  void keep_panel(const std::vector<data::TrainingSample>& smp, const matting_model::SematOutput& out) {
+    last_panel.clear();
+    const auto alpha = out.alpha.detach().to(torch::kFloat).to(torch::kCPU).contiguous();
+    const auto tri = (out.matting_logits.detach().argmax(1).to(torch::kFloat) * 0.5).to(torch::kCPU).contiguous();
+    const int64_t S = model->cfg.sam.encoder.img_size;
+    for (size_t j = 0; j < smp.size(); ++j) {
+      const cv::Rect content(0, 0, smp[j].image.cols, smp[j].image.rows);
+      PanelRow row;
+      row.image = smp[j].image;
+      std::copy(std::begin(smp[j].box), std::end(smp[j].box), row.box);
+      const auto jj = static_cast<int64_t>(j);
+      row.alpha = cv::Mat(static_cast<int>(S), static_cast<int>(S), CV_32F, alpha[jj][0].data_ptr<float>())(content).clone();
+      row.trimap = cv::Mat(static_cast<int>(S), static_cast<int>(S), CV_32F, tri[jj].data_ptr<float>())(content).clone();
+      row.alpha_gt = smp[j].alpha;
+      last_panel.push_back(std::move(row));
+    }
+  }
+
   std::vector<io::TensorData> trained_data() const {
     std::vector<io::TensorData> out;
     for (const auto& [name, t] : trained) out.push_back(sam::to_tensor_data(name, t.detach().to(torch::kCPU)));
     return out;
   }
 
-  // Assembled in a hidden folder and renamed into place, then `latest` is switched: a crash at
-  // any point leaves the previous checkpoint and `latest` intact.
+  // Assembled in a hidden folder and swapped into place, then `latest` is switched: a crash or a
+  // full disk at any point leaves the previous checkpoints and `latest` intact.
   std::string save_checkpoint() {
     const fs::path root = fs::path(opts.out_dir) / "checkpoints";
-    fs::create_directories(root);
     const std::string name = iter_name(done);
     const fs::path final_dir = root / name, tmp = root / ("." + name + ".tmp");
-    fs::remove_all(tmp);
-    fs::create_directories(tmp);
+    auto fail = [&](const std::string& why) {
+      std::error_code ec;
+      fs::remove_all(tmp, ec);
+      std::string last = "none yet";
+      try {
+        last = "'" + resolve_checkpoint_dir(opts.out_dir) + "'";
+      } catch (const Error&) {
+      }
+      throw IoError("cannot write checkpoint '" + final_dir.string() + "': " + why +
+                    " (free disk space and resume; the last good checkpoint " + last + " is intact)");
+    };
     try {
+      fs::create_directories(root);
+      fs::remove_all(tmp);
+      fs::create_directories(tmp);
       io::save_safetensors((tmp / kWeights).string(), trained_data(),
                            {{"format", "semat-train"}, {"model", model->cfg.name},
                             {"iteration", std::to_string(done)}});
@@ -272,17 +463,14 @@ struct Trainer::Impl {
                           {"ghm_accumulators", accv},
                           {"config", json::parse(train_config_json(cfg))}};
       io::write_file_atomic((tmp / kState).string(), to_bytes(state.dump(2)));
-      fs::remove_all(final_dir);
-      fs::rename(tmp, final_dir);
+      replace_dir(tmp, final_dir);
       io::write_file_atomic((root / "latest").string(), to_bytes(name + "\n"));
     } catch (const fs::filesystem_error& e) {
-      fs::remove_all(tmp);
-      throw IoError("cannot write checkpoint '" + final_dir.string() + "': " + e.what() +
-                    " (free disk space; the previous checkpoint is intact)");
-    } catch (...) {
-      std::error_code ec;
-      fs::remove_all(tmp, ec);
-      throw;
+      fail(e.code().message());
+    } catch (const Error& e) {
+      fail(e.what());
+    } catch (const c10::Error& e) {
+      fail(e.what_without_backtrace());
     }
     prune(root);
     return final_dir.string();
@@ -302,59 +490,107 @@ struct Trainer::Impl {
     }
   }
 
-  // Lines of a previous run past the resumed iteration would duplicate the ones about to be
-  // written: keep only those up to `done`.
-  void trim_log(const fs::path& log) {
-    if (!fs::exists(log)) return;
-    std::ifstream in(log);
-    std::string line, kept;
-    while (std::getline(in, line)) {
-      if (line.empty()) continue;
-      const json j = json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.contains("iter") || j["iter"].get<int64_t>() > done) continue;
-      kept += line + "\n";
+  // Held-out metrics with the model as it is now (eval mode, float32, then back to training).
+  json evaluate() {
+    model->eval();
+    const auto t0 = Clock::now();
+    metrics::Scores sum;
+    for (const auto& item : eval_items) {
+      const cv::Mat image = io::read_color(item.image);
+      const cv::Mat gt = metrics::read_alpha(item.alpha);
+      SEMAT_CHECK(gt.size() == image.size(), DataError,
+                  "eval.folder: '" << item.alpha << "' is " << gt.cols << "x" << gt.rows << " but its image is "
+                                   << image.cols << "x" << image.rows << ": use the image's size");
+      const auto mattes =
+          matting_model::predict_mattes(*model, device, models::SematResize::kOpenCV, 1, image, {gt_box(gt)});
+      cv::Mat pred;
+      mattes[0].alpha.convertTo(pred, CV_64F);
+      const metrics::Scores s = metrics::score_semat(pred, gt);
+      sum.sad += s.sad, sum.mse += s.mse, sum.mad += s.mad, sum.grad += s.grad, sum.conn += s.conn;
     }
-    io::write_file_atomic(log.string(), to_bytes(kept));
+    model->train();
+    const double n = static_cast<double>(eval_items.size());
+    return {{"iter", done},           {"images", eval_items.size()}, {"sad", sum.sad / n},
+            {"mse", sum.mse / n},     {"mad", sum.mad / n},          {"grad", sum.grad / n},
+            {"conn", sum.conn / n},   {"seconds", std::chrono::duration<double>(Clock::now() - t0).count()}};
   }
 
   TrainResult run() {
     io::ensure_writable_dir(opts.out_dir);
-    const fs::path log_path = fs::path(opts.out_dir) / "log.jsonl";
+    const fs::path out(opts.out_dir);
+    const fs::path log_path = out / "log.jsonl", csv_path = out / "log.csv", eval_path = out / "eval.jsonl";
     if (done > 0) {
-      trim_log(log_path);
+      trim_jsonl_log(log_path.string(), done);
+      trim_csv_log(csv_path.string(), done);
+      trim_jsonl_log(eval_path.string(), done);
     } else {
-      std::error_code ec;
-      fs::remove(log_path, ec);
+      for (const auto& p : {log_path, csv_path, eval_path}) {
+        std::error_code ec;
+        fs::remove(p, ec);
+      }
     }
     std::ofstream log(log_path, std::ios::app);
     if (!log) throw IoError("cannot write '" + log_path.string() + "': check the folder's permissions");
+    CsvLog csv(csv_path.string());
+    TrainProgress progress(opts.progress, opts.progress_style, cfg.iterations, done + 1, cfg.print_every);
+    const int64_t per_iter = cfg.batch_size * cfg.accumulate;
+    prefetch = std::make_unique<data::Prefetcher>([this](int64_t k) { return sample(k); }, done * per_iter,
+                                                  static_cast<int>(cfg.data.workers),
+                                                  static_cast<int>(std::max(cfg.data.prefetch, cfg.batch_size)));
     TrainResult r;
     r.first_iteration = done + 1;
     const auto t0 = Clock::now();
     while (done < cfg.iterations) {
       const double lr = cfg.lr_at(done);
-      const auto sc = step(done, lr);
+      const bool last = done + 1 == cfg.iterations;
+      const bool panel = cfg.visual_every > 0 && ((done + 1) % cfg.visual_every == 0 || last);
+      const LogRow sc = step(done, lr, panel);
       ++done;
-      json line = {{"iter", done}};
-      for (const auto& [k, v] : sc) line[k] = v;
-      line["lr"] = lr;
       const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-      line["time"] = secs;
+      LogRow row = sc;
+      row.emplace_back("lr", lr);
+      row.emplace_back("time", secs);
+      json line = {{"iter", done}};
+      for (const auto& [k, v] : row) line[k] = v;
       log << line.dump() << "\n" << std::flush;
+      if (!log) throw IoError("cannot append to '" + log_path.string() + "': disk full?");
+      csv.append(done, row);
       r.losses.push_back(sc.front().second);
       if (!std::isfinite(sc.front().second))
         throw DataError("loss became " + std::to_string(sc.front().second) + " at iteration " +
                         std::to_string(done) + ": lower 'lr' or set 'grad_clip'");
-      if (done % cfg.checkpoint_every == 0 || done == cfg.iterations) r.last_checkpoint = save_checkpoint();
-      if (opts.progress && cfg.print_every > 0 && (done % cfg.print_every == 0 || done == cfg.iterations)) {
-        const double rate = static_cast<double>(done - r.first_iteration + 1) / std::max(secs, 1e-9);
+      progress.update(done, sc.front().second, lr);
+      // The checkpoint first: it is what a crash or a full disk must not cost.
+      if (done % cfg.checkpoint_every == 0 || last) {
+        r.last_checkpoint = save_checkpoint();
+        r.saved.push_back(r.last_checkpoint);
+      }
+      // Pictures are for people: failing to write one warns and training goes on.
+      try {
+        if (panel && !last_panel.empty()) {
+          fs::create_directories(out / "visuals");
+          io::write_file_atomic((out / "visuals" / (iter_name(done) + ".png")).string(),
+                                io::encode_png(render_panel(last_panel)));
+        }
+        if (done % cfg.plot_every == 0 || last) write_loss_plot(log_path.string(), (out / "loss_plot.png").string());
+      } catch (const std::exception& e) {
+        progress.message("");  // end the bar's line first
+        SEMAT_LOG_WARN("train", e.what() << " (training goes on)");
+      }
+      last_panel.clear();
+      if (!eval_items.empty() && (done % cfg.eval.every == 0 || last)) {
+        const json e = evaluate();
+        std::ofstream(eval_path, std::ios::app) << e.dump() << "\n";
         char buf[200];
-        std::snprintf(buf, sizeof buf, "iter %lld/%lld  loss %.5f  lr %.3g  %.2f it/s  ETA %s\n",
-                      static_cast<long long>(done), static_cast<long long>(cfg.iterations), sc.front().second,
-                      lr, rate, format_duration(static_cast<double>(cfg.iterations - done) / rate).c_str());
-        *opts.progress << buf << std::flush;
+        std::snprintf(buf, sizeof buf, "eval @%lld on %zu images: SAD %.4f  MSE %.5f  MAD %.5f  Grad %.4f  Conn %.4f",
+                      static_cast<long long>(done), eval_items.size(), e["sad"].get<double>(),
+                      e["mse"].get<double>(), e["mad"].get<double>(), e["grad"].get<double>(),
+                      e["conn"].get<double>());
+        progress.message(buf);
       }
     }
+    progress.finish();
+    prefetch.reset();
     r.last_iteration = done;
     r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     r.iterations_per_second = r.losses.empty() ? 0 : static_cast<double>(r.losses.size()) / r.seconds;
@@ -386,6 +622,34 @@ std::vector<io::TensorData> Trainer::frozen_weights() const {
 }
 
 std::vector<io::TensorData> Trainer::trained_weights() const { return impl_->trained_data(); }
+
+ExportResult export_checkpoint(const std::string& checkpoint, const std::string& out_path,
+                               const std::string& sam_checkpoint) {
+  const fs::path dir = resolve_checkpoint_dir(checkpoint);
+  const json state = json::parse(read_text(dir / kState), nullptr, false);
+  SEMAT_CHECK(!state.is_discarded() && state.contains("config") && state.contains("iteration"), CheckpointError,
+              "'" << (dir / kState).string() << "' is not a semat training state: give a folder written by semat train");
+  const TrainConfig cfg = parse_train_config(state["config"].dump(), (dir / kState).string());
+  matting_model::SematModel model = build_model(cfg, sam_checkpoint);
+  model->set_trainable();
+  auto trained = trained_tensors(*model);
+  load_trained(dir, trained);
+  std::vector<io::TensorData> tensors;
+  for (const auto& p : model->named_parameters(true))
+    tensors.push_back(sam::to_tensor_data(p.key(), p.value().detach().to(torch::kCPU)));
+  for (const auto& b : model->named_buffers(true))
+    tensors.push_back(sam::to_tensor_data(b.key(), b.value().detach().to(torch::kCPU)));
+  ExportResult r;
+  r.path = out_path;
+  r.model = model->cfg.name;
+  r.iteration = state["iteration"].get<int64_t>();
+  r.tensors = static_cast<int64_t>(tensors.size());
+  for (const auto& t : tensors) r.bytes += static_cast<int64_t>(t.bytes.size());
+  io::save_safetensors(out_path, tensors,
+                       {{"format", "semat"}, {"model", r.model}, {"iteration", std::to_string(r.iteration)},
+                        {"source", dir.string()}});
+  return r;
+}
 
 TrainResult train(const TrainConfig& config, const TrainOptions& options) {
   return Trainer(config, options).run();

@@ -1,8 +1,12 @@
-// The SEMat trainer on the tiny fixture's shapes and generated scenes: configs, data, the
-// schedule, learning (overfitting 4 scenes), frozen SAM weights, and exact resume on the CPU.
+// The SEMat trainer on the tiny fixture's shapes: configs, generated scenes and datasets on disk,
+// the schedule, learning (overfitting 4 scenes), frozen SAM weights, exact resume on the CPU, the
+// run's reports (CSV, plot, panels, progress, held-out evaluation), bf16 autocast and export.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -10,7 +14,16 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <opencv2/imgcodecs.hpp>
+#include <sstream>
+
+#include <torch/version.h>
+
 #include "semat/core/error.h"
+#include "semat/io/checkpoint.h"
+#include "semat/io/image_io.h"
+#include "semat/models/semat_predictor.h"
+#include "semat/train/report.h"
 #include "semat/train/synthetic_data.h"
 #include "semat/train/train_config.h"
 #include "semat/train/trainer.h"
@@ -80,6 +93,12 @@ TEST(TrainConfig, ShippedTinyConfigParses) {
   const TrainConfig c = load_train_config(std::string(SEMAT_SOURCE_DIR) + "/configs/tiny-synthetic.json");
   EXPECT_TRUE(fs::exists(c.sam_checkpoint)) << c.sam_checkpoint;
   EXPECT_EQ(c.data.samples, 4);
+  // The paper-recipe example parses too (its data folders are the user's to provide).
+  const TrainConfig l = load_train_config(std::string(SEMAT_SOURCE_DIR) + "/configs/semat-vit-l.json");
+  EXPECT_EQ(l.iterations, 60000);
+  EXPECT_EQ(l.lr, 5e-5);
+  EXPECT_EQ(l.data.type, "datasets");
+  EXPECT_EQ(l.data.datasets.size(), 3u);
 }
 
 TEST(TrainConfig, WarmUpThenStepDecay) {
@@ -219,6 +238,287 @@ TEST(Trainer, ResumeFromNothingIsAClearError) {
   o.out_dir = fresh_dir("bad_resume").string();
   o.resume = fresh_dir("no_such_run").string();
   EXPECT_THROW(Trainer(tiny_config(2), o), IoError);
+}
+
+TEST(TrainConfig, ParsesDatasetsAndResolvesPathsAgainstTheConfigFolder) {
+  const TrainConfig c = parse_train_config(R"({
+    "amp": "bf16", "plot_every": 7, "visual_every": 0,
+    "eval": {"folder": "held_out", "every": 50, "max_images": 3},
+    "data": {"size": 512, "box_jitter": 0.05, "workers": 3, "prefetch": 4,
+             "augment": {"flip": false, "scale_min": 0.8, "trimap_max_kernel": 15},
+             "datasets": [{"type": "coco-matting", "root": "cm", "images": "/abs/train2017", "min_score": 95},
+                          {"type": "composition", "fg": "d646/fg", "alpha": "d646/alpha", "bg": "bg",
+                           "weight": 0.5, "name": "d646"}]}})",
+                                           "cfg.json", "/cfgs");
+  EXPECT_EQ(c.data.type, "datasets");  // implied by the list
+  ASSERT_EQ(c.data.datasets.size(), 2u);
+  EXPECT_EQ(c.data.datasets[0].root, "/cfgs/cm");
+  EXPECT_EQ(c.data.datasets[0].images, "/abs/train2017");
+  EXPECT_EQ(c.data.datasets[0].min_score, 95);
+  EXPECT_EQ(c.data.datasets[1].fg, "/cfgs/d646/fg");
+  EXPECT_EQ(c.data.datasets[1].weight, 0.5);
+  EXPECT_EQ(c.data.augment.size, 512);
+  EXPECT_EQ(c.data.augment.box_jitter, 0.05);
+  EXPECT_FALSE(c.data.augment.flip);
+  EXPECT_EQ(c.data.augment.trimap_max_kernel, 15);
+  EXPECT_EQ(c.eval.folder, "/cfgs/held_out");
+  EXPECT_EQ(c.amp, "bf16");
+  // The stored copy parses back to the same thing.
+  const TrainConfig back = parse_train_config(train_config_json(c), "state.json");
+  EXPECT_EQ(train_config_json(back), train_config_json(c));
+}
+
+TEST(TrainConfig, RejectsBadDatasetEntriesNamingThem) {
+  EXPECT_NE(config_error(R"({"data": {"datasets": [{"type": "composition", "fgs": "x"}]}})")
+                .find("'data.datasets[0].fgs'"),
+            std::string::npos);
+  EXPECT_NE(config_error(R"({"data": {"datasets": {"type": "composition"}}})").find("'data.datasets'"),
+            std::string::npos);
+  EXPECT_NE(config_error(R"({"data": {"type": "datasets"}})").find("'data.datasets'"), std::string::npos);
+  EXPECT_NE(config_error(R"({"amp": "fp16"})").find("'amp'"), std::string::npos);
+  EXPECT_NE(config_error(R"({"data": {"augment": {"flip": 1}}})").find("'data.augment.flip' must be true or false"),
+            std::string::npos);
+  EXPECT_NE(config_error(R"({"eval": {"every": 0}})").find("'eval.every'"), std::string::npos);
+}
+
+TEST(Report, CsvAndJsonlLogsAreTrimmedToTheResumedIteration) {
+  const fs::path d = fresh_dir("csv");
+  fs::create_directories(d);
+  {
+    CsvLog csv((d / "log.csv").string());
+    std::ofstream jl(d / "log.jsonl");
+    for (int i = 1; i <= 5; ++i) {
+      csv.append(i, {{"loss", 1.0 / i}, {"lr", 0.5}});
+      jl << "{\"iter\": " << i << ", \"loss\": " << 1.0 / i << "}\n";
+    }
+  }
+  trim_csv_log((d / "log.csv").string(), 3);
+  trim_jsonl_log((d / "log.jsonl").string(), 3);
+  std::ifstream in(d / "log.csv");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_EQ(ss.str(), "iter,loss,lr\n1,1,0.5\n2,0.5,0.5\n3,0.333333333,0.5\n");
+  const auto rows = read_jsonl_log((d / "log.jsonl").string());
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows.back().first, 3);
+  // A reopened CSV does not repeat the header.
+  CsvLog again((d / "log.csv").string());
+  again.append(4, {{"loss", 0.25}, {"lr", 0.5}});
+  std::ifstream in2(d / "log.csv");
+  std::string line;
+  int headers = 0;
+  while (std::getline(in2, line)) headers += line.rfind("iter,", 0) == 0;
+  EXPECT_EQ(headers, 1);
+}
+
+TEST(Report, LossPlotDrawsEverySeries) {
+  std::vector<std::pair<int64_t, LogRow>> log;
+  for (int i = 1; i <= 200; ++i)
+    log.push_back({i, {{"loss", 2.0 / i}, {"unknown_l1", 0.5 / std::sqrt(i)}, {"lr", 1e-3}, {"time", i * 0.1}}});
+  const cv::Mat img = render_loss_plot(log, {640, 360});
+  ASSERT_EQ(img.size(), cv::Size(640, 360));
+  // The second series is drawn in orange-blue (200, 80, 0): find it inside the plot area.
+  cv::Mat hit;
+  cv::inRange(img, cv::Scalar(150, 40, 0), cv::Scalar(255, 150, 90), hit);  // antialiased
+  EXPECT_GT(cv::countNonZero(hit(cv::Rect(70, 20, 400, 295))), 100);
+  // The total (black, 2 px) falls from the upper left to the lower right.
+  cv::Mat black;
+  cv::inRange(img, cv::Scalar(0, 0, 0), cv::Scalar(30, 30, 30), black);
+  EXPECT_GT(cv::countNonZero(black(cv::Rect(75, 25, 60, 140))), 20);
+  EXPECT_GT(cv::countNonZero(black(cv::Rect(380, 160, 85, 150))), 20);
+  // An empty log still gives a picture.
+  EXPECT_EQ(render_loss_plot({}, {320, 200}).size(), cv::Size(320, 200));
+}
+
+TEST(Report, PanelShowsFourTilesPerSample) {
+  PanelRow row;
+  row.image = cv::Mat(100, 80, CV_8UC3, cv::Scalar(255, 0, 0));  // RGB red
+  row.box[0] = 10, row.box[1] = 10, row.box[2] = 60, row.box[3] = 90;
+  row.trimap = cv::Mat(100, 80, CV_32F, cv::Scalar(0.5));
+  row.alpha = cv::Mat(100, 80, CV_32F, cv::Scalar(1.0));
+  row.alpha_gt = cv::Mat(100, 80, CV_32F, cv::Scalar(0.0));
+  const cv::Mat p = render_panel({row, row}, 64);
+  ASSERT_EQ(p.cols, 4 * 64);
+  ASSERT_EQ(p.rows, 24 + 2 * 64);
+  EXPECT_EQ(p.at<cv::Vec3b>(24 + 32, 32 + 20), cv::Vec3b(0, 0, 255));  // BGR red inside the box
+  EXPECT_NEAR(p.at<cv::Vec3b>(24 + 32, 64 + 32)[0], 128, 1);          // trimap unknown = grey
+  EXPECT_EQ(p.at<cv::Vec3b>(24 + 32, 128 + 32), cv::Vec3b(255, 255, 255));
+  EXPECT_EQ(p.at<cv::Vec3b>(24 + 64 + 32, 192 + 32), cv::Vec3b(0, 0, 0));
+  // The box is drawn in green on the image tile.
+  EXPECT_EQ(p.at<cv::Vec3b>(24 + 6, 32), cv::Vec3b(0, 255, 0));
+}
+
+TEST(Report, ProgressBarRedrawsOneLineAndLogModePrintsEveryN) {
+  std::ostringstream bar, lines;
+  TrainProgress b(&bar, ProgressStyle::kBar, 10, 1, 5);
+  b.update(1, 0.5, 1e-3);
+  b.message("eval @1: SAD 1.0");
+  b.update(10, 0.25, 1e-3);
+  b.finish();
+  EXPECT_EQ(bar.str().rfind("\r[", 0), 0u) << bar.str();
+  EXPECT_NE(bar.str().find("ETA 0:00:00"), std::string::npos) << bar.str();
+  EXPECT_NE(bar.str().find("100%  iter 10/10"), std::string::npos) << bar.str();
+  EXPECT_NE(bar.str().find("eval @1: SAD 1.0\n"), std::string::npos);
+  TrainProgress l(&lines, ProgressStyle::kLog, 10, 1, 5);
+  for (int i = 1; i <= 10; ++i) l.update(i, 1.0, 1e-3);
+  std::string s = lines.str();
+  EXPECT_EQ(std::count(s.begin(), s.end(), '\n'), 2);
+  EXPECT_NE(s.find("iter 5/10"), std::string::npos);
+  EXPECT_EQ(s.find('\r'), std::string::npos);
+}
+
+// A composition dataset (foregrounds with soft-edged alpha, separate backgrounds) and a held-out
+// folder (images/ + alpha/), written as PNG files the way such datasets are laid out on disk.
+void write_composition_set(const fs::path& root, int n_fg, int n_bg, int side) {
+  for (const char* sub : {"fg", "alpha", "bg", "held_out/images", "held_out/alpha"}) fs::create_directories(root / sub);
+  cv::RNG rng(7);
+  for (int i = 0; i < n_fg; ++i) {
+    cv::Mat fg(side, side, CV_8UC3), a = cv::Mat::zeros(side, side, CV_8U);
+    rng.fill(fg, cv::RNG::UNIFORM, 0, 255);
+    cv::GaussianBlur(fg, fg, {0, 0}, 3);
+    cv::ellipse(a, {side / 2 + i * 5, side / 2}, {side / 4, side / 3}, 20.0 * i, 0, 360, 255, cv::FILLED);
+    cv::GaussianBlur(a, a, {0, 0}, 2);
+    const std::string stem = "subject_" + std::to_string(i);
+    cv::imwrite((root / "fg" / (stem + ".jpg")).string(), fg);
+    cv::imwrite((root / "alpha" / (stem + ".png")).string(), a);
+    if (i < 2) {
+      cv::Mat img = fg * 0.5;
+      cv::imwrite((root / "held_out/images" / (stem + ".png")).string(), img);
+      cv::imwrite((root / "held_out/alpha" / (stem + ".png")).string(), a);
+    }
+  }
+  for (int i = 0; i < n_bg; ++i) {
+    cv::Mat bg(side + 40, side + 60, CV_8UC3);
+    rng.fill(bg, cv::RNG::UNIFORM, 0, 255);
+    cv::imwrite((root / "bg" / ("bg_" + std::to_string(i) + ".jpg")).string(), bg);
+  }
+}
+
+TEST(Trainer, TrainsOnDatasetsWithLogsPlotPanelsAndHeldOutEvaluation) {
+  const fs::path d = fresh_dir("datasets");
+  write_composition_set(d / "data", 3, 2, 200);
+  TrainConfig c = tiny_config(4);
+  c.data.type = "datasets";
+  data::DatasetSpec spec;
+  spec.type = "composition";
+  spec.fg = (d / "data/fg").string();
+  spec.alpha = (d / "data/alpha").string();
+  spec.bg = (d / "data/bg").string();
+  c.data.datasets = {spec};
+  c.data.augment.size = c.data.size;
+  c.batch_size = 2;
+  c.checkpoint_every = 2;
+  c.plot_every = 2;
+  c.visual_every = 2;
+  c.eval.folder = (d / "data/held_out").string();
+  c.eval.every = 2;
+  TrainOptions o;
+  o.out_dir = (d / "run").string();
+  std::ostringstream progress;
+  o.progress = &progress;
+  const TrainResult r = train(c, o);
+  ASSERT_EQ(r.losses.size(), 4u);
+  for (double l : r.losses) EXPECT_TRUE(std::isfinite(l));
+  const fs::path run = o.out_dir;
+  // CSV: header + one row per iteration.
+  std::ifstream csv(run / "log.csv");
+  std::string header, line;
+  std::getline(csv, header);
+  EXPECT_EQ(header.rfind("iter,loss,", 0), 0u) << header;
+  int rows = 0;
+  while (std::getline(csv, line)) ++rows;
+  EXPECT_EQ(rows, 4);
+  EXPECT_EQ(cv::imread((run / "loss_plot.png").string()).size(), cv::Size(960, 540));
+  const cv::Mat panel = cv::imread((run / "visuals" / "iter_00000004.png").string());
+  EXPECT_EQ(panel.size(), cv::Size(4 * 256, 24 + 2 * 256));  // two samples in the batch
+  EXPECT_TRUE(fs::exists(run / "visuals" / "iter_00000002.png"));
+  // Held-out evaluation at iterations 2 and 4, with the five metrics.
+  const auto evals = read_jsonl_log((run / "eval.jsonl").string());
+  ASSERT_EQ(evals.size(), 2u);
+  EXPECT_EQ(evals[1].first, 4);
+  std::map<std::string, double> m(evals[1].second.begin(), evals[1].second.end());
+  for (const char* k : {"sad", "mse", "mad", "grad", "conn"}) {
+    ASSERT_TRUE(m.count(k)) << k;
+    EXPECT_TRUE(std::isfinite(m[k]) && m[k] >= 0) << k;
+  }
+  EXPECT_EQ(m["images"], 2);
+  EXPECT_NE(progress.str().find("eval @4 on 2 images: SAD"), std::string::npos) << progress.str();
+}
+
+TEST(Trainer, MismatchedDatasetOrEvalFolderFailsBeforeTraining) {
+  const fs::path d = fresh_dir("mismatch");
+  write_composition_set(d / "data", 2, 1, 96);
+  fs::remove(d / "data/held_out/alpha/subject_1.png");
+  TrainConfig c = tiny_config(2);
+  c.eval.folder = (d / "data/held_out").string();
+  TrainOptions o;
+  o.out_dir = (d / "run").string();
+  try {
+    Trainer t(c, o);
+    FAIL() << "expected a DataError";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("subject_1.png"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(d / "run" / "checkpoints"));
+}
+
+// On CUDA autocast runs the SEMat forward in bf16 (untested here: no GPU). On the CPU it needs
+// LibTorch >= 2.0; with 1.13 the option is refused up front, naming the key.
+TEST(Trainer, Bf16Autocast) {
+  TrainConfig c = tiny_config(3);
+  TrainOptions o;
+  o.out_dir = fresh_dir("fp32").string();
+#if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
+  const TrainResult fp32 = train(c, o);
+  c.amp = "bf16";
+  o.out_dir = fresh_dir("bf16").string();
+  const TrainResult bf16 = train(c, o);
+  ASSERT_EQ(bf16.losses.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(std::isfinite(bf16.losses[i]));
+    // Same data and weights: close, but not the float32 numbers (autocast really ran).
+    EXPECT_NEAR(bf16.losses[i], fp32.losses[i], 0.1 * fp32.losses[i]);
+  }
+  EXPECT_NE(bf16.losses[0], fp32.losses[0]);
+#else
+  c.amp = "bf16";
+  try {
+    Trainer t(c, o);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'amp' bf16 on the CPU needs LibTorch 2.0"), std::string::npos) << e.what();
+  }
+#endif
+}
+
+TEST(Trainer, ExportWritesACheckpointThatSematMatteLoads) {
+  TrainConfig c = tiny_config(2);
+  TrainOptions o;
+  o.out_dir = fresh_dir("export").string();
+  Trainer t(c, o);
+  t.run();
+  const std::string file = (fs::path(o.out_dir) / "semat.safetensors").string();
+  const ExportResult r = export_checkpoint(o.out_dir, file);
+  EXPECT_EQ(r.iteration, 2);
+  EXPECT_EQ(r.model, "semat-tiny");
+  const io::Checkpoint ck = io::load_checkpoint(file);
+  EXPECT_EQ(static_cast<int64_t>(ck.tensors.size()), r.tensors);
+  // Every trained tensor is in it, bit for bit, under its official name...
+  for (const auto& w : t.trained_weights()) {
+    ASSERT_TRUE(ck.find(w.name)) << w.name;
+    EXPECT_TRUE(ck.at(w.name).bytes == w.bytes) << w.name;
+  }
+  // ...and so is the frozen SAM.
+  for (const auto& w : t.frozen_weights()) ASSERT_TRUE(ck.find(w.name)) << w.name;
+  // The inference loader accepts it strictly and predicts.
+  models::SematPredictor predictor(file);
+  cv::Mat img(120, 160, CV_8UC3, cv::Scalar(30, 60, 90));
+  cv::circle(img, {80, 60}, 30, cv::Scalar(220, 200, 180), cv::FILLED);
+  const auto mattes = predictor.predict(img, {Box{40, 20, 120, 100}});
+  ASSERT_EQ(mattes.size(), 1u);
+  EXPECT_EQ(mattes[0].alpha.size(), img.size());
+  // A folder that is not a training checkpoint is refused by name.
+  EXPECT_THROW(export_checkpoint(fresh_dir("not_a_run").string(), file), IoError);
 }
 
 }  // namespace

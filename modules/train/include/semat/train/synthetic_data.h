@@ -7,17 +7,14 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "semat/data/training_set.h"
 #include "semat/train/train_config.h"
 
 namespace semat::train {
 
-struct Sample {
-  cv::Mat image;   ///< CV_8UC3 RGB, size x size
-  cv::Mat alpha;   ///< CV_32F in [0, 1]
-  cv::Mat trimap;  ///< CV_32F: 0 background, 0.5 unknown, 1 foreground
-  /// x1, y1, x2, y2 in pixels: tight box of alpha > 0 with random jitter, inside the image.
-  double box[4] = {0, 0, 0, 0};
-};
+/// A generated scene in the same form as the datasets on disk give (image RGB, alpha, trimap
+/// 0 / 0.5 / 1, jittered tight box), so the trainer treats both alike.
+using Sample = data::TrainingSample;
 
 class SyntheticDataset {
  public:

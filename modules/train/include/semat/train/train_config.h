@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "semat/data/training_set.h"
+
 namespace semat::train {
 
 struct LossWeights {
@@ -20,7 +22,7 @@ struct LossWeights {
   double ghm_momentum = 0.75;
 };
 
-/// Scenes generated on the fly with known alpha (the only data source so far).
+/// Scenes generated on the fly with known alpha (data type "synthetic").
 struct SyntheticDataConfig {
   /// Distinct scenes cycled through (e.g. 4 to overfit); 0 = a new scene for every sample.
   int64_t samples = 0;
@@ -30,6 +32,26 @@ struct SyntheticDataConfig {
   int64_t trimap_min_radius = 2, trimap_max_radius = 12;
   /// Each box side moves by up to this fraction of the box size (prompt noise).
   double box_jitter = 0.1;
+};
+
+/// Where training samples come from. "synthetic": SyntheticDataConfig's generated scenes.
+/// "datasets": COCO-Matting and composition datasets on disk (semat::data::TrainingSet), mixed
+/// by weight; `size` and `box_jitter` above apply to them too.
+struct DataConfig : SyntheticDataConfig {
+  std::string type = "synthetic";
+  std::vector<data::DatasetSpec> datasets;
+  data::AugmentConfig augment;  ///< its size and box_jitter are taken from the fields above
+  /// Background threads preparing samples, and how many samples they may run ahead.
+  int64_t workers = 2, prefetch = 8;
+};
+
+/// Periodic evaluation on a held-out folder: FOLDER/images/* and FOLDER/alpha/* paired by file
+/// stem, each image prompted with the tight box of its ground truth (alpha > 0), scored with
+/// `semat eval`'s SEMat protocol (SAD, MSE, MAD, Grad, Conn).
+struct EvalConfig {
+  std::string folder;      ///< empty = no evaluation
+  int64_t every = 1000;    ///< iterations between evaluations (and one at the end)
+  int64_t max_images = 0;  ///< the first N images by name; 0 = all
 };
 
 struct TrainConfig {
@@ -54,8 +76,14 @@ struct TrainConfig {
   int64_t keep_checkpoints = 3;  ///< older checkpoint folders are deleted; 0 keeps all
   int64_t print_every = 10;      ///< console progress line period (log.jsonl gets every iteration)
   int64_t threads = 0;           ///< torch intra-op threads; 0 = library default
+  /// Mixed precision: "off" or "bf16" (autocast to bfloat16 on CUDA, or on CPU where the CPU
+  /// supports it; the losses are computed in float32 either way).
+  std::string amp = "off";
+  int64_t plot_every = 100;    ///< iterations between rewrites of loss_plot.png (and at the end)
+  int64_t visual_every = 500;  ///< iterations between visual panels in visuals/; 0 = none
   LossWeights loss;
-  SyntheticDataConfig data;
+  DataConfig data;
+  EvalConfig eval;
 
   /// Throws ConfigError naming the field and the accepted range.
   void validate() const;
@@ -64,8 +92,8 @@ struct TrainConfig {
 };
 
 /// Parses a config; unknown keys or wrong types raise ConfigError naming the key (with
-/// `source`, e.g. the file name, as prefix). Relative sam_checkpoint paths resolve against
-/// `base_dir` when it is non-empty. Validates the result.
+/// `source`, e.g. the file name, as prefix). Relative paths (sam_checkpoint, dataset folders,
+/// eval.folder) resolve against `base_dir` when it is non-empty. Validates the result.
 TrainConfig parse_train_config(const std::string& json_text, const std::string& source,
                                const std::string& base_dir = "");
 /// parse_train_config on a file (IoError when unreadable); base_dir = the file's folder.

@@ -1,9 +1,14 @@
 // The SEMat training loop: AdamW on the SEMat parts of a model started from a plain SAM
-// checkpoint, the full SEMat criterion, one JSON line per iteration in OUT/log.jsonl and
-// checkpoints in OUT/checkpoints/iter_NNNNNNNN/ (weights.safetensors: the trained tensors;
-// optimizer.pt: AdamW state; state.json: iteration, GHM accumulators, config). A checkpoint folder
-// is assembled under a temporary name and renamed into place, then OUT/checkpoints/latest is
-// rewritten atomically, so an interrupted write never damages the last good checkpoint.
+// checkpoint, the full SEMat criterion, and what a run leaves in OUT/:
+//   log.jsonl, log.csv      one line per iteration (total loss, each component, lr, time)
+//   loss_plot.png           the losses so far, rewritten every plot_every iterations
+//   visuals/iter_N.png      image + box | predicted trimap | alpha | ground truth of a batch
+//   eval.jsonl              held-out metrics every eval.every iterations (when eval.folder is set)
+//   checkpoints/iter_N/     weights.safetensors (trained tensors), optimizer.pt (AdamW state),
+//                           state.json (iteration, GHM accumulators, config); checkpoints/latest
+// A checkpoint folder is assembled under a temporary name and swapped into place, then `latest`
+// is rewritten atomically, so an interrupted write (a crash, a full disk) never damages the last
+// good checkpoint.
 //
 // Reproducibility: the data depend only on (seed, sample index) and the torch generator is
 // reseeded from (seed, iteration) before each iteration (LoRA dropout), so the RNG "state" to
@@ -17,6 +22,7 @@
 #include <vector>
 
 #include "semat/io/checkpoint.h"
+#include "semat/train/report.h"
 #include "semat/train/train_config.h"
 
 namespace semat::train {
@@ -26,7 +32,9 @@ struct TrainOptions {
   /// A checkpoint folder (…/checkpoints/iter_N) or a run folder (its checkpoints/latest);
   /// empty: start from the config's SAM checkpoint.
   std::string resume;
-  std::ostream* progress = nullptr;  ///< progress lines every config.print_every iterations
+  std::ostream* progress = nullptr;  ///< progress bar or lines (see progress_style), eval results
+  /// kBar redraws one line (terminals); kLog prints a line every config.print_every iterations.
+  ProgressStyle progress_style = ProgressStyle::kLog;
 };
 
 struct TrainResult {
@@ -36,6 +44,7 @@ struct TrainResult {
   double seconds = 0;
   double iterations_per_second = 0;
   std::string last_checkpoint;  ///< folder of the final checkpoint
+  std::vector<std::string> saved;  ///< every checkpoint folder written by this call, in order
 };
 
 class Trainer {
@@ -63,6 +72,23 @@ class Trainer {
 
 /// Trainer(config, options).run().
 TrainResult train(const TrainConfig& config, const TrainOptions& options);
+
+struct ExportResult {
+  std::string path;       ///< the file written
+  std::string model;      ///< preset name of the architecture ("custom" if none matches)
+  int64_t iteration = 0;  ///< training iteration of the checkpoint
+  int64_t tensors = 0;
+  int64_t bytes = 0;
+};
+
+/// Writes a self-contained SEMat checkpoint (safetensors, the official SEMat key layout: SAM
+/// weights, LoRA, prompt enhancement, matting tokens and adapter, matting decoder, the frozen
+/// decoder copy) from a training checkpoint folder or run folder, so `semat matte --semat FILE`
+/// and SematPredictor load it without the SAM checkpoint. The model is rebuilt from the stored
+/// config: its sam_checkpoint must still exist (or give `sam_checkpoint` to point elsewhere).
+/// Written atomically.
+ExportResult export_checkpoint(const std::string& checkpoint, const std::string& out_path,
+                               const std::string& sam_checkpoint = "");
 
 /// The checkpoint folder a --resume argument designates (see TrainOptions::resume); IoError
 /// naming the folder when there is none.
