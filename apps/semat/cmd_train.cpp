@@ -2,6 +2,7 @@
 // semat export --checkpoint DIR --out FILE.safetensors [--sam SAM_CKPT] [--json]
 // Trains SEMat's parts of a model started from a plain SAM checkpoint (modules/train), and turns
 // a training checkpoint into a SEMat checkpoint that `semat matte --semat` loads.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -10,7 +11,14 @@
 #include <sstream>
 #include <string>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -25,6 +33,7 @@ namespace {
 
 struct TrainArgs {
   std::string config, out, resume, device, progress = "auto";
+  int nproc = 1;
 };
 
 struct ExportArgs {
@@ -46,7 +55,74 @@ train::TrainConfig config_of_checkpoint(const std::string& resume) {
   return train::parse_train_config(state["config"].dump(), path);
 }
 
+// A port the kernel just handed out on the loopback interface (free at that moment).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw StateError("cannot find a free TCP port on 127.0.0.1 for --nproc: set MASTER_PORT and start the ranks yourself");
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// --nproc N: this machine runs N ranks (one per GPU, or CPU processes), as torchrun would: the
+// same command with RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT set. When one rank
+// fails the others are stopped (they would wait for it in the next all-reduce).
+void launch(const TrainArgs& a) {
+  std::vector<std::string> args = {"semat", "train", "--out", a.out, "--progress", a.progress};
+  for (const auto& [flag, value] : {std::pair<const char*, std::string>{"--config", a.config},
+                                    {"--resume", a.resume}, {"--device", a.device}})
+    if (!value.empty()) args.insert(args.end(), {flag, value});
+  const std::string port = std::to_string(free_port());
+  std::vector<pid_t> pids;
+  for (int r = 0; r < a.nproc; ++r) {
+    const pid_t pid = ::fork();
+    if (pid < 0) throw StateError("cannot start rank " + std::to_string(r) + ": fork failed");
+    if (pid == 0) {
+      ::setenv("RANK", std::to_string(r).c_str(), 1);
+      ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      ::setenv("WORLD_SIZE", std::to_string(a.nproc).c_str(), 1);
+      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+      ::setenv("MASTER_PORT", port.c_str(), 1);
+      std::vector<char*> argv;
+      for (auto& s : args) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      ::execv("/proc/self/exe", argv.data());
+      std::perror("semat: exec");
+      ::_exit(127);
+    }
+    pids.push_back(pid);
+  }
+  int failed_rank = -1, failed_status = 0;
+  for (size_t left = pids.size(); left > 0; --left) {
+    int status = 0;
+    const pid_t pid = ::wait(&status);
+    if (pid < 0) break;
+    const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!ok && failed_rank < 0) {
+      failed_rank = static_cast<int>(std::find(pids.begin(), pids.end(), pid) - pids.begin());
+      failed_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      for (pid_t p : pids)
+        if (p != pid) ::kill(p, SIGTERM);
+    }
+  }
+  if (failed_rank >= 0)
+    throw StateError("rank " + std::to_string(failed_rank) + " of " + std::to_string(a.nproc) +
+                     " stopped with status " + std::to_string(failed_status) +
+                     " (its message is above); the other ranks were stopped");
+}
+
 void run_train(const TrainArgs& a) {
+  if (a.nproc > 1) {
+    launch(a);
+    return;
+  }
   if (a.config.empty() && a.resume.empty())
     throw ConfigError("semat train needs --config FILE.json (or --resume DIR to continue a run)");
   train::TrainConfig cfg = a.config.empty() ? config_of_checkpoint(a.resume) : train::load_train_config(a.config);
@@ -54,16 +130,19 @@ void run_train(const TrainArgs& a) {
   train::TrainOptions opts;
   opts.out_dir = a.out;
   opts.resume = a.resume;
-  opts.progress = &std::cerr;
+  opts.distributed = train::distributed_env_from_environment();
+  const bool rank0 = opts.distributed.rank == 0;
+  opts.progress = rank0 ? &std::cerr : nullptr;
   opts.progress_style = a.progress == "bar"   ? train::ProgressStyle::kBar
                         : a.progress == "log" ? train::ProgressStyle::kLog
                         : a.progress == "off" ? train::ProgressStyle::kOff
                         : ::isatty(STDERR_FILENO) ? train::ProgressStyle::kBar
                                                   : train::ProgressStyle::kLog;
   train::Trainer trainer(cfg, opts);
-  if (!a.resume.empty())
+  if (!a.resume.empty() && rank0)
     std::cerr << "resuming at iteration " << trainer.iteration() << " of " << cfg.iterations << "\n";
   const train::TrainResult r = trainer.run();
+  if (!rank0) return;
   char buf[256];
   std::snprintf(buf, sizeof buf, "trained iterations %lld..%lld in %.1f s (%.2f it/s)\n",
                 static_cast<long long>(r.first_iteration), static_cast<long long>(r.last_iteration),
@@ -102,6 +181,9 @@ void register_train(CLI::App& app) {
   cmd->add_option("--device", args->device, "cpu or cuda[:N] (overrides the config)");
   cmd->add_option("--progress", args->progress, "auto (bar on a terminal, else lines), bar, log or off")
       ->check(CLI::IsMember({"auto", "bar", "log", "off"}));
+  cmd->add_option("--nproc", args->nproc,
+                  "ranks to run on this machine, data parallel (one per GPU with --device cuda)")
+      ->check(CLI::Range(1, 64));
   cmd->callback([args] { run_train(*args); });
 
   auto eargs = std::make_shared<ExportArgs>();

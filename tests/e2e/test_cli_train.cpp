@@ -4,6 +4,9 @@
 // good checkpoint untouched and the run resumable.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +33,18 @@ std::string slurp(const fs::path& p) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
 }
 
 int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
@@ -162,6 +177,41 @@ TEST_F(CliTrain, DiskFullWhileCheckpointingKeepsTheLastGoodCheckpoint) {
   EXPECT_NE(r.err.find("resuming at iteration 2"), std::string::npos) << r.err;
   EXPECT_EQ(slurp(run_dir / "checkpoints" / "latest"), "iter_00000004\n");
   EXPECT_EQ(count_lines(slurp(run_dir / "log.jsonl")), 4);
+}
+
+// Data parallel on this CPU with Gloo: two ranks through --nproc. At every checkpoint the ranks
+// compare parameter sums, so a step that skipped the gradient all-reduce (the ranks see
+// different samples) would stop the run as "diverged".
+TEST_F(CliTrain, TwoRanksTrainDataParallel) {
+  const fs::path cfg = write_config("ddp.json", 4, 2, 0);
+  const auto r = run("train --config " + cfg.string() + " --out " + (dir_ / "run").string() +
+                     " --nproc 2 --progress log");
+  ASSERT_EQ(r.code, 0) << r.err;
+  // Rank 0 alone reports and writes.
+  EXPECT_EQ(static_cast<int>(std::count(r.err.begin(), r.err.end(), '\n')), 4) << r.err;
+  EXPECT_NE(r.err.find("iter 4/4"), std::string::npos) << r.err;
+  EXPECT_EQ(count_lines(slurp(dir_ / "run" / "log.jsonl")), 4);
+  EXPECT_EQ(slurp(dir_ / "run" / "checkpoints" / "latest"), "iter_00000004\n");
+}
+
+// Ranks started by hand (torchrun-style environment) with different learning rates: the replicas
+// drift apart and both ranks stop at the first checkpoint naming the problem.
+TEST_F(CliTrain, RanksThatDriftApartAreStopped) {
+  const fs::path a = write_config("a.json", 4, 2, 0);
+  std::string text = slurp(a);
+  text.replace(text.find("\"lr\": 1e-3"), 10, "\"lr\": 3e-3");
+  std::ofstream(dir_ / "b.json") << text;
+  // `timeout`: a rank that never meets the other must not hang the suite.
+  const std::string env = "timeout 120 env WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port());
+  const std::string cmd = env + " RANK=1 LOCAL_RANK=1 " + SEMAT_BINARY + " train --config " + (dir_ / "b.json").string() +
+                          " --out " + (dir_ / "run").string() + " 2>" + (dir_ / "rank1.err").string() + " & " + env +
+                          " RANK=0 LOCAL_RANK=0 " + SEMAT_BINARY;
+  const auto r = semat::test::run_cli(cmd, "train --config " + a.string() + " --out " + (dir_ / "run").string(), dir_);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("replicas diverged at iteration 2"), std::string::npos) << r.err;
+  for (int i = 0; i < 100 && slurp(dir_ / "rank1.err").find("diverged") == std::string::npos; ++i) ::usleep(100000);
+  EXPECT_NE(slurp(dir_ / "rank1.err").find("replicas diverged at iteration 2"), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir_ / "run" / "checkpoints" / "iter_00000002"));
 }
 
 }  // namespace

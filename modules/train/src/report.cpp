@@ -134,6 +134,9 @@ cv::Mat render_loss_plot(const std::vector<std::pair<int64_t, LogRow>>& log, cv:
   std::vector<std::string> names;
   for (const auto& kv : log.front().second)
     if (kv.first != "lr" && kv.first != "time") names.push_back(kv.first);
+  // The total first (drawn bold): JSON objects come back with their keys sorted.
+  const auto total = std::find(names.begin(), names.end(), "loss");
+  if (total != names.end()) std::rotate(names.begin(), total, total + 1);
   std::vector<std::vector<cv::Point2d>> series(names.size());
   double ymin = HUGE_VAL, ymax = -HUGE_VAL;
   const double x0 = static_cast<double>(log.front().first), x1 = std::max(x0 + 1, static_cast<double>(log.back().first));

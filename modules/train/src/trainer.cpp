@@ -9,6 +9,7 @@
 #include <map>
 #include <ostream>
 #include <sstream>
+#include <thread>
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 #include "semat/semat_model.h"
 #include "semat/train/report.h"
 #include "semat/train/synthetic_data.h"
+#include "distributed.h"
 
 namespace semat::train {
 namespace {
@@ -239,21 +241,36 @@ struct Trainer::Impl {
   std::unique_ptr<data::TrainingSet> datasets;
   std::unique_ptr<data::Prefetcher> prefetch;
   std::vector<EvalItem> eval_items;
+  std::unique_ptr<Distributed> dist;  // null: a single process
   std::vector<std::pair<std::string, torch::Tensor>> trained;
   int64_t done = 0;  // completed iterations
   std::vector<PanelRow> last_panel;  // filled by step() when a visual panel is due
 
+  bool writer() const { return opts.distributed.rank == 0; }
+
+  // The k-th sample this process consumes. With several ranks, rank r takes the r-th batch of
+  // every group of `world` batches, so the ranks see disjoint data and the global sample index
+  // still depends only on (iteration, rank): resume stays exact.
   data::TrainingSample sample(int64_t k) const {
-    return synthetic ? synthetic->get(k) : datasets->get(k);
+    const int64_t B = cfg.batch_size, world = opts.distributed.world, r = opts.distributed.rank;
+    const int64_t global = world == 1 ? k : ((k / B) * world + r) * B + k % B;
+    return synthetic ? synthetic->get(global) : datasets->get(global);
   }
 
   void build() {
+    const DistributedEnv& denv = opts.distributed;
+    device = torch::Device(cfg.device);
+    // One GPU per rank: a bare "cuda" means this rank's local device.
+    if (denv.world > 1 && device.is_cuda() && !device.has_index())
+      device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(denv.local_rank));
     if (cfg.threads > 0) {
       torch::set_num_threads(static_cast<int>(cfg.threads));
+    } else if (denv.world > 1 && !device.is_cuda()) {
+      // Several CPU ranks share the machine's cores.
+      torch::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / denv.world));
     } else {
       sam::use_all_cores();  // LibTorch alone would use one thread per physical core
     }
-    device = torch::Device(cfg.device);
     SEMAT_CHECK(!device.is_cuda() || torch::cuda::is_available(), ConfigError,
                 "train config: 'device' is " << cfg.device << " but CUDA is not available: use cpu");
     SEMAT_CHECK(cfg.amp != "bf16" || device.is_cuda() || kCpuBf16Autocast, ConfigError,
@@ -265,7 +282,8 @@ struct Trainer::Impl {
     } else {
       synthetic = std::make_unique<SyntheticDataset>(cfg.data, cfg.seed);
     }
-    if (!cfg.eval.folder.empty()) scan_eval_folder();
+    if (!cfg.eval.folder.empty() && writer()) scan_eval_folder();
+    if (denv.world > 1) dist = std::make_unique<Distributed>(denv, device.is_cuda());
     model = build_model(cfg);
     const int64_t S = model->cfg.sam.encoder.img_size;
     SEMAT_CHECK(cfg.data.size <= S, ConfigError,
@@ -392,6 +410,7 @@ struct Trainer::Impl {
       }
       if (panel && a == 0) keep_panel(smp, out);
     }
+    if (dist) sync_step(&sums);
     if (cfg.grad_clip > 0) {
       std::vector<torch::Tensor> params;
       for (auto& g : optimizer->param_groups())
@@ -400,6 +419,44 @@ struct Trainer::Impl {
     }
     optimizer->step();
     return sums;
+  }
+
+  // Data parallel: every rank ends the step with the mean gradient (so the identical AdamW steps
+  // keep the replicas identical), the mean losses for the log, and one GHM state. The GHM
+  // accumulators are moving averages of bin counts, linear in the counts, so averaging them
+  // equals averaging the counts; the normalised GHM weights do not depend on the scale.
+  void sync_step(LogRow* sums) {
+    std::vector<torch::Tensor> grads;
+    for (auto& g : optimizer->param_groups())
+      for (auto& p : g.params())
+        if (p.grad().defined()) grads.push_back(p.grad());
+    auto losses = torch::zeros({static_cast<int64_t>(sums->size())}, torch::kDouble);
+    for (size_t i = 0; i < sums->size(); ++i) losses[static_cast<int64_t>(i)] = (*sums)[i].second;
+    auto ghm = criterion->ghm().accumulators().clone();
+    grads.push_back(losses);
+    grads.push_back(ghm);
+    dist->allreduce_mean(grads);
+    for (size_t i = 0; i < sums->size(); ++i) (*sums)[i].second = losses[static_cast<int64_t>(i)].item<double>();
+    criterion->ghm().set_accumulators(ghm);
+  }
+
+  // Before a checkpoint: BatchNorm statistics averaged over the ranks, and a check that the
+  // replicas are still identical (they can only drift if a gradient was not all-reduced).
+  void sync_checkpoint() {
+    std::vector<torch::Tensor> stats;
+    for (auto& [name, t] : trained)
+      if (!t.requires_grad() && t.is_floating_point()) stats.push_back(t);
+    dist->allreduce_mean(stats);
+    double checksum = 0;
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& [name, t] : trained)
+        if (t.requires_grad()) checksum += t.to(torch::kDouble).sum().item<double>();
+    }
+    const auto [hi, lo] = dist->max_min(checksum);
+    SEMAT_CHECK(hi == lo, StateError,
+                "data-parallel replicas diverged at iteration " << done << " (parameter sums " << lo << " .. " << hi
+                                                                << "): every rank must run the same semat and config");
   }
 
   void keep_panel(const std::vector<data::TrainingSample>& smp, const matting_model::SematOutput& out) {
@@ -515,24 +572,18 @@ struct Trainer::Impl {
             {"conn", sum.conn / n},   {"seconds", std::chrono::duration<double>(Clock::now() - t0).count()}};
   }
 
-  TrainResult run() {
-    io::ensure_writable_dir(opts.out_dir);
+  TrainResult run() { return writer() ? run_loop<true>() : run_loop<false>(); }
+
+  // Rank 0 (kWriter) writes logs, pictures, evaluations and checkpoints; other ranks compute.
+  template <bool kWriter>
+  TrainResult run_loop() {
     const fs::path out(opts.out_dir);
     const fs::path log_path = out / "log.jsonl", csv_path = out / "log.csv", eval_path = out / "eval.jsonl";
-    if (done > 0) {
-      trim_jsonl_log(log_path.string(), done);
-      trim_csv_log(csv_path.string(), done);
-      trim_jsonl_log(eval_path.string(), done);
-    } else {
-      for (const auto& p : {log_path, csv_path, eval_path}) {
-        std::error_code ec;
-        fs::remove(p, ec);
-      }
-    }
-    std::ofstream log(log_path, std::ios::app);
-    if (!log) throw IoError("cannot write '" + log_path.string() + "': check the folder's permissions");
-    CsvLog csv(csv_path.string());
-    TrainProgress progress(opts.progress, opts.progress_style, cfg.iterations, done + 1, cfg.print_every);
+    std::ofstream log;
+    std::unique_ptr<CsvLog> csv;
+    if (kWriter) open_logs(log_path, csv_path, eval_path, &log, &csv);
+    TrainProgress progress(kWriter ? opts.progress : nullptr, opts.progress_style, cfg.iterations, done + 1,
+                           cfg.print_every);
     const int64_t per_iter = cfg.batch_size * cfg.accumulate;
     prefetch = std::make_unique<data::Prefetcher>([this](int64_t k) { return sample(k); }, done * per_iter,
                                                   static_cast<int>(cfg.data.workers),
@@ -543,9 +594,16 @@ struct Trainer::Impl {
     while (done < cfg.iterations) {
       const double lr = cfg.lr_at(done);
       const bool last = done + 1 == cfg.iterations;
-      const bool panel = cfg.visual_every > 0 && ((done + 1) % cfg.visual_every == 0 || last);
+      const bool panel = kWriter && cfg.visual_every > 0 && ((done + 1) % cfg.visual_every == 0 || last);
       const LogRow sc = step(done, lr, panel);
       ++done;
+      r.losses.push_back(sc.front().second);
+      if (!std::isfinite(sc.front().second))
+        throw DataError("loss became " + std::to_string(sc.front().second) + " at iteration " +
+                        std::to_string(done) + ": lower 'lr' or set 'grad_clip'");
+      const bool checkpoint = done % cfg.checkpoint_every == 0 || last;
+      if (checkpoint && dist) sync_checkpoint();
+      if (!kWriter) continue;
       const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
       LogRow row = sc;
       row.emplace_back("lr", lr);
@@ -554,14 +612,10 @@ struct Trainer::Impl {
       for (const auto& [k, v] : row) line[k] = v;
       log << line.dump() << "\n" << std::flush;
       if (!log) throw IoError("cannot append to '" + log_path.string() + "': disk full?");
-      csv.append(done, row);
-      r.losses.push_back(sc.front().second);
-      if (!std::isfinite(sc.front().second))
-        throw DataError("loss became " + std::to_string(sc.front().second) + " at iteration " +
-                        std::to_string(done) + ": lower 'lr' or set 'grad_clip'");
+      csv->append(done, row);
       progress.update(done, sc.front().second, lr);
       // The checkpoint first: it is what a crash or a full disk must not cost.
-      if (done % cfg.checkpoint_every == 0 || last) {
+      if (checkpoint) {
         r.last_checkpoint = save_checkpoint();
         r.saved.push_back(r.last_checkpoint);
       }
@@ -595,6 +649,24 @@ struct Trainer::Impl {
     r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     r.iterations_per_second = r.losses.empty() ? 0 : static_cast<double>(r.losses.size()) / r.seconds;
     return r;
+  }
+
+  void open_logs(const fs::path& log_path, const fs::path& csv_path, const fs::path& eval_path, std::ofstream* log,
+                 std::unique_ptr<CsvLog>* csv) {
+    io::ensure_writable_dir(opts.out_dir);
+    if (done > 0) {
+      trim_jsonl_log(log_path.string(), done);
+      trim_csv_log(csv_path.string(), done);
+      trim_jsonl_log(eval_path.string(), done);
+    } else {
+      for (const auto& p : {log_path, csv_path, eval_path}) {
+        std::error_code ec;
+        fs::remove(p, ec);
+      }
+    }
+    log->open(log_path, std::ios::app);
+    if (!*log) throw IoError("cannot write '" + log_path.string() + "': check the folder's permissions");
+    *csv = std::make_unique<CsvLog>(csv_path.string());
   }
 };
 

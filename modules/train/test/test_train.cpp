@@ -314,10 +314,10 @@ TEST(Report, CsvAndJsonlLogsAreTrimmedToTheResumedIteration) {
 TEST(Report, LossPlotDrawsEverySeries) {
   std::vector<std::pair<int64_t, LogRow>> log;
   for (int i = 1; i <= 200; ++i)
-    log.push_back({i, {{"loss", 2.0 / i}, {"unknown_l1", 0.5 / std::sqrt(i)}, {"lr", 1e-3}, {"time", i * 0.1}}});
+    log.push_back({i, {{"known_l1", 0.5 / std::sqrt(i)}, {"loss", 2.0 / i}, {"lr", 1e-3}, {"time", i * 0.1}}});
   const cv::Mat img = render_loss_plot(log, {640, 360});
   ASSERT_EQ(img.size(), cv::Size(640, 360));
-  // The second series is drawn in orange-blue (200, 80, 0): find it inside the plot area.
+  // The second series (known_l1, listed first but drawn after the total) is blue, BGR (200, 80, 0).
   cv::Mat hit;
   cv::inRange(img, cv::Scalar(150, 40, 0), cv::Scalar(255, 150, 90), hit);  // antialiased
   EXPECT_GT(cv::countNonZero(hit(cv::Rect(70, 20, 400, 295))), 100);

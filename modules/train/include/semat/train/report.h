@@ -40,7 +40,7 @@ void trim_csv_log(const std::string& path, int64_t done);
 /// Reads log.jsonl back: iteration and rows (unparsable lines are skipped).
 std::vector<std::pair<int64_t, LogRow>> read_jsonl_log(const std::string& path);
 
-/// The losses against the iteration on a log scale: the total bold, each component thin, raw
+/// The losses against the iteration on a log scale: the total ("loss") bold, each component thin, raw
 /// values faint and a moving average on top (noisy per-iteration losses are unreadable
 /// otherwise). Keys "lr" and "time" are not plotted. CV_8UC3 BGR of `size`.
 cv::Mat render_loss_plot(const std::vector<std::pair<int64_t, LogRow>>& log, cv::Size size = {960, 540});

@@ -27,6 +27,19 @@
 
 namespace semat::train {
 
+/// One process's place in a data-parallel run: rank r of `world` processes, each on its own
+/// device (cuda:local_rank), rank 0 hosting the rendezvous at master_addr:master_port. Rank 0
+/// writes everything; the others only compute. See README "Several GPUs".
+struct DistributedEnv {
+  int rank = 0, world = 1, local_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+};
+
+/// torchrun's RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT, or Slurm's
+/// SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID; one process when none is set.
+DistributedEnv distributed_env_from_environment();
+
 struct TrainOptions {
   std::string out_dir;  ///< created if needed; log.jsonl and checkpoints/ go here
   /// A checkpoint folder (…/checkpoints/iter_N) or a run folder (its checkpoints/latest);
@@ -35,6 +48,7 @@ struct TrainOptions {
   std::ostream* progress = nullptr;  ///< progress bar or lines (see progress_style), eval results
   /// kBar redraws one line (terminals); kLog prints a line every config.print_every iterations.
   ProgressStyle progress_style = ProgressStyle::kLog;
+  DistributedEnv distributed;  ///< world 1: a single process
 };
 
 struct TrainResult {
