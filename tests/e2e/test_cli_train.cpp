@@ -4,9 +4,6 @@
 // good checkpoint untouched and the run resumable.
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,18 +30,6 @@ std::string slurp(const fs::path& p) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
-}
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
@@ -202,7 +187,7 @@ TEST_F(CliTrain, RanksThatDriftApartAreStopped) {
   text.replace(text.find("\"lr\": 1e-3"), 10, "\"lr\": 3e-3");
   std::ofstream(dir_ / "b.json") << text;
   // `timeout`: a rank that never meets the other must not hang the suite.
-  const std::string env = "timeout 120 env WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port());
+  const std::string env = "timeout 120 env WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(semat::test::free_tcp_port());
   const std::string cmd = env + " RANK=1 LOCAL_RANK=1 " + SEMAT_BINARY + " train --config " + (dir_ / "b.json").string() +
                           " --out " + (dir_ / "run").string() + " 2>" + (dir_ / "rank1.err").string() + " & " + env +
                           " RANK=0 LOCAL_RANK=0 " + SEMAT_BINARY;

@@ -1,8 +1,11 @@
 // Training throughput on CPU: iterations per second of the full SEMat step (forward, frozen-SAM
 // target, the three losses, backward, AdamW) at the model's own input size (1024 for ViT-B/L/H),
-// random weights of the real shapes, generated scenes, batch given by the argument. Peak RSS is
-// the process's, so run one preset per process for a clean memory figure:
-//   semat_torch_bench --benchmark_filter='Train/vit_b'
+// random weights of the real shapes, generated scenes. Arguments: batch size, activation
+// checkpointing (1 = the trainer's default). Peak RSS is the process's, so run one case per
+// process for a clean memory figure:
+//   semat_torch_bench --benchmark_filter='Train/vit_b/1/1'
+// Without checkpointing ViT-B needs 16.8 GB and ViT-L does not fit in 24 GB (the benchmark is
+// killed), hence only the tiny and ViT-B cases run both ways.
 #include <sys/resource.h>
 
 #include <filesystem>
@@ -25,6 +28,7 @@ void BM_Train(benchmark::State& state, const std::string& preset, int64_t size) 
   c.model = preset;
   c.iterations = 3;
   c.batch_size = state.range(0);
+  c.checkpoint_activations = state.range(1) != 0;
   c.warmup_iterations = 1;
   c.checkpoint_every = 1000;
   c.visual_every = 0;
@@ -50,17 +54,19 @@ void BM_Train(benchmark::State& state, const std::string& preset, int64_t size) 
   state.counters["peak_rss_GiB"] = peak_rss_gib();
 }
 BENCHMARK_CAPTURE(BM_Train, tiny, std::string("semat-tiny"), 256)
-    ->Arg(2)
+    ->Args({2, 0})
+    ->Args({2, 1})
     ->Iterations(2)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Train, vit_b, std::string("semat-vit-b"), 1024)
-    ->Arg(1)
+    ->Args({1, 0})
+    ->Args({1, 1})
     ->Iterations(1)
     ->UseManualTime()
     ->Unit(benchmark::kSecond);
 BENCHMARK_CAPTURE(BM_Train, vit_l, std::string("semat-vit-l"), 1024)
-    ->Arg(1)
+    ->Args({1, 1})
     ->Iterations(1)
     ->UseManualTime()
     ->Unit(benchmark::kSecond);

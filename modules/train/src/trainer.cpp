@@ -290,6 +290,7 @@ struct Trainer::Impl {
                 "train config: 'data.size' " << cfg.data.size << " exceeds the model's input size " << S
                                              << ": use at most " << S);
     model->set_trainable();
+    model->checkpoint_blocks = cfg.checkpoint_activations;
     model->to(device);
     model->train();
     trained = trained_tensors(*model);

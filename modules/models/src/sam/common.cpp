@@ -17,8 +17,29 @@ torch::Tensor LayerNorm2dImpl::forward(const torch::Tensor& x) {
   return weight.view({-1, 1, 1}) * y + bias.view({-1, 1, 1});
 }
 
+namespace {
+
+struct ContiguousGradGelu : torch::autograd::Function<ContiguousGradGelu> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x) {
+    ctx->save_for_backward({x});
+    return torch::gelu(x);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto x = ctx->get_saved_variables()[0];
+    return {at::gelu_backward(grads[0].contiguous(), x.contiguous())};
+  }
+};
+
+}  // namespace
+
+torch::Tensor gelu_act(const torch::Tensor& x) {
+  if (torch::GradMode::is_enabled() && x.requires_grad()) return ContiguousGradGelu::apply(x);
+  return torch::gelu(x);
+}
+
 torch::Tensor activate(const torch::Tensor& x, Activation act) {
-  return act == Activation::kGelu ? torch::gelu(x) : torch::relu(x);
+  return act == Activation::kGelu ? gelu_act(x) : torch::relu(x);
 }
 
 MLPBlockImpl::MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation act_) : act(act_) {

@@ -26,6 +26,20 @@ class LayerNorm2dImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LayerNorm2d);
 
+/// Exact (erf) GELU. With gradients on it goes through its own autograd node whose backward
+/// makes the incoming gradient contiguous first: LibTorch 1.13's CPU gelu_backward returns
+/// wrong, run-to-run different values when the gradient is strided differently from the input
+/// (e.g. channels-last, as the backward of permute + reshape produces), which corrupted every
+/// gradient upstream of SAM's mask decoder. Inference calls torch::gelu directly.
+torch::Tensor gelu_act(const torch::Tensor& x);
+
+/// gelu_act() as a module, for Sequential containers (no parameters, so no keys change).
+class GELUImpl : public torch::nn::Module {
+ public:
+  torch::Tensor forward(const torch::Tensor& x) { return gelu_act(x); }
+};
+TORCH_MODULE(GELU);
+
 enum class Activation { kGelu, kRelu };
 torch::Tensor activate(const torch::Tensor& x, Activation act);
 

@@ -34,9 +34,9 @@ MaskDecoderImpl::MaskDecoderImpl(const models::MaskDecoderConfig& c)
   output_upscaling = register_module(
       "output_upscaling",
       torch::nn::Sequential(ConvTranspose2d(ConvTranspose2dOptions(d, d / 4, 2).stride(2)),
-                            LayerNorm2d(d / 4), torch::nn::GELU(),
+                            LayerNorm2d(d / 4), GELU(),
                             ConvTranspose2d(ConvTranspose2dOptions(d / 4, d / 8, 2).stride(2)),
-                            torch::nn::GELU()));
+                            GELU()));
   for (int64_t i = 0; i < num_mask_tokens; ++i) output_hypernetworks_mlps->push_back(MLP(d, d, d / 8, 3));
   register_module("output_hypernetworks_mlps", output_hypernetworks_mlps);
   iou_prediction_head = register_module(
@@ -88,14 +88,14 @@ torch::Tensor MaskDecoderImpl::masks_from_image_tokens(const torch::Tensor& hype
                                                        const torch::Tensor& x) {
   const auto& seq = *output_upscaling;
   auto y = conv_transpose_2x2(x, *seq.ptr<torch::nn::ConvTranspose2dImpl>(0));
-  y = torch::gelu(seq.ptr<LayerNorm2dImpl>(1)->forward(y));
+  y = gelu_act(seq.ptr<LayerNorm2dImpl>(1)->forward(y));
   const auto& conv = *seq.ptr<torch::nn::ConvTranspose2dImpl>(3);
   const int64_t B = y.size(0), C = y.size(1), H = y.size(2), W = y.size(3);
   const int64_t O = conv.weight.size(1), M = hyper_in.size(1);
   const auto y2 = y.permute({0, 2, 3, 1}).reshape({B * H * W, C});
   const auto w2 = conv.weight.permute({0, 2, 3, 1}).reshape({C, 4 * O});
   auto z = conv.bias.defined() ? torch::addmm(conv.bias.repeat(4), y2, w2) : torch::mm(y2, w2);
-  z = torch::gelu(z).view({B, H * W * 4, O});
+  z = gelu_act(z).view({B, H * W * 4, O});
   const auto m = torch::matmul(hyper_in, z.transpose(1, 2));  // [B, M, (h, w, di, dj)]
   return m.view({B, M, H, W, 2, 2}).permute({0, 1, 2, 4, 3, 5}).reshape({B, M, 2 * H, 2 * W});
 }
@@ -105,8 +105,8 @@ torch::Tensor MaskDecoderImpl::upscale(const torch::Tensor& x) {
   // output_upscaling = ConvT(k2 s2), LayerNorm2d, GELU, ConvT(k2 s2), GELU (keys .0 .1 .3).
   const auto& seq = *output_upscaling;
   auto y = conv_transpose_2x2(x, *seq.ptr<torch::nn::ConvTranspose2dImpl>(0));
-  y = torch::gelu(seq.ptr<LayerNorm2dImpl>(1)->forward(y));
-  return torch::gelu(conv_transpose_2x2(y, *seq.ptr<torch::nn::ConvTranspose2dImpl>(3)));
+  y = gelu_act(seq.ptr<LayerNorm2dImpl>(1)->forward(y));
+  return gelu_act(conv_transpose_2x2(y, *seq.ptr<torch::nn::ConvTranspose2dImpl>(3)));
 }
 
 // ref: mask_decoder.py MaskDecoder.forward + predict_masks

@@ -48,9 +48,9 @@ PromptEncoderImpl::PromptEncoderImpl(int64_t embed_dim_, int64_t grid_, int64_t 
   mask_downscaling = register_module(
       "mask_downscaling",
       torch::nn::Sequential(Conv2d(Conv2dOptions(1, mask_in_chans / 4, 2).stride(2)),
-                            LayerNorm2d(mask_in_chans / 4), torch::nn::GELU(),
+                            LayerNorm2d(mask_in_chans / 4), GELU(),
                             Conv2d(Conv2dOptions(mask_in_chans / 4, mask_in_chans, 2).stride(2)),
-                            LayerNorm2d(mask_in_chans), torch::nn::GELU(),
+                            LayerNorm2d(mask_in_chans), GELU(),
                             Conv2d(Conv2dOptions(mask_in_chans, embed_dim, 1))));
   no_mask_embed = register_module("no_mask_embed", torch::nn::Embedding(1, embed_dim));
 }

@@ -17,17 +17,17 @@ MaskDecoderHQMattingImpl::MaskDecoderHQMattingImpl(const models::MaskDecoderConf
   matting_compress_vit_feat = register_module(
       "matting_compress_vit_feat",
       torch::nn::Sequential(ConvTranspose2d(ConvTranspose2dOptions(vit_dim, d, 2).stride(2)),
-                            sam::LayerNorm2d(d), torch::nn::GELU(),
+                            sam::LayerNorm2d(d), sam::GELU(),
                             ConvTranspose2d(ConvTranspose2dOptions(d, d / 8, 2).stride(2))));
   matting_embedding_encoder = register_module(
       "matting_embedding_encoder",
       torch::nn::Sequential(ConvTranspose2d(ConvTranspose2dOptions(d, d / 4, 2).stride(2)),
-                            sam::LayerNorm2d(d / 4), torch::nn::GELU(),
+                            sam::LayerNorm2d(d / 4), sam::GELU(),
                             ConvTranspose2d(ConvTranspose2dOptions(d / 4, d / 8, 2).stride(2))));
   matting_embedding_maskfeature =
       register_module("matting_embedding_maskfeature",
                       torch::nn::Sequential(Conv2d(Conv2dOptions(d / 8, d / 4, 3).padding(1)),
-                                            sam::LayerNorm2d(d / 4), torch::nn::GELU(),
+                                            sam::LayerNorm2d(d / 4), sam::GELU(),
                                             Conv2d(Conv2dOptions(d / 4, d / 8, 3).padding(1))));
 }
 

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "sam/common.h"
+
 namespace semat::matting_model {
 namespace F = torch::nn::functional;
 namespace {
@@ -9,7 +11,7 @@ namespace {
 using torch::nn::BatchNorm2d;
 using torch::nn::Conv2d;
 using torch::nn::Conv2dOptions;
-using torch::nn::GELU;
+using sam::GELU;
 
 Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride = 1) {
   return Conv2d(Conv2dOptions(in, out, k).stride(stride).padding(k / 2));
@@ -23,7 +25,7 @@ torch::Tensor run_layers(torch::nn::ModuleList& layers, torch::Tensor x) {
     if (auto* s = m->as<torch::nn::SequentialImpl>())
       x = s->forward(x);
     else
-      x = torch::gelu(x);
+      x = sam::gelu_act(x);
   }
   return x;
 }
@@ -42,7 +44,7 @@ BasicDownBlockImpl::BasicDownBlockImpl(int64_t in, int64_t out, int64_t k) {
 
 torch::Tensor BasicDownBlockImpl::forward(const torch::Tensor& x) {
   const auto identity = res_layer->forward(x);
-  return torch::gelu(run_layers(basic_layer, x) + identity);
+  return sam::gelu_act(run_layers(basic_layer, x) + identity);
 }
 
 BasicUpBlockImpl::BasicUpBlockImpl(int64_t in, int64_t out, int64_t k) {
@@ -66,7 +68,7 @@ torch::Tensor BasicUpBlockImpl::forward(const torch::Tensor& x_in, const torch::
                                         .size(std::vector<int64_t>{out.size(2), out.size(3)})
                                         .mode(torch::kBilinear)
                                         .align_corners(false));
-  return torch::gelu(out + res_layer->forward(up));
+  return sam::gelu_act(out + res_layer->forward(up));
 }
 
 MattingDetailDecoderImpl::MattingDetailDecoderImpl(const models::MattingDecoderConfig& c) : cfg(c) {

@@ -98,6 +98,45 @@ torch::Tensor SematModelImpl::box_mask(const torch::Tensor& boxes) const {
   return mask;
 }
 
+namespace {
+
+// Activation checkpointing for one ViT block, the reentrant way (as torch.utils.checkpoint):
+// the forward runs without recording a graph and keeps only the block's input and the RNG state
+// (LoRA dropout); backward replays the forward with gradients on from that state and
+// back-propagates through it, which also accumulates the block's parameter gradients.
+struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, int64_t block_ptr) {
+    ctx->saved_data["block"] = block_ptr;
+    ctx->saved_data["rng"] = generator_for(x).get_state();
+    ctx->save_for_backward({x});
+    return reinterpret_cast<sam::BlockImpl*>(block_ptr)->forward(x);
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    auto* block = reinterpret_cast<sam::BlockImpl*>(ctx->saved_data["block"].toInt());
+    const auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    at::Generator gen = generator_for(x);
+    const auto now = gen.get_state();
+    gen.set_state(ctx->saved_data["rng"].toTensor());
+    torch::Tensor y;
+    {
+      torch::AutoGradMode grad(true);
+      y = block->forward(x);
+    }
+    gen.set_state(now);  // the replay must not shift the random numbers drawn after it
+    torch::autograd::backward({y}, {grads[0]});
+    return {x.grad(), torch::Tensor()};
+  }
+
+  static at::Generator generator_for(const torch::Tensor& x) {
+    return x.is_cuda() ? at::globalContext().defaultGenerator(x.device())
+                       : at::detail::getDefaultCPUGenerator();
+  }
+};
+
+}  // namespace
+
 // ref: semantic_enhanced_matting/modeling/image_encoder.py ImageEncoderViT.forward (bbox mode)
 sam::EncoderOutput SematModelImpl::encode(const torch::Tensor& images, const torch::Tensor& boxes,
                                           const torch::Tensor& patch_embed, SematTrace* trace) {
@@ -113,7 +152,10 @@ sam::EncoderOutput SematModelImpl::encode(const torch::Tensor& images, const tor
   sam::EncoderOutput out;
   for (const auto& m : *vit.blocks) {
     auto block = m->as<sam::Block>();
-    x = block->forward(x);
+    if (checkpoint_blocks && torch::GradMode::is_enabled() && x.requires_grad())
+      x = CheckpointedBlock::apply(x, reinterpret_cast<int64_t>(block));
+    else
+      x = block->forward(x);
     if (block->window_size == 0) out.global_blocks.push_back(x);
   }
   out.embedding = vit.neck->forward(x.permute({0, 3, 1, 2}));
