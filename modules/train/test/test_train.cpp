@@ -462,6 +462,36 @@ TEST(Trainer, TrainsOnDatasetsWithLogsPlotPanelsAndHeldOutEvaluation) {
   EXPECT_NE(progress.str().find("eval @4 on 2 images: SAD"), std::string::npos) << progress.str();
 }
 
+// Samples from disk prepared by two background threads: a resumed run still repeats the
+// uninterrupted one exactly (sample k depends only on (seed, k), not on which thread made it).
+TEST(Trainer, ResumeOnDatasetsWithBackgroundLoadingEqualsAnUninterruptedRun) {
+  const fs::path d = fresh_dir("resume_datasets");
+  write_composition_set(d / "data", 3, 2, 160);
+  TrainConfig c = tiny_config(4);
+  c.data.type = "datasets";
+  data::DatasetSpec spec;
+  spec.type = "composition";
+  spec.fg = (d / "data/fg").string();
+  spec.alpha = (d / "data/alpha").string();
+  spec.bg = (d / "data/bg").string();
+  c.data.datasets = {spec};
+  c.data.augment.size = c.data.size;
+  c.data.workers = 2;
+  c.checkpoint_every = 2;
+  c.keep_checkpoints = 0;
+  c.visual_every = 0;
+  TrainOptions full;
+  full.out_dir = (d / "full").string();
+  const TrainResult a = train(c, full);
+  TrainOptions resumed;
+  resumed.out_dir = (d / "resumed").string();
+  resumed.resume = (d / "full" / "checkpoints" / "iter_00000002").string();
+  const TrainResult b = train(c, resumed);
+  ASSERT_EQ(b.losses.size(), 2u);
+  EXPECT_EQ(b.losses[0], a.losses[2]);
+  EXPECT_EQ(b.losses[1], a.losses[3]);
+}
+
 TEST(Trainer, MismatchedDatasetOrEvalFolderFailsBeforeTraining) {
   const fs::path d = fresh_dir("mismatch");
   write_composition_set(d / "data", 2, 1, 96);
