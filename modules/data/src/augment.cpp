@@ -241,6 +241,12 @@ TrainingSample augment_matting(const cv::Mat& bgr, const cv::Mat& alpha8, const 
   return out;
 }
 
+void square_resize(cv::Mat& fg, cv::Mat& alpha8, int side, Rng& rng) {
+  const int interp = kInterps[rng.integer(0, 3)];
+  cv::resize(fg, fg, {side, side}, 0, 0, interp);
+  cv::resize(alpha8, alpha8, {side, side}, 0, 0, interp);
+}
+
 void merge_foregrounds(cv::Mat& fg, cv::Mat& alpha8, const cv::Mat& fg2_in, const cv::Mat& alpha2_in) {
   cv::Mat fg2 = fg2_in, a2 = alpha2_in;
   if (fg2.size() != fg.size()) cv::resize(fg2_in, fg2, fg.size(), 0, 0, cv::INTER_LINEAR);

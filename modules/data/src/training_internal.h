@@ -45,6 +45,10 @@ TrainingSample augment_matting(const cv::Mat& bgr, const cv::Mat& alpha8, const 
 /// fg2 * (1 - a1), alpha = 1 - (1 - a1)(1 - a2). Modifies fg/alpha in place.
 void merge_foregrounds(cv::Mat& fg, cv::Mat& alpha8, const cv::Mat& fg2, const cv::Mat& alpha2);
 
+/// The official square resize of a composition foreground and its alpha (same random
+/// interpolation for both, drawn from nearest / linear / cubic / Lanczos).
+void square_resize(cv::Mat& fg, cv::Mat& alpha8, int side, Rng& rng);
+
 /// Composition pipeline: random affine, trimap by random erosion, crop around an unknown pixel,
 /// HSV jitter of the foreground, composite over the background, box.
 TrainingSample augment_composition(const cv::Mat& fg, const cv::Mat& alpha8, const cv::Mat& bg,

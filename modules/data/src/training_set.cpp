@@ -302,6 +302,9 @@ TrainingSet::TrainingSet(std::vector<DatasetSpec> specs, AugmentConfig aug, uint
                                               << " must satisfy 0 < scale_min <= scale_max (e.g. 0.5/1.5)");
   SEMAT_CHECK(aug.two_fg_prob >= 0 && aug.two_fg_prob <= 1, ConfigError,
               "augment: two_fg_prob " << aug.two_fg_prob << " must be in [0, 1]");
+  SEMAT_CHECK(aug.square_resize_prob >= 0 && aug.square_resize_prob <= 1 && aug.square_side >= 16, ConfigError,
+              "augment: square_resize_prob " << aug.square_resize_prob << " must be in [0, 1] and square_side "
+                                             << aug.square_side << " at least 16");
   SEMAT_CHECK(aug.trimap_min_kernel >= 1 && aug.trimap_max_kernel >= aug.trimap_min_kernel &&
                   aug.trimap_max_kernel <= 1000,
               ConfigError,
@@ -391,6 +394,8 @@ TrainingSample TrainingSet::get(int64_t index) const {
         check_same_size(fg2, other.image, alpha2, other.alpha);
         detail::merge_foregrounds(fg, alpha, fg2, alpha2);
       }
+      if (rng.chance(m.aug.square_resize_prob))
+        detail::square_resize(fg, alpha, static_cast<int>(m.aug.square_side), rng);
       const cv::Mat bg = io::read_color(ds.bg[static_cast<size_t>(rng.integer(0, static_cast<int64_t>(ds.bg.size()) - 1))]);
       out = detail::augment_composition(fg, alpha, bg, m.aug, rng);
     }

@@ -139,6 +139,7 @@ AugmentConfig quiet(int size) {
   a.color_jitter = false;
   a.box_jitter = 0;
   a.two_fg_prob = 0;
+  a.square_resize_prob = 0;
   return a;
 }
 
@@ -440,6 +441,8 @@ TEST_F(TrainingSetTest, CompositionWithTwoForegroundsAndJitter) {
   AugmentConfig a;
   a.size = 96;
   a.two_fg_prob = 1.0;
+  a.square_resize_prob = 0.5;  // the official square resize on about half of them
+  a.square_side = 128;
   a.trimap_min_kernel = 5, a.trimap_max_kernel = 40;
   TrainingSet ts({composition()}, a, 12);
   for (int64_t k = 0; k < 15; ++k) {

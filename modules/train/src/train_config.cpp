@@ -161,6 +161,8 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
       {"scale_min", f.number(&a.scale_min)},          {"scale_max", f.number(&a.scale_max)},
       {"flip", f.boolean(&a.flip)},                   {"color_jitter", f.boolean(&a.color_jitter)},
       {"two_fg_prob", f.number(&a.two_fg_prob)},
+      {"square_resize_prob", f.number(&a.square_resize_prob)},
+      {"square_side", f.integer(&a.square_side)},
       {"trimap_min_kernel", f.integer(&a.trimap_min_kernel)},
       {"trimap_max_kernel", f.integer(&a.trimap_max_kernel)}};
   bool datasets_given = false, type_given = false;
@@ -297,6 +299,7 @@ std::string train_config_json(const TrainConfig& c) {
         {"augment",
          {{"scale_min", d.augment.scale_min}, {"scale_max", d.augment.scale_max}, {"flip", d.augment.flip},
           {"color_jitter", d.augment.color_jitter}, {"two_fg_prob", d.augment.two_fg_prob},
+          {"square_resize_prob", d.augment.square_resize_prob}, {"square_side", d.augment.square_side},
           {"trimap_min_kernel", d.augment.trimap_min_kernel},
           {"trimap_max_kernel", d.augment.trimap_max_kernel}}},
         {"datasets", datasets}}}};

@@ -57,6 +57,11 @@ struct AugmentConfig {
   bool flip = true;          ///< horizontal flip p = 0.5
   bool color_jitter = true;  ///< HSV jitter (official RandomJitter)
   double two_fg_prob = 0.5;  ///< composition: merge two foregrounds (alpha = 1-(1-a1)(1-a2))
+  /// composition: with this probability the (merged) foreground and alpha are first resized to
+  /// square_side x square_side, ignoring the aspect ratio, with a random interpolation (the
+  /// official DataGenerator's p = 0.25 resize to 1280 x 1280).
+  double square_resize_prob = 0.25;
+  int64_t square_side = 1280;
   /// Composition trimap: random erosion kernel diameters (a disc), drawn at a 640 px reference
   /// scale as the official GenMask does on its 640 x 640 copy, then scaled by
   /// sqrt(w * h) / 640 of the image being cropped so the unknown band keeps its relative width.
