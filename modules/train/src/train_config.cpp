@@ -120,6 +120,8 @@ void TrainConfig::validate() const {
   check(data.prefetch >= 1, "data.prefetch", "must be at least 1");
   check(eval.every >= 1, "eval.every", "must be at least 1");
   check(eval.max_images >= 0, "eval.max_images", "must be >= 0 (0 = all)");
+  check(eval.resize == "cv2" || eval.resize == "torch" || eval.resize == "pil", "eval.resize",
+        "must be \"cv2\" (official demo), \"torch\" (official evaluation loader) or \"pil\"");
   // The loss weights are validated by semat::losses::LossConfig where they are used, the dataset
   // specs by semat::data::TrainingSet, which also reads the folders.
   check(loss.laplacian_levels >= 1 && data.size >= (int64_t{2} << loss.laplacian_levels),
@@ -203,7 +205,8 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
        }}};
   auto& e = c.eval;
   const std::map<std::string, Setter> eval_keys = {
-      {"folder", f.string(&e.folder)}, {"every", f.integer(&e.every)}, {"max_images", f.integer(&e.max_images)}};
+      {"folder", f.string(&e.folder)}, {"every", f.integer(&e.every)}, {"max_images", f.integer(&e.max_images)},
+      {"resize", f.string(&e.resize)}};
   const std::map<std::string, Setter> keys = {
       {"sam_checkpoint", f.string(&c.sam_checkpoint)},
       {"model", f.string(&c.model)},
@@ -291,7 +294,9 @@ std::string train_config_json(const TrainConfig& c) {
         {"reg_weight", l.reg}, {"trimap_weight", l.trimap}, {"ghm_bins", l.ghm_bins},
         {"ghm_momentum", l.ghm_momentum}}},
       {"amp", c.amp}, {"checkpoint_activations", c.checkpoint_activations}, {"plot_every", c.plot_every}, {"visual_every", c.visual_every},
-      {"eval", {{"folder", c.eval.folder}, {"every", c.eval.every}, {"max_images", c.eval.max_images}}},
+      {"eval",
+       {{"folder", c.eval.folder}, {"every", c.eval.every}, {"max_images", c.eval.max_images},
+        {"resize", c.eval.resize}}},
       {"data",
        {{"type", d.type}, {"samples", d.samples}, {"size", d.size},
         {"trimap_min_radius", d.trimap_min_radius}, {"trimap_max_radius", d.trimap_max_radius},

@@ -560,7 +560,8 @@ struct Trainer::Impl {
                   "eval.folder: '" << item.alpha << "' is " << gt.cols << "x" << gt.rows << " but its image is "
                                    << image.cols << "x" << image.rows << ": use the image's size");
       const auto mattes =
-          matting_model::predict_mattes(*model, device, models::SematResize::kOpenCV, 1, image, {gt_box(gt)});
+          matting_model::predict_mattes(*model, device, models::parse_semat_resize(cfg.eval.resize), 1, image,
+                                        {gt_box(gt)});
       cv::Mat pred;
       mattes[0].alpha.convertTo(pred, CV_64F);
       const metrics::Scores s = metrics::score_semat(pred, gt);

@@ -296,6 +296,7 @@ TEST(TrainConfig, RejectsBadDatasetEntriesNamingThem) {
   EXPECT_NE(config_error(R"({"data": {"augment": {"flip": 1}}})").find("'data.augment.flip' must be true or false"),
             std::string::npos);
   EXPECT_NE(config_error(R"({"eval": {"every": 0}})").find("'eval.every'"), std::string::npos);
+  EXPECT_NE(config_error(R"({"eval": {"resize": "bicubic"}})").find("'eval.resize'"), std::string::npos);
 }
 
 TEST(Report, CsvAndJsonlLogsAreTrimmedToTheResumedIteration) {
@@ -429,6 +430,7 @@ TEST(Trainer, TrainsOnDatasetsWithLogsPlotPanelsAndHeldOutEvaluation) {
   c.visual_every = 2;
   c.eval.folder = (d / "data/held_out").string();
   c.eval.every = 2;
+  c.eval.resize = "torch";  // the official evaluation loader's preprocessing
   TrainOptions o;
   o.out_dir = (d / "run").string();
   std::ostringstream progress;

@@ -52,6 +52,9 @@ struct EvalConfig {
   std::string folder;      ///< empty = no evaluation
   int64_t every = 1000;    ///< iterations between evaluations (and one at the end)
   int64_t max_images = 0;  ///< the first N images by name; 0 = all
+  /// Image resize to the model's frame: "cv2" (the official demo) or "torch" (the official
+  /// evaluation loader, main.py --eval-only), as `semat matte --resize`.
+  std::string resize = "cv2";
 };
 
 struct TrainConfig {
