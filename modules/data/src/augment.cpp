@@ -10,13 +10,6 @@
 
 namespace semat::data::detail {
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 // splitmix64 is a bijection, so distinct indices of one seed always get distinct generator
 // seeds, and neighbouring indices get unrelated ones.
 Rng::Rng(uint64_t seed, int64_t index)

@@ -24,6 +24,7 @@
 
 #include "progress.h"
 #include "semat/core/error.h"
+#include "semat/core/hash.h"
 #include "semat/core/log.h"
 #include "semat/core/timer.h"
 #include "semat/data/coco.h"
@@ -44,17 +45,10 @@ namespace {
 
 // splitmix64: consecutive COCO ids spread evenly over shards, and the assignment depends on the
 // id alone, so every machine computes the same partition without coordination.
-std::uint64_t mix64(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 }  // namespace
 
 bool Shard::contains(std::int64_t image_id) const {
-  return count <= 1 || static_cast<int>(mix64(static_cast<std::uint64_t>(image_id)) %
+  return count <= 1 || static_cast<int>(splitmix64(static_cast<std::uint64_t>(image_id)) %
                                         static_cast<std::uint64_t>(count)) == index;
 }
 

@@ -57,7 +57,18 @@ Prefetcher::Prefetcher(Producer producer, int64_t first, int workers, int depth)
   impl_->producer = std::move(producer);
   impl_->next_out = impl_->next_claim = first;
   impl_->depth = std::max(1, depth);
-  for (int i = 0; i < workers; ++i) impl_->threads.emplace_back([this] { impl_->run(); });
+  try {
+    for (int i = 0; i < workers; ++i) impl_->threads.emplace_back([this] { impl_->run(); });
+  } catch (...) {
+    // The destructor does not run for a half-built object: stop the threads started so far.
+    {
+      std::lock_guard<std::mutex> lock(impl_->mutex);
+      impl_->stop = true;
+    }
+    impl_->work_cv.notify_all();
+    for (std::thread& t : impl_->threads) t.join();
+    throw;
+  }
 }
 
 Prefetcher::~Prefetcher() {

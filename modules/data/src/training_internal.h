@@ -7,11 +7,11 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "semat/core/hash.h"
 #include "semat/data/training_set.h"
 
 namespace semat::data::detail {
 
-uint64_t splitmix64(uint64_t x);
 
 /// The generator of one sample. std::mt19937_64's output sequence is fixed by the C++ standard,
 /// but std:: distributions are not (libstdc++ and libc++ differ), so the helpers below map raw

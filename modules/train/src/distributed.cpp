@@ -8,10 +8,17 @@
 
 #include "semat/core/error.h"
 
-#ifdef SEMAT_HAVE_C10D
+// The Gloo headers (found at configure time) are not enough: LibTorch itself must have been
+// built with Gloo, which it says through USE_C10D_GLOO.
+#if defined(SEMAT_HAVE_C10D) && defined(USE_C10D_GLOO)
+#define SEMAT_C10D 1
+#endif
+
+#ifdef SEMAT_C10D
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef USE_C10D_NCCL
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 #endif
@@ -48,11 +55,12 @@ DistributedEnv distributed_env_from_environment() {
   return e;
 }
 
-#ifdef SEMAT_HAVE_C10D
+#ifdef SEMAT_C10D
 
 bool distributed_available() { return true; }
 
 struct Distributed::Impl {
+  torch::Device device{torch::kCPU};  // where the collectives' buffers live (NCCL: this rank's GPU)
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
 #ifdef USE_C10D_NCCL
@@ -84,6 +92,8 @@ Distributed::Distributed(const DistributedEnv& env, bool cuda) : env_(env), impl
     impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
 #ifdef USE_C10D_NCCL
     if (cuda) {
+      c10::cuda::set_device(static_cast<c10::DeviceIndex>(env.local_rank));
+      impl_->device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
       auto o = c10d::ProcessGroupNCCL::Options::create();
       o->timeout = timeout;
       impl_->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, env.rank, env.world, o);
@@ -126,7 +136,7 @@ void Distributed::allreduce_mean(const std::vector<torch::Tensor>& tensors) {
   for (auto& [type, ts] : by_type) {
     std::vector<torch::Tensor> flat_parts;
     for (const auto& t : ts) flat_parts.push_back(t.reshape({-1}));
-    std::vector<at::Tensor> bucket{torch::cat(flat_parts)};
+    std::vector<at::Tensor> bucket{torch::cat(flat_parts).to(impl_->device)};
     impl_->allreduce(bucket, c10d::ReduceOp::SUM);
     bucket[0].div_(env_.world);
     int64_t offset = 0;
@@ -139,7 +149,8 @@ void Distributed::allreduce_mean(const std::vector<torch::Tensor>& tensors) {
 
 std::pair<double, double> Distributed::max_min(double value) {
   if (env_.world == 1) return {value, value};
-  std::vector<at::Tensor> hi{torch::tensor({value}, torch::kDouble)}, lo{torch::tensor({value}, torch::kDouble)};
+  const auto one = torch::tensor({value}, torch::kDouble).to(impl_->device);
+  std::vector<at::Tensor> hi{one.clone()}, lo{one.clone()};
   impl_->allreduce(hi, c10d::ReduceOp::MAX);
   impl_->allreduce(lo, c10d::ReduceOp::MIN);
   return {hi[0].item<double>(), lo[0].item<double>()};
@@ -148,11 +159,11 @@ std::pair<double, double> Distributed::max_min(double value) {
 void Distributed::barrier() {
   if (env_.world == 1) return;
   // A tiny all-reduce doubles as a barrier on every backend.
-  std::vector<at::Tensor> t{torch::zeros({1})};
+  std::vector<at::Tensor> t{torch::zeros({1}, torch::TensorOptions().device(impl_->device))};
   impl_->allreduce(t, c10d::ReduceOp::SUM);
 }
 
-#else  // no c10d headers at configure time
+#else  // no c10d: Gloo headers missing at configure time, or a LibTorch without Gloo
 
 bool distributed_available() { return false; }
 

@@ -7,16 +7,11 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include "semat/core/hash.h"
+
 namespace semat::train {
 namespace {
 
-// splitmix64: decorrelates (seed, index, stream) into independent generator seeds.
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 // A soft-edged body (ellipse + rectangle, random pose) with thin semi-transparent strands, a
 // smooth foreground colour over a textured background: hair-like fine structure and a solid
@@ -81,8 +76,8 @@ SyntheticDataset::SyntheticDataset(SyntheticDataConfig config, uint64_t seed)
 Sample SyntheticDataset::get(int64_t index) const {
   const uint64_t scene_index =
       config_.samples > 0 ? static_cast<uint64_t>(index % config_.samples) : static_cast<uint64_t>(index);
-  std::mt19937_64 scene_rng(mix(mix(seed_) ^ mix(scene_index * 2 + 1)));
-  std::mt19937_64 aug_rng(mix(mix(seed_ + 1) ^ mix(static_cast<uint64_t>(index) * 2)));
+  std::mt19937_64 scene_rng(splitmix64(splitmix64(seed_) ^ splitmix64(scene_index * 2 + 1)));
+  std::mt19937_64 aug_rng(splitmix64(splitmix64(seed_ + 1) ^ splitmix64(static_cast<uint64_t>(index) * 2)));
   const int s = static_cast<int>(config_.size);
   Sample out;
   out.source = "synthetic:" + std::to_string(scene_index);

@@ -14,14 +14,15 @@
 #include <fcntl.h>
 #include <stdio.h>
 
-#include <ATen/autocast_mode.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
+#include "sam/autocast.h"
 #include "sam/build.h"
 #include "semat/build.h"
 #include "semat/core/error.h"
+#include "semat/core/hash.h"
 #include "semat/core/log.h"
 #include "semat/io/files.h"
 #include "semat/io/image_io.h"
@@ -45,12 +46,6 @@ constexpr const char* kWeights = "weights.safetensors";
 constexpr const char* kOptimizer = "optimizer.pt";
 constexpr const char* kState = "state.json";
 
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 std::vector<uint8_t> to_bytes(const std::string& s) { return {s.begin(), s.end()}; }
 
@@ -92,48 +87,16 @@ constexpr bool kCpuBf16Autocast = true;
 constexpr bool kCpuBf16Autocast = false;
 #endif
 
-// bf16 autocast for one forward pass (CUDA, or CPU). LibTorch 2.4 replaced the per-device
-// functions with ones taking the device type; both spellings are kept so this builds on 1.13
-// (Debian) and 2.x.
-class AutocastGuard {
- public:
-  AutocastGuard(bool on, bool cuda) : on_(on), cuda_(cuda) {
-    if (!on_) return;
-#if defined(TORCH_VERSION_MAJOR) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
-    const auto type = cuda_ ? at::kCUDA : at::kCPU;
-    prev_ = at::autocast::is_autocast_enabled(type);
-    at::autocast::set_autocast_dtype(type, at::kBFloat16);
-    at::autocast::set_autocast_enabled(type, true);
-#else
-    prev_ = cuda_ ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
-    if (cuda_) {
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-      at::autocast::set_enabled(true);
-    } else {
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      at::autocast::set_cpu_enabled(true);
-    }
-#endif
-    at::autocast::increment_nesting();
-  }
-  ~AutocastGuard() {
-    if (!on_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-#if defined(TORCH_VERSION_MAJOR) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
-    at::autocast::set_autocast_enabled(cuda_ ? at::kCUDA : at::kCPU, prev_);
-#else
-    if (cuda_)
-      at::autocast::set_enabled(prev_);
-    else
-      at::autocast::set_cpu_enabled(prev_);
-#endif
-  }
-  AutocastGuard(const AutocastGuard&) = delete;
-  AutocastGuard& operator=(const AutocastGuard&) = delete;
-
- private:
-  bool on_, cuda_, prev_ = false;
-};
+// bf16 autocast on the training device only (the other device's state is left as it is).
+sam::AutocastState bf16_autocast(bool on, bool cuda) {
+  sam::AutocastState s = sam::AutocastState::current();
+  if (!on) return s;
+  if (cuda)
+    s.cuda = true, s.cuda_dtype = at::kBFloat16;
+  else
+    s.cpu = true, s.cpu_dtype = at::kBFloat16;
+  return s;
+}
 
 // Puts the folder `from` at `to`. An existing `to` (a checkpoint of an earlier run past the
 // resumed iteration) is swapped out atomically with renameat2(RENAME_EXCHANGE) and deleted
@@ -375,7 +338,9 @@ struct Trainer::Impl {
   // One optimizer step; returns the averaged loss components. With `panel`, keeps the first
   // batch's inputs and predictions for a visual panel.
   LogRow step(int64_t it, double lr, bool panel) {
-    torch::manual_seed(mix(cfg.seed ^ mix(static_cast<uint64_t>(it))));
+    // Per rank too, so data-parallel replicas draw different LoRA dropout masks.
+    torch::manual_seed(splitmix64(cfg.seed ^ splitmix64(static_cast<uint64_t>(it)) ^
+                                  splitmix64(static_cast<uint64_t>(opts.distributed.rank) + 1)));
     for (auto& g : optimizer->param_groups())
       static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     optimizer->zero_grad();
@@ -388,7 +353,7 @@ struct Trainer::Impl {
       matting_model::SematOutput out;
       torch::Tensor frozen;
       {
-        AutocastGuard autocast(amp, device.is_cuda());
+        sam::AutocastScope autocast(bf16_autocast(amp, device.is_cuda()));
         out = model->forward(images, boxes);
         torch::NoGradGuard no_grad;
         frozen = model->frozen_sam_logits(images, boxes);
@@ -496,7 +461,7 @@ struct Trainer::Impl {
       std::string last = "none yet";
       try {
         last = "'" + resolve_checkpoint_dir(opts.out_dir) + "'";
-      } catch (const Error&) {
+      } catch (...) {  // the message about the failed write matters more
       }
       throw IoError("cannot write checkpoint '" + final_dir.string() + "': " + why +
                     " (free disk space and resume; the last good checkpoint " + last + " is intact)");
@@ -536,10 +501,14 @@ struct Trainer::Impl {
 
   void prune(const fs::path& root) {
     if (cfg.keep_checkpoints <= 0) return;
+    // Only checkpoints up to this one count: a run resumed from an earlier checkpoint finds the
+    // later folders of its first trajectory, which must neither use up the budget nor make the
+    // checkpoint just written the "oldest" one.
+    const std::string newest = iter_name(done);
     std::vector<std::string> names;
     for (const auto& e : fs::directory_iterator(root)) {
       const std::string n = e.path().filename().string();
-      if (e.is_directory() && n.rfind("iter_", 0) == 0) names.push_back(n);
+      if (e.is_directory() && n.rfind("iter_", 0) == 0 && n <= newest) names.push_back(n);
     }
     std::sort(names.begin(), names.end());  // zero-padded: lexical = numeric
     for (size_t i = 0; i + static_cast<size_t>(cfg.keep_checkpoints) < names.size(); ++i) {
@@ -636,7 +605,9 @@ struct Trainer::Impl {
       last_panel.clear();
       if (!eval_items.empty() && (done % cfg.eval.every == 0 || last)) {
         const json e = evaluate();
-        std::ofstream(eval_path, std::ios::app) << e.dump() << "\n";
+        std::ofstream eval_log(eval_path, std::ios::app);
+        eval_log << e.dump() << "\n" << std::flush;
+        if (!eval_log) throw IoError("cannot append to '" + eval_path.string() + "': disk full?");
         char buf[200];
         std::snprintf(buf, sizeof buf, "eval @%lld on %zu images: SAD %.4f  MSE %.5f  MAD %.5f  Grad %.4f  Conn %.4f",
                       static_cast<long long>(done), eval_items.size(), e["sad"].get<double>(),

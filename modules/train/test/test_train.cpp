@@ -250,6 +250,26 @@ TEST(Trainer, ActivationCheckpointingKeepsTheLosses) {
     EXPECT_NEAR(recomputed.losses[i], plain.losses[i], 1e-5 * plain.losses[i]) << "iteration " << i + 1;
 }
 
+// Resumed in place from an early checkpoint, with fewer checkpoints kept: the later folders of
+// the first run neither count against the budget nor get the new checkpoint deleted.
+TEST(Trainer, PruningAfterAnEarlyResumeKeepsTheNewCheckpoint) {
+  TrainConfig c = tiny_config(6);
+  c.checkpoint_every = 2;
+  c.keep_checkpoints = 0;
+  c.visual_every = 0;
+  TrainOptions o;
+  o.out_dir = fresh_dir("prune").string();
+  train(c, o);
+  const fs::path ck = fs::path(o.out_dir) / "checkpoints";
+  c.iterations = 4;
+  c.keep_checkpoints = 1;
+  o.resume = (ck / "iter_00000002").string();
+  train(c, o);
+  EXPECT_TRUE(fs::exists(ck / "iter_00000004" / "state.json"));
+  EXPECT_FALSE(fs::exists(ck / "iter_00000002"));
+  EXPECT_EQ(resolve_checkpoint_dir(o.out_dir), (ck / "iter_00000004").string());
+}
+
 TEST(Trainer, ResumeFromNothingIsAClearError) {
   TrainOptions o;
   o.out_dir = fresh_dir("bad_resume").string();

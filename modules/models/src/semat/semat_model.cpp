@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 
 #include "semat/core/error.h"
+#include "sam/autocast.h"
 #include "semat/lora.h"
 
 namespace semat::matting_model {
@@ -101,13 +103,21 @@ torch::Tensor SematModelImpl::box_mask(const torch::Tensor& boxes) const {
 namespace {
 
 // Activation checkpointing for one ViT block, the reentrant way (as torch.utils.checkpoint):
-// the forward runs without recording a graph and keeps only the block's input and the RNG state
-// (LoRA dropout); backward replays the forward with gradients on from that state and
-// back-propagates through it, which also accumulates the block's parameter gradients.
+// the forward runs without recording a graph and keeps only the block's input, the RNG state
+// (LoRA dropout) and the autocast state (bf16 training); backward replays the forward with
+// gradients on under both and back-propagates through it, which also accumulates the block's
+// parameter gradients.
 struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, int64_t block_ptr) {
     ctx->saved_data["block"] = block_ptr;
-    ctx->saved_data["rng"] = generator_for(x).get_state();
+    {
+      at::Generator gen = generator_for(x);
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      ctx->saved_data["rng"] = gen.get_state();
+    }
+    const auto ac = sam::AutocastState::current();
+    ctx->saved_data["autocast"] = std::vector<int64_t>{ac.cuda, ac.cpu, static_cast<int64_t>(ac.cuda_dtype),
+                                                       static_cast<int64_t>(ac.cpu_dtype)};
     ctx->save_for_backward({x});
     return reinterpret_cast<sam::BlockImpl*>(block_ptr)->forward(x);
   }
@@ -116,15 +126,33 @@ struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
                                                torch::autograd::tensor_list grads) {
     auto* block = reinterpret_cast<sam::BlockImpl*>(ctx->saved_data["block"].toInt());
     const auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    const auto a = ctx->saved_data["autocast"].toIntVector();
+    sam::AutocastState ac;
+    ac.cuda = a[0] != 0, ac.cpu = a[1] != 0;
+    ac.cuda_dtype = static_cast<at::ScalarType>(a[2]), ac.cpu_dtype = static_cast<at::ScalarType>(a[3]);
     at::Generator gen = generator_for(x);
-    const auto now = gen.get_state();
-    gen.set_state(ctx->saved_data["rng"].toTensor());
     torch::Tensor y;
     {
+      // The replay must not shift the random numbers drawn after it: restore on every exit.
+      // (The generator's mutex is held only around the state swaps: dropout takes it too.)
+      torch::Tensor now;
+      {
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        now = gen.get_state();
+        gen.set_state(ctx->saved_data["rng"].toTensor());
+      }
+      struct Restore {
+        at::Generator& g;
+        const torch::Tensor& s;
+        ~Restore() {
+          std::lock_guard<std::mutex> lock(g.mutex());
+          g.set_state(s);
+        }
+      } restore{gen, now};
       torch::AutoGradMode grad(true);
+      sam::AutocastScope autocast(ac);
       y = block->forward(x);
     }
-    gen.set_state(now);  // the replay must not shift the random numbers drawn after it
     torch::autograd::backward({y}, {grads[0]});
     return {x.grad(), torch::Tensor()};
   }
