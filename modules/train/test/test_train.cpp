@@ -432,18 +432,24 @@ void write_composition_set(const fs::path& root, int n_fg, int n_bg, int side) {
   }
 }
 
-TEST(Trainer, TrainsOnDatasetsWithLogsPlotPanelsAndHeldOutEvaluation) {
-  const fs::path d = fresh_dir("datasets");
-  write_composition_set(d / "data", 3, 2, 200);
-  TrainConfig c = tiny_config(4);
+// tiny_config on the composition set write_composition_set made under `root`.
+TrainConfig composition_config(const fs::path& root, int64_t iterations) {
+  TrainConfig c = tiny_config(iterations);
   c.data.type = "datasets";
   data::DatasetSpec spec;
   spec.type = "composition";
-  spec.fg = (d / "data/fg").string();
-  spec.alpha = (d / "data/alpha").string();
-  spec.bg = (d / "data/bg").string();
+  spec.fg = (root / "fg").string();
+  spec.alpha = (root / "alpha").string();
+  spec.bg = (root / "bg").string();
   c.data.datasets = {spec};
   c.data.augment.size = c.data.size;
+  return c;
+}
+
+TEST(Trainer, TrainsOnDatasetsWithLogsPlotPanelsAndHeldOutEvaluation) {
+  const fs::path d = fresh_dir("datasets");
+  write_composition_set(d / "data", 3, 2, 200);
+  TrainConfig c = composition_config(d / "data", 4);
   c.batch_size = 2;
   c.checkpoint_every = 2;
   c.plot_every = 2;
@@ -489,15 +495,7 @@ TEST(Trainer, TrainsOnDatasetsWithLogsPlotPanelsAndHeldOutEvaluation) {
 TEST(Trainer, ResumeOnDatasetsWithBackgroundLoadingEqualsAnUninterruptedRun) {
   const fs::path d = fresh_dir("resume_datasets");
   write_composition_set(d / "data", 3, 2, 160);
-  TrainConfig c = tiny_config(4);
-  c.data.type = "datasets";
-  data::DatasetSpec spec;
-  spec.type = "composition";
-  spec.fg = (d / "data/fg").string();
-  spec.alpha = (d / "data/alpha").string();
-  spec.bg = (d / "data/bg").string();
-  c.data.datasets = {spec};
-  c.data.augment.size = c.data.size;
+  TrainConfig c = composition_config(d / "data", 4);
   c.data.workers = 2;
   c.checkpoint_every = 2;
   c.keep_checkpoints = 0;
