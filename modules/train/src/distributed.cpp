@@ -57,8 +57,6 @@ DistributedEnv distributed_env_from_environment() {
 
 #ifdef SEMAT_C10D
 
-bool distributed_available() { return true; }
-
 struct Distributed::Impl {
   torch::Device device{torch::kCPU};  // where the collectives' buffers live (NCCL: this rank's GPU)
   c10::intrusive_ptr<c10d::Store> store;
@@ -164,8 +162,6 @@ void Distributed::barrier() {
 }
 
 #else  // no c10d: Gloo headers missing at configure time, or a LibTorch without Gloo
-
-bool distributed_available() { return false; }
 
 struct Distributed::Impl {};
 

@@ -14,9 +14,6 @@
 
 namespace semat::train {
 
-/// True when this build has c10d (Gloo headers were found at configure time).
-bool distributed_available();
-
 class Distributed {
  public:
   /// Joins the group `env` describes: rank 0 hosts the TCP store at master_addr:master_port.

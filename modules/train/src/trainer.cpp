@@ -586,10 +586,7 @@ struct Trainer::Impl {
       csv->append(done, row);
       progress.update(done, sc.front().second, lr);
       // The checkpoint first: it is what a crash or a full disk must not cost.
-      if (checkpoint) {
-        r.last_checkpoint = save_checkpoint();
-        r.saved.push_back(r.last_checkpoint);
-      }
+      if (checkpoint) r.last_checkpoint = save_checkpoint();
       // Pictures are for people: failing to write one warns and training goes on.
       try {
         if (panel && !last_panel.empty()) {

@@ -58,7 +58,6 @@ struct TrainResult {
   double seconds = 0;
   double iterations_per_second = 0;
   std::string last_checkpoint;  ///< folder of the final checkpoint
-  std::vector<std::string> saved;  ///< every checkpoint folder written by this call, in order
 };
 
 class Trainer {
