@@ -1,5 +1,6 @@
 // semat build-dataset --annotations ANN.json --images DIR --out DIR [--panoptic-masks DIR]
-//     [--backend closed-form|semat --semat CKPT --sam CKPT] [--tau 0.8] [--overlap ioa|iou]
+//     [--backend closed-form|semat] [engine flags: --semat CKPT --sam CKPT --refine ...]
+//     [--tau 0.8] [--overlap ioa|iou]
 //     [--accessories LIST] [--eta 12] [--min-score 95] [--shard K/N] [--jobs N] [--limit N]
 //     [--export-concat]
 // semat merge-index --out DIR INPUT...
@@ -12,22 +13,18 @@
 #include <vector>
 
 #include "commands.h"
+#include "engine_flags.h"
 #include "semat/core/error.h"
 #include "semat/core/log.h"
 #include "semat/data/builder.h"
-#ifdef SEMAT_WITH_MODELS
-#include <mutex>
-
-#include "semat/models/semat_predictor.h"
-#endif
 
 namespace semat::cli {
 namespace {
 
 struct BuildArgs {
   data::BuildOptions options;
-  std::string backend = "closed-form";
-  std::string semat_ckpt, sam_ckpt;
+  std::string backend;  ///< historical alias: closed-form = --alpha closed-form, semat = a model alpha
+  engine::EngineSpec engine;
   std::string overlap = "ioa";
   std::string accessories;
   std::string shard = "0/1";
@@ -46,47 +43,21 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
-#ifdef SEMAT_WITH_MODELS
-// SEMat as the mask-to-matte backend, prompted with the person's box as in the paper; the
-// trimap made by the mask-to-matte rule is not an input of the network.
-class SematSource : public data::AlphaSource {
- public:
-  SematSource(std::shared_ptr<models::SematPredictor> model, std::shared_ptr<std::mutex> lock)
-      : model_(std::move(model)), lock_(std::move(lock)) {}
-  std::string name() const override { return "semat"; }
-  cv::Mat alpha(const data::AlphaRequest& r) override {
-    std::lock_guard<std::mutex> guard(*lock_);
-    return model_->predict(r.image, {r.box}).at(0).alpha;
-  }
-
- private:
-  std::shared_ptr<models::SematPredictor> model_;
-  std::shared_ptr<std::mutex> lock_;
-};
-#endif
-
-data::AlphaSourceFactory make_backend(const BuildArgs& a) {
+// --backend predates the engine flags; it still works and must agree with them.
+engine::EngineSpec engine_spec(const BuildArgs& a) {
+  engine::EngineSpec spec = a.engine;
   if (a.backend == "closed-form") {
-    SEMAT_CHECK(a.semat_ckpt.empty() && a.sam_ckpt.empty(), ConfigError,
+    SEMAT_CHECK(spec.semat.empty() && spec.sam.empty(), ConfigError,
                 "--semat/--sam are only used with --backend semat");
-    return [] { return data::make_closed_form_source(); };
+    SEMAT_CHECK(spec.alpha == "auto" || spec.alpha == "closed-form", ConfigError,
+                "--backend closed-form contradicts --alpha " << spec.alpha);
+    spec.alpha = "closed-form";
+  } else if (a.backend == "semat") {
+    SEMAT_CHECK(!spec.semat.empty(), ConfigError,
+                "--backend semat needs --semat CKPT (a SEMat checkpoint; add --sam CKPT when it "
+                "lacks the SAM weights)");
   }
-  SEMAT_CHECK(!a.semat_ckpt.empty(), ConfigError,
-              "--backend semat needs --semat CKPT (a SEMat checkpoint; add --sam CKPT when it "
-              "lacks the SAM weights)");
-#ifdef SEMAT_WITH_MODELS
-  // One model shared by the workers: a second copy would double the memory (1.3 GB for ViT-L)
-  // while LibTorch already uses every core inside one forward pass.
-  auto model = std::make_shared<models::SematPredictor>(a.semat_ckpt, a.sam_ckpt);
-  auto lock = std::make_shared<std::mutex>();
-  return [model, lock]() -> std::unique_ptr<data::AlphaSource> {
-    return std::make_unique<SematSource>(model, lock);
-  };
-#else
-  throw ConfigError(
-      "--backend semat needs a build with the SEMat model (LibTorch), which this semat lacks; "
-      "install libtorch-dev and rebuild, or use --backend closed-form");
-#endif
+  return spec;
 }
 
 data::ProgressMode parse_progress(const std::string& s) {
@@ -97,6 +68,8 @@ data::ProgressMode parse_progress(const std::string& s) {
 }
 
 void run_build(BuildArgs& a) {
+  const engine::EngineSpec spec = engine_spec(a);
+  engine::resolve(spec);  // flag contradictions first, before any file is read
   data::BuildOptions& o = a.options;
   o.fusion.overlap = data::parse_overlap_mode(a.overlap);
   o.shard = data::parse_shard(a.shard);
@@ -106,8 +79,7 @@ void run_build(BuildArgs& a) {
                                 << "' names no category; give comma-separated COCO names, e.g. "
                                    "tie,handbag,backpack");
   o.progress = parse_progress(a.progress);
-  const data::AlphaSourceFactory backend = make_backend(a);
-  const nlohmann::json s = data::build_dataset(o, backend);
+  const nlohmann::json s = data::build_dataset(o, spec);
   if (a.json) {
     std::cout << s.dump() << '\n';
     return;
@@ -135,11 +107,10 @@ void register_build_dataset(CLI::App& app) {
       ->required();
   cmd->add_option("--panoptic-masks", o.panoptic_masks,
                   "folder of the panoptic segment PNGs (panoptic annotations only)");
-  cmd->add_option("--backend", a->backend, "alpha backend")
-      ->check(CLI::IsMember({"closed-form", "semat"}))
-      ->capture_default_str();
-  cmd->add_option("--semat", a->semat_ckpt, "SEMat checkpoint (--backend semat)");
-  cmd->add_option("--sam", a->sam_ckpt, "SAM checkpoint (--backend semat)");
+  cmd->add_option("--backend", a->backend,
+                  "alpha stage, the historical flag: closed-form, or semat (needs --semat)")
+      ->check(CLI::IsMember({"closed-form", "semat"}));
+  add_engine_flags(cmd, a->engine);
   cmd->add_option("--tau", o.fusion.tau, "box overlap an accessory must exceed to be fused")
       ->capture_default_str();
   cmd->add_option("--overlap", a->overlap,

@@ -1,6 +1,6 @@
 // semat matte IMAGE --box X0,Y0,X1,Y1 [--box ...] [--trimap T] [--out DIR]
-//                   [--background COLOR|IMAGE] [--alpha-depth 8|16]
-//                   [--sam SAM_CKPT] [--semat SEMAT_CKPT [--refine] [--resize cv2|pil|torch]]
+//                   [--background COLOR|IMAGE] [--alpha-depth 8|16] [engine flags: --sam,
+//                   --semat, --refine, --mask, --trimap-from, --alpha, --model-type, ...]
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -18,14 +18,10 @@
 #include "semat/core/timer.h"
 #include "semat/io/files.h"
 #include "semat/io/image_io.h"
+#include "engine_flags.h"
+#include "semat/engine/engine.h"
 #include "semat/matting/compose.h"
-#include "semat/matting/pipeline.h"
-#ifdef SEMAT_WITH_MODELS
-#include "semat/matting/closed_form.h"
-#include "semat/matting/foreground.h"
-#include "semat/models/sam_predictor.h"
-#include "semat/models/semat_predictor.h"
-#endif
+#include "semat/matting/trimap.h"
 
 namespace fs = std::filesystem;
 
@@ -40,13 +36,7 @@ struct MatteArgs {
   std::string background = "#808080";
   int alpha_depth = 8;
   bool json = false;
-  std::string sam;  ///< SAM checkpoint: its box mask replaces GrabCut
-  std::string model_type = "auto";
-  std::string device = "auto";
-  std::string semat;  ///< SEMat checkpoint: the network's alpha replaces the classical pipeline
-  bool refine = false;
-  std::string resize = "cv2";
-  int batch = 0;
+  engine::EngineSpec engine;
 };
 
 matting::Background resolve_background(const std::string& spec) {
@@ -64,81 +54,6 @@ matting::Background resolve_background(const std::string& spec) {
   return bg;
 }
 
-std::vector<cv::Mat> sam_box_masks(const MatteArgs& a, const cv::Mat& image,
-                                   const std::vector<Box>& boxes) {
-#ifdef SEMAT_WITH_MODELS
-  models::SamPredictor::Options o;
-  o.model_type = a.model_type;
-  o.device = a.device;
-  models::SamPredictor sam(a.sam, o);
-  Timer t;
-  sam.set_image(image);
-  SEMAT_LOG_DEBUG("sam", "image encoder: " << t.seconds() << " s on " << sam.device());
-  std::vector<cv::Mat> masks;
-  for (const auto& m : sam.predict_boxes(boxes, /*multimask=*/false)) masks.push_back(m.mask(0));
-  return masks;
-#else
-  (void)image, (void)boxes;
-  throw ConfigError("--sam " + a.sam + ": this semat was built without LibTorch (install libtorch-dev and rebuild)");
-#endif
-}
-
-#ifdef SEMAT_WITH_MODELS
-// Closed-form matting against the full-resolution image inside the predicted unknown band,
-// with SEMat's (upsampled) alpha as the data prior; outside the band SEMat's alpha is kept.
-cv::Mat refine_in_band(const cv::Mat& image, const cv::Mat& alpha, const cv::Mat& trimap,
-                       matting::SolveStats* stats) {
-  const cv::Mat band = trimap == 128;
-  if (cv::countNonZero(band) == 0 || cv::countNonZero(trimap == 255) == 0 ||
-      cv::countNonZero(trimap == 0) == 0)
-    return alpha;  // nothing to sharpen, or no known colours to sharpen against
-  matting::ClosedFormParams params;
-  params.prior_weight = 0.02;
-  const cv::Mat solved = matting::closed_form_alpha(image, trimap, params, stats, alpha);
-  cv::Mat out = alpha.clone();
-  solved.copyTo(out, band);
-  return out;
-}
-#endif
-
-std::vector<matting::MatteResult> semat_mattes(const MatteArgs& a, const cv::Mat& image,
-                                               const std::vector<Box>& boxes) {
-#ifdef SEMAT_WITH_MODELS
-  models::SematPredictor::Options o;
-  SEMAT_CHECK(a.model_type == "auto" || a.model_type.rfind("semat-", 0) == 0, ConfigError,
-              "--model-type " << a.model_type << " with --semat: use auto, semat-vit-b, "
-                                                 "semat-vit-l, semat-vit-h or semat-tiny");
-  o.model_type = a.model_type;
-  o.device = a.device;
-  o.resize = models::parse_semat_resize(a.resize);
-  o.batch_size = a.batch;
-  Timer load;
-  const models::SematPredictor semat(a.semat, a.sam, o);
-  SEMAT_LOG_DEBUG("semat", "loaded " << semat.config().name << " in " << load.seconds()
-                                     << " s on " << semat.device());
-  Timer t;
-  const auto mattes = semat.predict(image, boxes);
-  const double per_box = t.seconds() / static_cast<double>(boxes.size());
-  std::vector<matting::MatteResult> results;
-  for (const auto& m : mattes) {
-    Timer rt;
-    matting::MatteResult r;
-    r.box = m.box;
-    r.mask = m.sam_mask;
-    r.trimap = m.trimap;
-    r.alpha = a.refine ? refine_in_band(image, m.alpha, m.trimap, &r.solve) : m.alpha;
-    r.foreground = matting::estimate_foreground(image, r.alpha).foreground;
-    r.seconds = per_box + rt.seconds();
-    results.push_back(std::move(r));
-  }
-  return results;
-#else
-  (void)image, (void)boxes;
-  throw ConfigError("--semat " + a.semat +
-                    ": this semat was built without LibTorch (install libtorch-dev and rebuild)");
-#endif
-}
-
 void run_matte(const MatteArgs& a) {
   Timer total;
   SEMAT_CHECK(a.boxes.empty() || a.trimap.empty(), ConfigError,
@@ -146,14 +61,11 @@ void run_matte(const MatteArgs& a) {
   SEMAT_CHECK(!a.boxes.empty() || !a.trimap.empty(), ConfigError,
               "give the subject with --box X0,Y0,X1,Y1 (repeatable) or with --trimap FILE");
 
-  SEMAT_CHECK(a.semat.empty() || !a.boxes.empty(), ConfigError,
-              "--semat needs at least one --box (SEMat is prompted by boxes, not trimaps)");
-  SEMAT_CHECK(!a.refine || !a.semat.empty(), ConfigError,
-              "--refine sharpens SEMat's alpha: give a SEMat checkpoint with --semat");
-  SEMAT_CHECK(a.batch >= 0, ConfigError, "--batch must be 0 (auto) or positive, got " << a.batch);
-  SEMAT_CHECK(a.sam.empty() || !a.boxes.empty(), ConfigError,
-              "--sam needs at least one --box (with --trimap no mask is computed)");
-  // Cheap checks first, so a typo never costs a solve.
+  // Cheap checks first, so a typo never costs a model load or a solve.
+  const engine::Stages stages = engine::resolve(a.engine);
+  SEMAT_CHECK(a.trimap.empty() || stages.model.empty(), ConfigError,
+              (a.engine.semat.empty() ? "--sam" : "--semat")
+                  << " needs at least one --box (with --trimap no model is run)");
   std::vector<Box> boxes;
   for (size_t i = 0; i < a.boxes.size(); ++i)
     boxes.push_back(parse_box(a.boxes[i], "--box " + std::to_string(i + 1)));
@@ -174,38 +86,23 @@ void run_matte(const MatteArgs& a) {
   }
   io::ensure_writable_dir(a.out);
 
-  std::vector<matting::MatteResult> results;
+  const engine::Engine engine(a.engine);
+  std::vector<engine::Prompt> prompts;
   if (!trimap.empty()) {
-    results.push_back(matting::matte_from_trimap(image, trimap));
-  } else if (!a.semat.empty()) {
-    // SEMat: boxes batched through the network; --sam then only supplies base SAM weights.
-    results = semat_mattes(a, image, boxes);
-  } else if (!a.sam.empty()) {
-    // Matte-Anything style baseline: SAM's box masks (one encoder pass, boxes decoded together)
-    // enter the same mask-to-matte pipeline in place of GrabCut.
-    const std::vector<cv::Mat> masks = sam_box_masks(a, image, boxes);
-    for (size_t i = 0; i < boxes.size(); ++i) {
-      try {
-        results.push_back(matting::matte_from_mask(image, masks[i], boxes[i]));
-      } catch (const DataError& e) {
-        throw DataError("--box " + std::to_string(i + 1) + ": " + e.what());
-      }
-    }
-  } else {
-    for (size_t i = 0; i < boxes.size(); ++i) {
-      try {
-        results.push_back(matting::matte_from_box(image, boxes[i]));
-      } catch (const DataError& e) {
-        throw DataError("--box " + std::to_string(i + 1) + ": " + e.what());
-      } catch (const InvalidArgument& e) {
-        throw InvalidArgument("--box " + std::to_string(i + 1) + ": " + e.what());
-      }
-    }
+    engine::Prompt p;
+    p.trimap = trimap;
+    prompts.push_back(p);
   }
+  for (size_t i = 0; i < boxes.size(); ++i)
+    prompts.push_back(engine::Prompt::from_box(boxes[i], "--box " + std::to_string(i + 1)));
+  const std::vector<matting::MatteResult> results = engine.run(image, prompts);
 
   // All files of all instances appear together or not at all.
   io::StagedFiles files;
-  nlohmann::json report = {{"image", a.image}, {"out", a.out}, {"instances", nlohmann::json::array()}};
+  nlohmann::json report = {{"image", a.image},
+                           {"out", a.out},
+                           {"engine", engine.description()},
+                           {"instances", nlohmann::json::array()}};
   for (size_t i = 0; i < results.size(); ++i) {
     const matting::MatteResult& r = results[i];
     const std::string suffix = results.size() > 1 ? "_" + std::to_string(i) : "";
@@ -260,26 +157,7 @@ void register_matte(CLI::App& app) {
       ->check(CLI::IsMember({8, 16}))
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "print a JSON report on stdout");
-  cmd->add_option("--sam", args->sam,
-                  "SAM checkpoint (sam_vit_{b,l,h}_*.pth or .safetensors): its box mask replaces GrabCut");
-  cmd->add_option("--model-type", args->model_type,
-                  "SAM type (auto, vit_b, vit_l, vit_h); with --semat: auto or semat-vit-b/l/h")
-      ->capture_default_str();
-  cmd->add_option("--device", args->device, "auto, cpu or cuda")->capture_default_str();
-  cmd->add_option("--semat", args->semat,
-                  "SEMat checkpoint (official SEMat_SAM .pth or .safetensors): the network's alpha "
-                  "replaces the classical pipeline; --sam then supplies SAM weights the checkpoint "
-                  "lacks");
-  cmd->add_flag("--refine", args->refine,
-                "with --semat: closed-form pass against the full-resolution image inside the "
-                "predicted trimap's unknown band");
-  cmd->add_option("--resize", args->resize,
-                  "with --semat: cv2 (official demo: reproduces the official numbers), pil, torch")
-      ->check(CLI::IsMember({"cv2", "opencv", "pil", "torch"}))
-      ->capture_default_str();
-  cmd->add_option("--batch", args->batch,
-                  "with --semat: boxes per encoder pass (0 = auto: 4 on CUDA, 1 on CPU)")
-      ->capture_default_str();
+  add_engine_flags(cmd, args->engine);
   cmd->callback([args] { run_matte(*args); });
 }
 

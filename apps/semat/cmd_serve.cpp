@@ -1,5 +1,6 @@
-// semat serve [--host 127.0.0.1] [--port 8080] [--sam CKPT] [--semat CKPT] [--max-upload-mb 25]
-//             [--max-pixels 40000000] [--workers N] [--queue 16] [--image-ttl S] [--web-root DIR]
+// semat serve [--host 127.0.0.1] [--port 8080] [engine flags: --sam, --semat, --refine, ...]
+//             [--max-upload-mb 25] [--max-pixels 40000000] [--workers N] [--queue 16]
+//             [--image-ttl S] [--web-root DIR]
 #include <pthread.h>
 
 #include <csignal>
@@ -10,37 +11,19 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.h"
+#include "engine_flags.h"
 #include "semat/core/error.h"
 #include "semat/core/log.h"
+#include "semat/engine/engine.h"
 #include "semat/serve/server.h"
-#ifdef SEMAT_SERVE_WITH_MODELS
-#include "semat/serve/model_backends.h"
-#endif
 
 namespace semat::cli {
 namespace {
 
 struct ServeArgs {
   serve::ServerOptions server;
-  std::string sam, semat;
-  std::string model_type = "auto";
-  std::string device = "auto";
+  engine::EngineSpec engine;
 };
-
-std::shared_ptr<serve::MattingBackend> make_backend(const ServeArgs& a) {
-  if (a.sam.empty() && a.semat.empty()) return serve::make_default_backend();
-#ifdef SEMAT_SERVE_WITH_MODELS
-  serve::ModelBackendOptions o;
-  o.model_type = a.model_type;
-  o.device = a.device;
-  // With --semat, --sam only supplies the SAM weights a slim SEMat checkpoint lacks.
-  if (!a.semat.empty()) return serve::make_semat_backend(a.semat, a.sam, o);
-  return serve::make_sam_backend(a.sam, o);
-#else
-  throw ConfigError(std::string(a.semat.empty() ? "--sam " + a.sam : "--semat " + a.semat) +
-                    ": this semat was built without LibTorch (install libtorch-dev and rebuild)");
-#endif
-}
 
 void run_serve(const ServeArgs& a) {
   // Block the stop signals in every thread the server will start, and take them synchronously
@@ -54,7 +37,8 @@ void run_serve(const ServeArgs& a) {
   if (a.server.host != "127.0.0.1" && a.server.host != "localhost" && a.server.host != "::1")
     SEMAT_LOG_WARN("serve", "--host " << a.server.host
                                       << " is not a loopback address: the API has no authentication");
-  serve::Server server(a.server, make_backend(a));
+  // One engine for every worker: models are loaded here, once.
+  serve::Server server(a.server, std::make_shared<const engine::Engine>(a.engine));
   server.start();
   // Scripts (and the browser test) read the URL from stdout to find a --port 0 server.
   std::cout << "semat: serving http://" << a.server.host << ":" << server.port() << "/" << std::endl;
@@ -73,11 +57,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--host", o.host, "address to listen on (keep it loopback: there is no authentication)")
       ->capture_default_str();
   cmd->add_option("--port", o.port, "TCP port; 0 picks a free one")->capture_default_str();
-  cmd->add_option("--sam", a->sam,
-                  "SAM checkpoint: its box masks replace GrabCut (embedding cached per image id)");
-  cmd->add_option("--semat", a->semat, "SEMat checkpoint: the model's alpha replaces GrabCut + closed-form (with --sam for slim checkpoints)");
-  cmd->add_option("--model-type", a->model_type, "SAM type: auto, vit_b, vit_l, vit_h")->capture_default_str();
-  cmd->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
+  add_engine_flags(cmd, a->engine);
   cmd->add_option("--max-upload-mb", o.max_upload_mb, "largest request body in MiB")->capture_default_str();
   cmd->add_option("--max-pixels", o.max_pixels, "largest image (width x height), checked before decoding")
       ->capture_default_str();

@@ -170,9 +170,6 @@ void BM_BuildDataset(benchmark::State& state) {
   o.jobs = static_cast<int>(state.range(0));
   o.min_score = 0;  // every instance is solved and written
   o.progress = semat::data::ProgressMode::kOff;
-  const semat::data::AlphaSourceFactory factory = [] {
-    return semat::data::make_closed_form_source();
-  };
   // Process CPU seconds as well as wall time: on a shared, busy machine the wall-clock rate
   // understates what a dedicated core does, while CPU time per instance stays comparable.
   auto cpu_seconds = [] {
@@ -187,7 +184,7 @@ void BM_BuildDataset(benchmark::State& state) {
     fs::remove_all(o.out);
     state.ResumeTiming();
     const double c0 = cpu_seconds();
-    const json s = semat::data::build_dataset(o, factory);
+    const json s = semat::data::build_dataset(o);
     cpu += cpu_seconds() - c0;
     kept = s["kept"].get<double>();
   }

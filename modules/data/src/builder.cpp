@@ -29,6 +29,7 @@
 #include "semat/core/timer.h"
 #include "semat/data/coco.h"
 #include "semat/data/index.h"
+#include "semat/engine/engine.h"
 #include "semat/io/files.h"
 #include "semat/io/image_io.h"
 #include "semat/matting/trimap.h"
@@ -165,7 +166,7 @@ cv::Mat alpha_to_u8(const cv::Mat& alpha) {
 
 class Builder {
  public:
-  Builder(const BuildOptions& o, const AlphaSourceFactory& factory) : o_(o), factory_(factory) {}
+  Builder(const BuildOptions& o, const engine::EngineSpec& spec) : o_(o), spec_(spec) {}
 
   json run();
 
@@ -175,8 +176,8 @@ class Builder {
   void load_annotations();
   void plan();
   void load_done();
-  void worker(AlphaSource& source, std::atomic<size_t>& next);
-  void process(const ImageWork& w, AlphaSource& source);
+  void worker(std::atomic<size_t>& next);
+  void process(const ImageWork& w);
   void skip_persons(const std::vector<const CocoAnnotation*>& persons, const std::string& reason,
                     const std::string& why, const CocoImage& image);
   bool in_done(const Key& k) const { return done_.count(k) > 0; }
@@ -188,7 +189,8 @@ class Builder {
   void check_params();
 
   const BuildOptions& o_;
-  const AlphaSourceFactory& factory_;
+  engine::EngineSpec spec_;
+  std::unique_ptr<engine::Engine> engine_;
   std::string backend_name_;
   CocoDataset ds_;
   std::int64_t person_cat_ = -1;
@@ -385,7 +387,7 @@ void Builder::skip_persons(const std::vector<const CocoAnnotation*>& persons,
   progress_->add(static_cast<std::int64_t>(persons.size()), 0);
 }
 
-void Builder::process(const ImageWork& w, AlphaSource& source) {
+void Builder::process(const ImageWork& w) {
   const CocoImage& im = *w.image;
   std::vector<const CocoAnnotation*> pending;
   for (const CocoAnnotation* p : w.persons)
@@ -472,8 +474,6 @@ void Builder::process(const ImageWork& w, AlphaSource& source) {
   }
   const std::vector<FusionDecision> decisions = assign_accessories(persons, accessories, o_.fusion);
 
-  matting::TrimapParams tp;
-  tp.eta = o_.eta;
   for (const CocoAnnotation* p : pending) {
     if (stop_) return;
     const Key key{im.id, p->id};
@@ -508,14 +508,19 @@ void Builder::process(const ImageWork& w, AlphaSource& source) {
       progress_->add(1, 0);
       continue;
     }
-    const matting::TrimapResult tr = matting::mask_to_trimap(fused, tp);
-    rec.omega = tr.omega;
     rec.backend = backend_name_;
-    cv::Mat alpha;
+    matting::MatteResult matte;
     try {
-      AlphaRequest req{image, tr.trimap, fused, person.box, tr.omega};
-      alpha = source.alpha(req);
-      SEMAT_CHECK(alpha.type() == CV_32F && alpha.size() == image.size(), DataError,
+      // The box prompts box-driven models (SEMat); closed-form uses only the mask. COCO boxes
+      // may overhang the image by rounding.
+      engine::Prompt prompt;
+      prompt.box = Box{std::clamp(person.box.x0, 0.0, double(image.cols)),
+                       std::clamp(person.box.y0, 0.0, double(image.rows)),
+                       std::clamp(person.box.x1, 0.0, double(image.cols)),
+                       std::clamp(person.box.y1, 0.0, double(image.rows))};
+      prompt.mask = fused;
+      matte = std::move(engine_->run(image, {prompt}).at(0));
+      SEMAT_CHECK(matte.alpha.type() == CV_32F && matte.alpha.size() == image.size(), DataError,
                   "backend " << backend_name_ << " returned a matte of the wrong type or size");
     } catch (const Error& e) {
       skipped_->append({{"image_id", im.id},
@@ -527,6 +532,9 @@ void Builder::process(const ImageWork& w, AlphaSource& source) {
       ++solved_;
       continue;
     }
+    rec.omega = matte.omega;
+    const cv::Mat& alpha = matte.alpha;
+    const matting::TrimapResult tr{matte.trimap, matte.omega, 0, 0};
     ++solved_;
     rec.score = mask_iou_percent(alpha, fused);
     if (rec.score < o_.min_score) {
@@ -560,13 +568,13 @@ void Builder::process(const ImageWork& w, AlphaSource& source) {
   }
 }
 
-void Builder::worker(AlphaSource& source, std::atomic<size_t>& next) {
+void Builder::worker(std::atomic<size_t>& next) {
   for (;;) {
     if (stop_) return;
     const size_t i = next++;
     if (i >= work_.size()) return;
     try {
-      process(work_[i], source);
+      process(work_[i]);
     } catch (...) {
       // Anything not handled per instance (a full disk, a broken output folder) ends the run;
       // what was appended so far stays valid and the rerun resumes from it.
@@ -648,16 +656,25 @@ json Builder::summary(double seconds) {
   s["index_repairs"] = index_repairs_;
   s["seconds"] = seconds;
   s["jobs"] = o_.jobs;
+  s["engine"] = engine_->description();
   return s;
 }
 
 json Builder::run() {
   Timer total;
   check_options();
-  std::vector<std::unique_ptr<AlphaSource>> sources;
   const int jobs = o_.jobs > 0 ? o_.jobs : std::max(1u, std::thread::hardware_concurrency());
-  for (int i = 0; i < jobs; ++i) sources.push_back(factory_());
-  backend_name_ = sources.front()->name();
+  {
+    // The builder's masks are the fused COCO masks; its trimap rule is the paper's, with --eta.
+    engine::EngineSpec spec = spec_;
+    SEMAT_CHECK(spec.mask == "auto" || spec.mask == "given", ConfigError,
+                "--mask " << spec.mask << ": build-dataset takes its masks from the annotations");
+    spec.mask = "given";
+    spec.classical.trimap.eta = o_.eta;
+    if (spec.classical.crop_margin < 0) spec.classical.crop_margin = 8;
+    engine_ = std::make_unique<engine::Engine>(spec);
+  }
+  backend_name_ = engine_->alpha_name();
   prepare_output();
   RunLock lock(path_in_out(".build" + o_.shard.suffix() + ".lock"));
   load_annotations();
@@ -673,7 +690,7 @@ json Builder::run() {
     std::atomic<size_t> next{0};
     std::vector<std::thread> threads;
     for (int i = 0; i < jobs; ++i)
-      threads.emplace_back([this, &sources, &next, i] { worker(*sources[i], next); });
+      threads.emplace_back([this, &next] { worker(next); });
     for (std::thread& t : threads) t.join();
   }
   progress_->finish();
@@ -686,9 +703,8 @@ json Builder::run() {
 
 }  // namespace
 
-json build_dataset(const BuildOptions& options, const AlphaSourceFactory& backend) {
-  SEMAT_CHECK(static_cast<bool>(backend), InvalidArgument, "build_dataset: no backend factory");
-  Builder b(options, backend);
+json build_dataset(const BuildOptions& options, const engine::EngineSpec& engine) {
+  Builder b(options, engine);
   return b.run();
 }
 

@@ -53,12 +53,12 @@ class Builder : public ::testing::Test {
   void write(const std::vector<semat::test::FixtureImage>& scenes) {
     semat::test::write_fixture(scenes, opt_.images, ann_);
   }
-  json build() { return semat::data::build_dataset(opt_, factory_); }
+  json build() { return semat::data::build_dataset(opt_, engine_); }
 
   fs::path dir_;
   std::string ann_;
   semat::data::BuildOptions opt_;
-  semat::data::AlphaSourceFactory factory_ = [] { return semat::data::make_closed_form_source(); };
+  semat::engine::EngineSpec engine_;  // closed-form on the fused masks
 };
 
 TEST_F(Builder, FusesTieAndBottleAndWritesOutputs) {

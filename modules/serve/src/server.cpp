@@ -367,12 +367,12 @@ void validate(const ServerOptions& o) {
 }
 
 struct Server::Impl {
-  Impl(const ServerOptions& o, std::shared_ptr<MattingBackend> b)
+  Impl(const ServerOptions& o, std::shared_ptr<const engine::Engine> e)
       : options(o),
         workers(o.workers > 0 ? o.workers : std::max(1u, std::thread::hardware_concurrency())),
-        backend(std::move(b)),
+        engine(std::move(e)),
         store(static_cast<std::size_t>(o.max_store_mb) << 20, std::chrono::seconds(o.image_ttl_s),
-              [this](const std::string& id) { backend->forget(id); }),
+              [this](const std::string& id) { engine->forget(id); }),
         queue(workers, o.queue) {}
 
   void setup_routes();
@@ -386,7 +386,7 @@ struct Server::Impl {
 
   const ServerOptions options;
   const int workers;
-  std::shared_ptr<MattingBackend> backend;
+  std::shared_ptr<const engine::Engine> engine;
   ImageStore store;
   WorkQueue queue;
   httplib::Server http;
@@ -467,8 +467,10 @@ T Server::Impl::run_job(std::function<T()> fn) {
 
 MatteAnswer Server::Impl::matte(const cv::Mat& image, const std::string& key, const MatteParams& p) {
   Timer t;
-  const std::vector<matting::MatteResult> results = backend->matte(image, key, p.boxes);
-  SEMAT_CHECK(results.size() == p.boxes.size(), StateError, "backend returned the wrong number of results");
+  std::vector<engine::Prompt> prompts;
+  for (std::size_t i = 0; i < p.boxes.size(); ++i)
+    prompts.push_back(engine::Prompt::from_box(p.boxes[i], "boxes[" + std::to_string(i) + "]"));
+  const std::vector<matting::MatteResult> results = engine->run(image, prompts, key);
   const Merged merged = merge(results);
   MatteAnswer a;
   for (const std::string& name : p.outputs) a.pngs.emplace_back(name, render(name, image, merged, p));
@@ -478,8 +480,8 @@ MatteAnswer Server::Impl::matte(const cv::Mat& image, const std::string& key, co
     if (r.box) inst["box"] = {r.box->x0, r.box->y0, r.box->x1, r.box->y1};
     instances.push_back(inst);
   }
-  a.report = {{"width", image.cols}, {"height", image.rows}, {"method", backend->name()},
-              {"instances", instances}, {"seconds", t.seconds()}};
+  a.report = {{"width", image.cols}, {"height", image.rows}, {"method", engine->description()},
+              {"engine", engine->description()}, {"instances", instances}, {"seconds", t.seconds()}};
   return a;
 }
 
@@ -504,7 +506,8 @@ void Server::Impl::answer_matte(const MatteAnswer& a, const MatteParams& p, http
 json Server::Impl::info() const {
   return {{"name", "semat"},
           {"version", SEMAT_SERVE_VERSION},
-          {"method", backend->name()},
+          {"method", engine->description()},
+          {"engine", engine->description()},
           {"outputs", kAllOutputs},
           {"formats", {"png", "jpeg", "webp"}},
           {"limits",
@@ -658,10 +661,10 @@ void Server::Impl::setup_routes() {
   });
 }
 
-Server::Server(const ServerOptions& options, std::shared_ptr<MattingBackend> backend) {
+Server::Server(const ServerOptions& options, std::shared_ptr<const engine::Engine> engine) {
   validate(options);
-  SEMAT_CHECK(backend != nullptr, ConfigError, "the server needs a matting backend");
-  impl_ = std::make_unique<Impl>(options, std::move(backend));
+  SEMAT_CHECK(engine != nullptr, ConfigError, "the server needs a matting engine");
+  impl_ = std::make_unique<Impl>(options, std::move(engine));
   Impl& s = *impl_;
   // Connection threads mostly wait for workers; enough of them that a full queue, not a lack of
   // threads, is what refuses work, plus some for /healthz, the page and idle keep-alive
@@ -716,7 +719,7 @@ void Server::start() {
   });
   for (int i = 0; i < 5000 && !s.http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   SEMAT_LOG_INFO(kTag, "listening on http://" << host << ":" << s.port << "/ (" << s.workers << " workers, queue "
-                                              << s.options.queue << ", method " << s.backend->name() << ")");
+                                              << s.options.queue << ", engine " << s.engine->description() << ")");
 }
 
 int Server::port() const { return impl_->port; }

@@ -24,7 +24,8 @@
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-using semat::serve::MattingBackend;
+using semat::engine::Engine;
+using semat::engine::EngineSpec;
 using semat::serve::Server;
 using semat::serve::ServerOptions;
 
@@ -65,13 +66,15 @@ long rss_kib() {
   return -1;
 }
 
-/// A backend whose matte() blocks until released, to fill the queue deterministically.
-class GateBackend : public MattingBackend {
+/// A box model whose predict() blocks until released, to fill the queue deterministically.
+class GateModel : public semat::engine::BoxModel {
  public:
-  explicit GateBackend(double sleep_s = -1) : sleep_s_(sleep_s) {}
+  explicit GateModel(double sleep_s = -1) : sleep_s_(sleep_s) {}
   std::string name() const override { return "test-gate"; }
-  std::vector<semat::matting::MatteResult> matte(const cv::Mat& image, const std::string&,
-                                                 const std::vector<semat::Box>& boxes) override {
+  bool trimaps() const override { return true; }
+  bool alphas() const override { return true; }
+  std::vector<semat::engine::ModelOutput> predict(const cv::Mat& image, const std::string&,
+                                                  const std::vector<semat::Box>& boxes) override {
     ++entered;
     if (sleep_s_ >= 0) {
       std::this_thread::sleep_for(std::chrono::duration<double>(sleep_s_));
@@ -79,10 +82,10 @@ class GateBackend : public MattingBackend {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return open_; });
     }
-    std::vector<semat::matting::MatteResult> out(boxes.size());
+    std::vector<semat::engine::ModelOutput> out(boxes.size());
     for (auto& r : out) {
+      r.mask = cv::Mat(image.size(), CV_8U, cv::Scalar(255));
       r.alpha = cv::Mat(image.size(), CV_32F, cv::Scalar(0.5));
-      r.foreground = cv::Mat(image.size(), CV_32FC3, cv::Scalar(0.2, 0.4, 0.6));
       r.trimap = cv::Mat(image.size(), CV_8U, cv::Scalar(128));
     }
     return out;
@@ -117,12 +120,12 @@ class ServeApi : public ::testing::Test {
     if (server_) server_->shutdown();
   }
 
-  void start(ServerOptions o = {}, std::shared_ptr<MattingBackend> backend = nullptr) {
+  void start(ServerOptions o = {}, std::shared_ptr<semat::engine::BoxModel> model = nullptr) {
     o.host = "127.0.0.1";
     o.port = 0;
     if (o.workers == 0) o.workers = 2;
-    if (!backend) backend = semat::serve::make_default_backend();
-    server_ = std::make_unique<Server>(o, backend);
+    server_ = std::make_unique<Server>(o, model ? std::make_shared<Engine>(EngineSpec{}, model)
+                                                : std::make_shared<Engine>(EngineSpec{}));
     server_->start();
     ASSERT_GT(server_->port(), 0);
   }
@@ -183,7 +186,8 @@ TEST_F(ServeApi, HealthzAndInfo) {
   ASSERT_TRUE(i);
   ASSERT_EQ(i->status, 200);
   const json j = json::parse(i->body);
-  EXPECT_EQ(j["method"], "grabcut+closed-form");
+  EXPECT_EQ(j["method"], "grabcut>rule>closed-form");
+  EXPECT_EQ(j["engine"], "grabcut>rule>closed-form");
   EXPECT_FALSE(j["version"].get<std::string>().empty());
   EXPECT_EQ(j["limits"]["max_pixels"], 12345);
   EXPECT_EQ(j["limits"]["workers"], 2);
@@ -423,7 +427,7 @@ TEST_F(ServeApi, FullQueueAnswers503WithRetryAfter) {
   ServerOptions o;
   o.workers = 1;
   o.queue = 1;
-  auto gate = std::make_shared<GateBackend>();
+  auto gate = std::make_shared<GateModel>();
   start(o, gate);
   auto first = std::async(std::launch::async, [&] { return matte(png_, box_json_); });
   while (gate->entered < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -445,7 +449,7 @@ TEST_F(ServeApi, SlowRequestsTimeOut) {
   ServerOptions o;
   o.workers = 1;
   o.request_timeout_s = 0.3;
-  start(o, std::make_shared<GateBackend>(1.0));
+  start(o, std::make_shared<GateModel>(1.0));
   EXPECT_EQ(error_code(matte(png_, box_json_), 503), "timeout");
   EXPECT_EQ(client()->Get("/healthz")->status, 200);
 }
@@ -453,7 +457,7 @@ TEST_F(ServeApi, SlowRequestsTimeOut) {
 TEST_F(ServeApi, ShutdownDrainsInFlightRequests) {
   ServerOptions o;
   o.workers = 1;
-  auto slow = std::make_shared<GateBackend>(0.8);
+  auto slow = std::make_shared<GateModel>(0.8);
   start(o, slow);
   const int port = server_->port();
   auto inflight = std::async(std::launch::async, [&] { return matte(png_, box_json_); });
@@ -577,14 +581,14 @@ TEST_F(ServeApi, ReportsBindFailuresAndBadOptions) {
   ServerOptions o;
   o.host = "127.0.0.1";
   o.port = server_->port();
-  Server second(o, semat::serve::make_default_backend());
+  Server second(o, std::make_shared<Engine>(EngineSpec{}));
   EXPECT_THROW(second.start(), semat::IoError);
   ServerOptions bad;
   bad.max_upload_mb = 0;
-  EXPECT_THROW(Server(bad, semat::serve::make_default_backend()), semat::ConfigError);
+  EXPECT_THROW(Server(bad, std::make_shared<Engine>(EngineSpec{})), semat::ConfigError);
   bad = {};
   bad.queue = -1;
-  EXPECT_THROW(Server(bad, semat::serve::make_default_backend()), semat::ConfigError);
+  EXPECT_THROW(Server(bad, std::make_shared<Engine>(EngineSpec{})), semat::ConfigError);
   EXPECT_THROW(Server(ServerOptions{}, nullptr), semat::ConfigError);
 }
 

@@ -206,7 +206,7 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
   auto& e = c.eval;
   const std::map<std::string, Setter> eval_keys = {
       {"folder", f.string(&e.folder)}, {"every", f.integer(&e.every)}, {"max_images", f.integer(&e.max_images)},
-      {"resize", f.string(&e.resize)}};
+      {"resize", f.string(&e.resize)}, {"refine", f.boolean(&e.refine)}};
   const std::map<std::string, Setter> keys = {
       {"sam_checkpoint", f.string(&c.sam_checkpoint)},
       {"model", f.string(&c.model)},
@@ -296,7 +296,7 @@ std::string train_config_json(const TrainConfig& c) {
       {"amp", c.amp}, {"checkpoint_activations", c.checkpoint_activations}, {"plot_every", c.plot_every}, {"visual_every", c.visual_every},
       {"eval",
        {{"folder", c.eval.folder}, {"every", c.eval.every}, {"max_images", c.eval.max_images},
-        {"resize", c.eval.resize}}},
+        {"resize", c.eval.resize}, {"refine", c.eval.refine}}},
       {"data",
        {{"type", d.type}, {"samples", d.samples}, {"size", d.size},
         {"trimap_min_radius", d.trimap_min_radius}, {"trimap_max_radius", d.trimap_max_radius},

@@ -24,6 +24,7 @@
 #include "semat/core/error.h"
 #include "semat/core/hash.h"
 #include "semat/core/log.h"
+#include "semat/engine/engine.h"
 #include "semat/io/files.h"
 #include "semat/io/image_io.h"
 #include "semat/losses/criterion.h"
@@ -188,6 +189,29 @@ void load_trained(const fs::path& dir, std::vector<std::pair<std::string, torch:
     t.copy_(v.to(t.device()));
   }
 }
+
+// The model under training as the engine's SEMat box model (no checkpoint round trip). The
+// engine is made per evaluation, on the trainer's thread, so no locking is needed.
+class TrainingModel : public engine::BoxModel {
+ public:
+  TrainingModel(matting_model::SematModelImpl& model, torch::Device device, models::SematResize resize)
+      : model_(model), device_(device), resize_(resize) {}
+  std::string name() const override { return "semat"; }
+  bool trimaps() const override { return true; }
+  bool alphas() const override { return true; }
+  std::vector<engine::ModelOutput> predict(const cv::Mat& image, const std::string&,
+                                           const std::vector<Box>& boxes) override {
+    std::vector<engine::ModelOutput> out;
+    for (auto& m : matting_model::predict_mattes(model_, device_, resize_, 1, image, boxes))
+      out.push_back({m.sam_mask, m.trimap, m.alpha});
+    return out;
+  }
+
+ private:
+  matting_model::SematModelImpl& model_;
+  torch::Device device_;
+  models::SematResize resize_;
+};
 
 struct EvalItem {
   std::string name, image, alpha;
@@ -517,9 +541,14 @@ struct Trainer::Impl {
     }
   }
 
-  // Held-out metrics with the model as it is now (eval mode, float32, then back to training).
+  // Held-out metrics with the model as it is now (eval mode, float32, then back to training),
+  // through the same matting engine as `semat matte --semat` (with eval.refine, --refine).
   json evaluate() {
     model->eval();
+    engine::EngineSpec spec;
+    spec.refine = cfg.eval.refine;
+    const engine::Engine engine(
+        spec, std::make_shared<TrainingModel>(*model, device, models::parse_semat_resize(cfg.eval.resize)));
     const auto t0 = Clock::now();
     metrics::Scores sum;
     for (const auto& item : eval_items) {
@@ -528,9 +557,7 @@ struct Trainer::Impl {
       SEMAT_CHECK(gt.size() == image.size(), DataError,
                   "eval.folder: '" << item.alpha << "' is " << gt.cols << "x" << gt.rows << " but its image is "
                                    << image.cols << "x" << image.rows << ": use the image's size");
-      const auto mattes =
-          matting_model::predict_mattes(*model, device, models::parse_semat_resize(cfg.eval.resize), 1, image,
-                                        {gt_box(gt)});
+      const auto mattes = engine.run(image, {engine::Prompt::from_box(gt_box(gt))});
       cv::Mat pred;
       mattes[0].alpha.convertTo(pred, CV_64F);
       const metrics::Scores s = metrics::score_semat(pred, gt);

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "semat/data/alpha_source.h"
 #include "semat/data/fusion.h"
+#include "semat/engine/spec.h"
 
 namespace semat::data {
 
@@ -54,16 +54,20 @@ struct BuildOptions {
   ProgressMode progress = ProgressMode::kAuto;  ///< kAuto: a bar on a terminal, else log lines
 };
 
-/// Makes one AlphaSource per worker thread.
-using AlphaSourceFactory = std::function<std::unique_ptr<AlphaSource>()>;
-
-/// Builds (or resumes) the dataset and returns the summary also written to summary<sfx>.json:
+/// Builds (or resumes) the dataset with one matting engine (semat/engine) made from `engine`:
+/// its mask stage is "given" (the fused COCO mask of each person; --mask must be auto or given),
+/// its trimap rule uses `options.eta`, and closed-form solves on the trimap's crop (8 px margin)
+/// unless engine.classical.crop_margin says otherwise. The engine's model (SEMat, prompted by the
+/// person's box) is loaded once and shared by the workers. Each record's "backend" is the alpha
+/// stage ("closed-form", "semat", "semat+refine"); summary.json's "engine" the whole engine.
+///
+/// Returns the summary also written to summary<sfx>.json: and returns the summary also written to summary<sfx>.json:
 /// {"persons": n, "kept": n, "kept_new": n, "resumed": n, "skipped": {reason: n}, ...}. Skip
 /// reasons: missing_image, bad_image, missing_panoptic_png, unknown_image,
 /// broken_segmentation, broken_image_entry, crowd, empty_mask, low_score, matting_failed.
 /// Throws for problems that make the whole run pointless (bad flags, malformed JSON, no
 /// 'person' category, an output folder that cannot be written or is used by another run).
-nlohmann::json build_dataset(const BuildOptions& options, const AlphaSourceFactory& backend);
+nlohmann::json build_dataset(const BuildOptions& options, const engine::EngineSpec& engine = {});
 
 struct MergeOptions {
   /// Output folders of build-dataset runs (every index*.jsonl in them) or index files.

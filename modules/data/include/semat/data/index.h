@@ -24,7 +24,7 @@ struct IndexRecord {
   std::vector<std::int64_t> fused_ids;        ///< accessory annotation ids merged in
   std::vector<std::string> fused_categories;  ///< their category names, same order
   double score = 0;       ///< IoU x 100 of alpha > 0.5 against the fused mask, [0, 100]
-  std::string backend;    ///< AlphaSource::name(), e.g. "closed-form"
+  std::string backend;    ///< the engine's alpha stage, e.g. "closed-form", "semat"
   double omega = 0;       ///< trimap erosion size, pixels
   std::int64_t area = 0;  ///< fused mask area, pixels
   std::string alpha;      ///< "alpha/<image_id>_<ann_id>.png"

@@ -2,7 +2,8 @@
 // cpp-httplib server. Tests start it in-process on 127.0.0.1 port 0.
 //
 //   semat::serve::ServerOptions o;            // port 0 picks a free port
-//   semat::serve::Server server(o, semat::serve::make_default_backend());
+//   auto engine = std::make_shared<semat::engine::Engine>(semat::engine::EngineSpec{});
+//   semat::serve::Server server(o, engine);   // every matte goes through the shared engine
 //   server.start();                           // returns once it accepts connections
 //   ... http://127.0.0.1:<server.port()>/v1/matte ...
 //   server.shutdown();                        // drains in-flight requests, then stops
@@ -15,7 +16,7 @@
 #include <memory>
 #include <string>
 
-#include "semat/serve/backend.h"
+#include "semat/engine/engine.h"
 
 namespace semat::serve {
 
@@ -52,8 +53,10 @@ void validate(const ServerOptions& options);
 
 class Server {
  public:
-  /// `backend` must not be null. Throws ConfigError for invalid options.
-  Server(const ServerOptions& options, std::shared_ptr<MattingBackend> backend);
+  /// `engine` must not be null; its models are loaded already and shared by every worker (a
+  /// box request with no model configured never touches LibTorch). Throws ConfigError for
+  /// invalid options.
+  Server(const ServerOptions& options, std::shared_ptr<const engine::Engine> engine);
   ~Server();  ///< shutdown() with no drain wait if still running
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

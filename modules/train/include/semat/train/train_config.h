@@ -55,6 +55,9 @@ struct EvalConfig {
   /// Image resize to the model's frame: "cv2" (the official demo) or "torch" (the official
   /// evaluation loader, main.py --eval-only), as `semat matte --resize`.
   std::string resize = "cv2";
+  /// Score the model's alpha refined by closed-form in its unknown band (`semat matte
+  /// --refine`), through the same matting engine as the CLI, instead of the raw alpha.
+  bool refine = false;
 };
 
 struct TrainConfig {

@@ -1,0 +1,17 @@
+// The engine's flags, registered the same way on every subcommand that mattes (matte, serve,
+// build-dataset), so --sam/--semat/--refine and every model option mean the same everywhere.
+#pragma once
+
+#include "semat/engine/spec.h"
+
+namespace CLI {
+class App;
+}
+
+namespace semat::cli {
+
+/// Adds --sam, --semat, --refine, --mask, --trimap-from, --alpha, --model-type, --device,
+/// --resize and --batch to `cmd`, writing into `spec` (which must outlive parsing).
+void add_engine_flags(CLI::App* cmd, engine::EngineSpec& spec);
+
+}  // namespace semat::cli

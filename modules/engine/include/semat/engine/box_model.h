@@ -1,0 +1,40 @@
+// A network prompted by boxes (SAM, SEMat; HQ-SAM and SAM 2 next): the engine's one extension
+// point for backbones. A new backbone is one BoxModel implementation plus one line in the model
+// table of modules/engine/src/models.cpp.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <opencv2/core/mat.hpp>
+
+#include "semat/core/geometry.h"
+
+namespace semat::engine {
+
+/// One box's output. Sizes are the image's. Models fill what they make.
+struct ModelOutput {
+  cv::Mat mask;    ///< CV_8U 0/255 coarse mask (required)
+  cv::Mat trimap;  ///< CV_8U 0/128/255, when trimaps() is true
+  cv::Mat alpha;   ///< CV_32F in [0, 1], when alphas() is true
+};
+
+class BoxModel {
+ public:
+  virtual ~BoxModel() = default;
+  /// Short name used in the engine's description, e.g. "sam" or "semat".
+  virtual std::string name() const = 0;
+  virtual bool trimaps() const { return false; }
+  virtual bool alphas() const { return false; }
+  /// One output per box, in order. `image`: CV_8UC3 BGR; boxes already checked to lie inside.
+  /// `image_key` names a stored image across calls so per-image work (an embedding) can be
+  /// reused; empty for one-shot images, which must not be cached. Must be safe to call from
+  /// several threads (implementations serialise on their one model copy).
+  virtual std::vector<ModelOutput> predict(const cv::Mat& image, const std::string& image_key,
+                                           const std::vector<Box>& boxes) = 0;
+  /// Drops anything cached for `image_key`.
+  virtual void forget(const std::string& image_key) {}
+};
+
+}  // namespace semat::engine

@@ -1,0 +1,131 @@
+// Box models over the torch-free predictor facades of semat_models. Adding a backbone: write
+// its adapter here (or in a file of its own) and add one row to the table below.
+#include "models.h"
+
+#include <mutex>
+
+#include "semat/core/error.h"
+#include "semat/core/log.h"
+#include "semat/core/timer.h"
+
+#ifdef SEMAT_ENGINE_WITH_MODELS
+#include "semat/models/sam_predictor.h"
+#include "semat/models/semat_predictor.h"
+#endif
+
+namespace semat::engine::detail {
+
+#ifdef SEMAT_ENGINE_WITH_MODELS
+namespace {
+
+// SAM's single-mask box prediction. One predictor holds one embedding; the encoder is the
+// expensive part, so calls on the same stored image skip it; another image replaces it (one
+// model copy bounds the memory).
+class SamModel : public BoxModel {
+ public:
+  explicit SamModel(const EngineSpec& s) : predictor_(s.sam, options(s)) {}
+  std::string name() const override { return "sam"; }
+
+  std::vector<ModelOutput> predict(const cv::Mat& image, const std::string& key,
+                                   const std::vector<Box>& boxes) override {
+    std::vector<models::SamMasks> masks;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (key.empty() || key != current_key_) {
+        current_key_.clear();
+        Timer t;
+        predictor_.set_image(image);
+        SEMAT_LOG_DEBUG("sam", "image encoder: " << t.seconds() << " s on " << predictor_.device());
+        current_key_ = key;
+      }
+      masks = predictor_.predict_boxes(boxes, /*multimask=*/false);
+    }
+    std::vector<ModelOutput> out(boxes.size());
+    for (size_t i = 0; i < boxes.size(); ++i) out[i].mask = masks[i].mask(masks[i].best());
+    return out;
+  }
+
+  void forget(const std::string& key) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (key == current_key_) current_key_.clear();
+  }
+
+ private:
+  static models::SamPredictor::Options options(const EngineSpec& s) {
+    SEMAT_CHECK(s.model_type == "auto" || s.model_type.rfind("semat-", 0) != 0, ConfigError,
+                "--model-type " << s.model_type << " with --sam: use auto, vit_b, vit_l, vit_h or tiny");
+    models::SamPredictor::Options o;
+    o.model_type = s.model_type;
+    o.device = s.device;
+    return o;
+  }
+
+  std::mutex mu_;
+  models::SamPredictor predictor_;
+  std::string current_key_;  // stored image whose embedding predictor_ holds; empty for none
+};
+
+// SEMat: every box runs the whole encoder (the box enters it), so nothing per image is worth
+// caching; one model copy serves all callers in turn (LibTorch already uses every core).
+class SematModel : public BoxModel {
+ public:
+  explicit SematModel(const EngineSpec& s) : predictor_(s.semat, s.sam, options(s)) {
+    SEMAT_LOG_DEBUG("semat", "loaded " << predictor_.config().name << " on " << predictor_.device());
+  }
+  std::string name() const override { return "semat"; }
+  bool trimaps() const override { return true; }
+  bool alphas() const override { return true; }
+
+  std::vector<ModelOutput> predict(const cv::Mat& image, const std::string& /*key*/,
+                                   const std::vector<Box>& boxes) override {
+    std::vector<models::SematMatte> mattes;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      mattes = predictor_.predict(image, boxes);
+    }
+    std::vector<ModelOutput> out(mattes.size());
+    for (size_t i = 0; i < mattes.size(); ++i)
+      out[i] = {mattes[i].sam_mask, mattes[i].trimap, mattes[i].alpha};
+    return out;
+  }
+
+ private:
+  static models::SematPredictor::Options options(const EngineSpec& s) {
+    SEMAT_CHECK(s.model_type == "auto" || s.model_type.rfind("semat-", 0) == 0, ConfigError,
+                "--model-type " << s.model_type
+                                << " with --semat: use auto, semat-vit-b, semat-vit-l, "
+                                   "semat-vit-h or semat-tiny");
+    SEMAT_CHECK(s.batch >= 0, ConfigError, "--batch must be 0 (auto) or positive, got " << s.batch);
+    models::SematPredictor::Options o;
+    o.model_type = s.model_type;
+    o.device = s.device;
+    o.resize = models::parse_semat_resize(s.resize);
+    o.batch_size = s.batch;
+    return o;
+  }
+
+  std::mutex mu_;
+  const models::SematPredictor predictor_;
+};
+
+}  // namespace
+#endif
+
+const std::vector<ModelEntry>& model_table() {
+  // Priority order for mask = auto: SEMat (when --semat is given) before SAM, since with
+  // --semat the --sam flag only supplies base weights. `load` is null in builds without LibTorch.
+#ifdef SEMAT_ENGINE_WITH_MODELS
+  auto semat = [](const EngineSpec& s) -> std::shared_ptr<BoxModel> { return std::make_shared<SematModel>(s); };
+  auto sam = [](const EngineSpec& s) -> std::shared_ptr<BoxModel> { return std::make_shared<SamModel>(s); };
+#else
+  std::shared_ptr<BoxModel> (*semat)(const EngineSpec&) = nullptr;
+  std::shared_ptr<BoxModel> (*sam)(const EngineSpec&) = nullptr;
+#endif
+  static const std::vector<ModelEntry> table = {
+      {"semat", true, true, &EngineSpec::semat, "--semat", semat},
+      {"sam", false, false, &EngineSpec::sam, "--sam", sam},
+  };
+  return table;
+}
+
+}  // namespace semat::engine::detail

@@ -1,0 +1,29 @@
+// The table of box models this build can load (internal to the engine).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "semat/engine/box_model.h"
+#include "semat/engine/spec.h"
+
+namespace semat::engine::detail {
+
+struct ModelEntry {
+  const char* name;             ///< "sam", "semat", ...
+  bool trimaps, alphas;         ///< what its outputs carry besides the mask
+  /// Which checkpoint flag names it: a pointer into EngineSpec.
+  std::string EngineSpec::*checkpoint;
+  const char* flag;             ///< "--sam", "--semat"
+  std::shared_ptr<BoxModel> (*load)(const EngineSpec& spec);  ///< null: not in this build
+};
+
+/// Every box model semat knows, in auto-selection priority order; `load` is null for the models
+/// this build cannot run (all of them without LibTorch).
+const std::vector<ModelEntry>& model_table();
+
+/// resolve() with an optional model built elsewhere standing in for the table.
+Stages resolve(const EngineSpec& spec, const BoxModel* injected);
+
+}  // namespace semat::engine::detail
