@@ -115,27 +115,27 @@ self_test() {
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' RETURN
   local good=$tmp/good
-  mkdir -p $good/modules/{core,matting,metrics,models,engine,train}/include/semat \
-           $good/modules/models/{src,internal} $good/modules/engine/test $good/tests $good/apps/semat
-  mkdir -p $good/modules/core/include/semat/core $good/modules/matting/include/semat/matting \
-           $good/modules/engine/include/semat/engine $good/modules/models/include/semat/models
-  printf '#pragma once\n#include <string>\n' > $good/modules/core/include/semat/core/error.h
+  mkdir -p "$good"/modules/{core,matting,metrics,models,engine,train}/include/semat \
+           "$good"/modules/models/{src,internal} "$good"/modules/engine/test "$good"/tests "$good"/apps/semat
+  mkdir -p "$good"/modules/core/include/semat/core "$good"/modules/matting/include/semat/matting \
+           "$good"/modules/engine/include/semat/engine "$good"/modules/models/include/semat/models
+  printf '#pragma once\n#include <string>\n' > "$good"/modules/core/include/semat/core/error.h
   printf '#include "semat/core/error.h"\n#include "semat/matting/trimap.h"\n' \
-    > $good/modules/matting/include/semat/matting/trimap.h
-  printf '#include "semat/core/error.h"\n' > $good/modules/models/include/semat/models/sam_predictor.h
+    > "$good"/modules/matting/include/semat/matting/trimap.h
+  printf '#include "semat/core/error.h"\n' > "$good"/modules/models/include/semat/models/sam_predictor.h
   printf '#include <torch/torch.h>\n#include "semat/models/internal/sam/sam.h"\n' \
-    > $good/modules/models/src/predictor.cpp
+    > "$good"/modules/models/src/predictor.cpp
   printf '#include <semat/models/sam_predictor.h>\n#include <semat/matting/trimap.h>\n' \
-    > $good/modules/engine/include/semat/engine/engine.h
-  printf '#include <torch/torch.h>\n#include "semat/serve/server.h"\n' > $good/modules/engine/test/t.cpp
+    > "$good"/modules/engine/include/semat/engine/engine.h
+  printf '#include <torch/torch.h>\n#include "semat/serve/server.h"\n' > "$good"/modules/engine/test/t.cpp
   printf '#include "semat/models/internal/sam/build.h"\n#include <torch/torch.h>\n' \
-    > $good/modules/train/include/semat/train.h
-  printf '#include "semat/train/trainer.h"\n#include "semat/serve/server.h"\n' > $good/apps/semat/main.cpp
+    > "$good"/modules/train/include/semat/train.h
+  printf '#include "semat/train/trainer.h"\n#include "semat/serve/server.h"\n' > "$good"/apps/semat/main.cpp
   printf 'target_include_directories(t PRIVATE ${PROJECT_SOURCE_DIR}/modules/models/src)\n' \
-    > $good/modules/models/CMakeLists.txt
+    > "$good"/modules/models/CMakeLists.txt
   printf 'target_include_directories(x PRIVATE\n  ${CMAKE_CURRENT_SOURCE_DIR}/support)\ntarget_sources(x PRIVATE models/src/a.cpp)\n' \
-    > $good/tests/CMakeLists.txt
-  printf '#include <torch/torch.h>\n' > $good/tests/t.cpp
+    > "$good"/tests/CMakeLists.txt
+  printf '#include <torch/torch.h>\n' > "$good"/tests/t.cpp
   if ! (check_tree "$good" >/dev/null); then
     echo "self-test: a clean tree was rejected:" >&2
     (check_tree "$good" >&2) || true
