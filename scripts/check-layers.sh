@@ -198,7 +198,7 @@ self_test() {
 
 case "${1:-}" in
   --self-test) self_test ;;
-  -h|--help) sed -n '2,21p' "$0" ;;
+  -h|--help) sed -n '2,20p' "$0" ;;
   -*) echo "usage: $0 [ROOT] | --self-test" >&2; exit 2 ;;
   *)
     root=${1:-$(dirname "$0")/..}
