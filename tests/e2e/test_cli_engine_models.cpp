@@ -90,9 +90,11 @@ TEST_F(EngineFrontEnds, ServeWithSematAndRefineGivesTheCliMatte) {
   const pid_t pid = static_cast<pid_t>(std::stol(read_text(pid_file)));
   httplib::Client c("127.0.0.1", port);
   c.set_read_timeout(120, 0);
-  httplib::Result info;
-  for (int i = 0; i < 600 && !(info = c.Get("/v1/info")); ++i)
+  auto info = c.Get("/v1/info");
+  for (int i = 0; i < 600 && !info; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    info = c.Get("/v1/info");
+  }
   ASSERT_TRUE(info) << "the server did not start: " << read_text(dir_ / "serve.err");
   EXPECT_EQ(json::parse(info->body)["engine"], "semat>semat>semat+refine");
   EXPECT_EQ(json::parse(info->body)["method"], "semat>semat>semat+refine");
