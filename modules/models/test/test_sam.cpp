@@ -10,8 +10,8 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "sam/build.h"
-#include "sam/image_encoder.h"
+#include "semat/models/internal/sam/build.h"
+#include "semat/models/internal/sam/image_encoder.h"
 #include "semat/core/error.h"
 #include "semat/io/checkpoint.h"
 #include "semat/io/image_io.h"

@@ -18,9 +18,9 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
-#include "sam/autocast.h"
-#include "sam/build.h"
-#include "semat/build.h"
+#include "semat/models/internal/sam/autocast.h"
+#include "semat/models/internal/sam/build.h"
+#include "semat/models/internal/semat_net/build.h"
 #include "semat/core/error.h"
 #include "semat/core/hash.h"
 #include "semat/core/log.h"
@@ -29,8 +29,8 @@
 #include "semat/losses/criterion.h"
 #include "semat/metrics/evaluate.h"
 #include "semat/metrics/protocol.h"
-#include "semat/run.h"
-#include "semat/semat_model.h"
+#include "semat/models/internal/semat_net/run.h"
+#include "semat/models/internal/semat_net/semat_model.h"
 #include "semat/train/report.h"
 #include "semat/train/synthetic_data.h"
 #include "distributed.h"
@@ -88,8 +88,8 @@ constexpr bool kCpuBf16Autocast = false;
 #endif
 
 // bf16 autocast on the training device only (the other device's state is left as it is).
-sam::AutocastState bf16_autocast(bool on, bool cuda) {
-  sam::AutocastState s = sam::AutocastState::current();
+models::sam::AutocastState bf16_autocast(bool on, bool cuda) {
+  models::sam::AutocastState s = models::sam::AutocastState::current();
   if (!on) return s;
   if (cuda)
     s.cuda = true, s.cuda_dtype = at::kBFloat16;
@@ -149,20 +149,20 @@ std::string resolve_checkpoint_dir(const std::string& dir) {
 
 // The model of a training config: from its SAM checkpoint, or the preset with seeded random
 // weights (throughput runs); the same call in the trainer and in export rebuilds the same model.
-matting_model::SematModel build_model(const TrainConfig& cfg, const std::string& sam_override = "") {
+models::semat_net::SematModel build_model(const TrainConfig& cfg, const std::string& sam_override = "") {
   torch::manual_seed(cfg.seed);  // SEMat's new parts start from torch's default initialisers
   const std::string sam_path = sam_override.empty() ? cfg.sam_checkpoint : sam_override;
   if (!sam_path.empty()) {
     SEMAT_CHECK(fs::exists(sam_path), IoError,
                 "SAM checkpoint '" << sam_path << "' not found: fix 'sam_checkpoint' in the config (or pass --sam)");
-    return matting_model::build_semat_from_sam(io::load_checkpoint(sam_path), true);
+    return models::semat_net::build_semat_from_sam(io::load_checkpoint(sam_path), true);
   }
-  return matting_model::SematModel(models::semat_preset(cfg.model), true);
+  return models::semat_net::SematModel(models::semat_preset(cfg.model), true);
 }
 
 // What checkpoints hold: the trainable parameters and the matting decoder's BatchNorm statistics
 // (buffers, trained by the forward pass rather than the optimizer).
-std::vector<std::pair<std::string, torch::Tensor>> trained_tensors(matting_model::SematModelImpl& model) {
+std::vector<std::pair<std::string, torch::Tensor>> trained_tensors(models::semat_net::SematModelImpl& model) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (auto& p : model.named_parameters(true))
     if (p.value().requires_grad()) out.emplace_back(p.key(), p.value());
@@ -181,7 +181,7 @@ void load_trained(const fs::path& dir, std::vector<std::pair<std::string, torch:
     const auto it = by_name.find(name);
     SEMAT_CHECK(it != by_name.end(), CheckpointError,
                 "'" << weights.source << "' lacks '" << name << "': use the config that wrote it (same model)");
-    const torch::Tensor v = sam::from_tensor_data(*it->second);
+    const torch::Tensor v = models::sam::from_tensor_data(*it->second);
     SEMAT_CHECK(v.sizes() == t.sizes(), CheckpointError,
                 "'" << weights.source << "': '" << name << "' has shape " << v.sizes() << ", the model "
                     << t.sizes() << ": use the config that wrote it");
@@ -197,7 +197,7 @@ struct Trainer::Impl {
   TrainConfig cfg;
   TrainOptions opts;
   torch::Device device{torch::kCPU};
-  matting_model::SematModel model{nullptr};
+  models::semat_net::SematModel model{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer;
   std::unique_ptr<losses::Criterion> criterion;
   std::unique_ptr<SyntheticDataset> synthetic;
@@ -232,7 +232,7 @@ struct Trainer::Impl {
       // Several CPU ranks share the machine's cores.
       torch::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / denv.world));
     } else {
-      sam::use_all_cores();  // LibTorch alone would use one thread per physical core
+      models::sam::use_all_cores();  // LibTorch alone would use one thread per physical core
     }
     SEMAT_CHECK(!device.is_cuda() || torch::cuda::is_available(), ConfigError,
                 "train config: 'device' is " << cfg.device << " but CUDA is not available: use cpu");
@@ -350,10 +350,10 @@ struct Trainer::Impl {
       const auto smp = next_batch();
       torch::Tensor images, boxes, alpha, trimap;
       to_tensors(smp, &images, &boxes, &alpha, &trimap);
-      matting_model::SematOutput out;
+      models::semat_net::SematOutput out;
       torch::Tensor frozen;
       {
-        sam::AutocastScope autocast(bf16_autocast(amp, device.is_cuda()));
+        models::sam::AutocastScope autocast(bf16_autocast(amp, device.is_cuda()));
         out = model->forward(images, boxes);
         torch::NoGradGuard no_grad;
         frozen = model->frozen_sam_logits(images, boxes);
@@ -425,7 +425,7 @@ struct Trainer::Impl {
                                                                 << "): every rank must run the same semat and config");
   }
 
-  void keep_panel(const std::vector<data::TrainingSample>& smp, const matting_model::SematOutput& out) {
+  void keep_panel(const std::vector<data::TrainingSample>& smp, const models::semat_net::SematOutput& out) {
     last_panel.clear();
     const auto alpha = out.alpha.detach().to(torch::kFloat).to(torch::kCPU).contiguous();
     const auto tri = (out.matting_logits.detach().argmax(1).to(torch::kFloat) * 0.5).to(torch::kCPU).contiguous();
@@ -445,7 +445,7 @@ struct Trainer::Impl {
 
   std::vector<io::TensorData> trained_data() const {
     std::vector<io::TensorData> out;
-    for (const auto& [name, t] : trained) out.push_back(sam::to_tensor_data(name, t.detach().to(torch::kCPU)));
+    for (const auto& [name, t] : trained) out.push_back(models::sam::to_tensor_data(name, t.detach().to(torch::kCPU)));
     return out;
   }
 
@@ -529,7 +529,7 @@ struct Trainer::Impl {
                   "eval.folder: '" << item.alpha << "' is " << gt.cols << "x" << gt.rows << " but its image is "
                                    << image.cols << "x" << image.rows << ": use the image's size");
       const auto mattes =
-          matting_model::predict_mattes(*model, device, models::parse_semat_resize(cfg.eval.resize), 1, image,
+          models::semat_net::predict_mattes(*model, device, models::parse_semat_resize(cfg.eval.resize), 1, image,
                                         {gt_box(gt)});
       cv::Mat pred;
       mattes[0].alpha.convertTo(pred, CV_64F);
@@ -659,7 +659,7 @@ std::vector<io::TensorData> Trainer::frozen_weights() const {
   std::vector<io::TensorData> out;
   for (const auto& p : impl_->model->named_parameters(true))
     if (!p.value().requires_grad())
-      out.push_back(sam::to_tensor_data(p.key(), p.value().detach().to(torch::kCPU)));
+      out.push_back(models::sam::to_tensor_data(p.key(), p.value().detach().to(torch::kCPU)));
   return out;
 }
 
@@ -672,15 +672,15 @@ ExportResult export_checkpoint(const std::string& checkpoint, const std::string&
   SEMAT_CHECK(!state.is_discarded() && state.contains("config") && state.contains("iteration"), CheckpointError,
               "'" << (dir / kState).string() << "' is not a semat training state: give a folder written by semat train");
   const TrainConfig cfg = parse_train_config(state["config"].dump(), (dir / kState).string());
-  matting_model::SematModel model = build_model(cfg, sam_checkpoint);
+  models::semat_net::SematModel model = build_model(cfg, sam_checkpoint);
   model->set_trainable();
   auto trained = trained_tensors(*model);
   load_trained(dir, trained);
   std::vector<io::TensorData> tensors;
   for (const auto& p : model->named_parameters(true))
-    tensors.push_back(sam::to_tensor_data(p.key(), p.value().detach().to(torch::kCPU)));
+    tensors.push_back(models::sam::to_tensor_data(p.key(), p.value().detach().to(torch::kCPU)));
   for (const auto& b : model->named_buffers(true))
-    tensors.push_back(sam::to_tensor_data(b.key(), b.value().detach().to(torch::kCPU)));
+    tensors.push_back(models::sam::to_tensor_data(b.key(), b.value().detach().to(torch::kCPU)));
   ExportResult r;
   r.path = out_path;
   r.model = model->cfg.name;

@@ -1,4 +1,4 @@
-#include "sam/build.h"
+#include "semat/models/internal/sam/build.h"
 
 #include <torch/torch.h>
 
@@ -13,7 +13,7 @@
 
 #include "semat/core/error.h"
 
-namespace semat::sam {
+namespace semat::models::sam {
 namespace {
 
 const std::vector<int64_t>& shape_of(const io::Checkpoint& ck, const std::string& name) {
@@ -201,4 +201,4 @@ Sam build_sam(const io::Checkpoint& ck, const std::string& model_type) {
   return model;
 }
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

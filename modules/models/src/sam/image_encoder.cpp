@@ -1,4 +1,4 @@
-#include "sam/image_encoder.h"
+#include "semat/models/internal/sam/image_encoder.h"
 
 #include <torch/torch.h>
 
@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <atomic>
 
-namespace semat::sam {
+namespace semat::models::sam {
 namespace F = torch::nn::functional;
 namespace {
 
@@ -222,4 +222,4 @@ EncoderOutput ImageEncoderViTImpl::forward_features(const torch::Tensor& img,
   return out;
 }
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

@@ -8,10 +8,10 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
-#include "sam/common.h"
+#include "semat/models/internal/sam/common.h"
 #include "semat/models/sam_config.h"
 
-namespace semat::sam {
+namespace semat::models::sam {
 
 using models::ImageEncoderConfig;
 
@@ -76,4 +76,4 @@ class ImageEncoderViTImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ImageEncoderViT);
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

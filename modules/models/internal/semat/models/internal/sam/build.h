@@ -8,11 +8,11 @@
 #include <torch/nn/module.h>
 #include <c10/core/Device.h>
 
-#include "sam/sam.h"
+#include "semat/models/internal/sam/sam.h"
 #include "semat/io/checkpoint.h"
 #include "semat/models/sam_config.h"
 
-namespace semat::sam {
+namespace semat::models::sam {
 
 /// Reads every SAM hyper-parameter the shapes determine (all but the mask decoder's head count,
 /// which is taken from `decoder_heads`) and names the matching preset ("custom" if none).
@@ -45,4 +45,4 @@ torch::Device select_device(const std::string& name);
 io::TensorData to_tensor_data(const std::string& name, const torch::Tensor& t);
 torch::Tensor from_tensor_data(const io::TensorData& t);
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

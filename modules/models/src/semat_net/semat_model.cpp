@@ -1,4 +1,4 @@
-#include "semat/semat_model.h"
+#include "semat/models/internal/semat_net/semat_model.h"
 
 #include <torch/torch.h>
 
@@ -7,10 +7,10 @@
 #include <mutex>
 
 #include "semat/core/error.h"
-#include "sam/autocast.h"
-#include "semat/lora.h"
+#include "semat/models/internal/sam/autocast.h"
+#include "semat/models/internal/semat_net/lora.h"
 
-namespace semat::matting_model {
+namespace semat::models::semat_net {
 namespace F = torch::nn::functional;
 namespace {
 
@@ -277,4 +277,4 @@ models::SematParameterCounts SematModelImpl::parameter_counts() const {
   return c;
 }
 
-}  // namespace semat::matting_model
+}  // namespace semat::models::semat_net
