@@ -8,7 +8,6 @@
 
 #include <benchmark/benchmark.h>
 
-#include "semat/models/internal/sam/build.h"
 #include "semat/models/internal/sam/sam.h"
 #include "semat/models/sam_config.h"
 
@@ -41,7 +40,6 @@ double encoder_flops(const SamConfig& c) {
 }
 
 void BM_GemmRate(benchmark::State& state) {
-  semat::models::sam::use_all_cores();
   torch::InferenceMode guard;
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
   const auto a = torch::randn({m, k}), b = torch::randn({k, n});
@@ -55,7 +53,6 @@ BENCHMARK(BM_GemmRate)->Args({4096, 768, 2304})->Args({4096, 768, 3072})->Args({
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_SamImageEncoder(benchmark::State& state, const std::string& name) {
-  semat::models::sam::use_all_cores();
   torch::InferenceMode guard;
   const SamConfig cfg = semat::models::sam_preset(name);
   semat::models::sam::ImageEncoderViT enc(cfg.encoder);
@@ -75,7 +72,6 @@ BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_h, std::string("vit_h"))->Iterations(1
 
 // Prompt encoder + mask decoder + upscaling to a 1024 x 768 image, from a cached embedding.
 void BM_SamPromptToMask(benchmark::State& state) {
-  semat::models::sam::use_all_cores();
   torch::InferenceMode guard;
   const SamConfig cfg = semat::models::sam_preset("vit_b");
   semat::models::sam::Sam sam(cfg);

@@ -8,7 +8,6 @@
 
 #include <benchmark/benchmark.h>
 
-#include "semat/models/internal/sam/build.h"
 #include "semat/models/internal/semat_net/lora.h"
 #include "semat/models/semat_config.h"
 #include "semat/models/internal/semat_net/semat_model.h"
@@ -22,7 +21,6 @@ double peak_rss_gib() {
 }
 
 void BM_Semat(benchmark::State& state, const std::string& preset) {
-  semat::models::sam::use_all_cores();
   torch::InferenceMode guard;
   const int64_t boxes_n = state.range(0);
   const auto cfg = semat::models::semat_preset(preset);

@@ -226,13 +226,12 @@ struct Trainer::Impl {
     // One GPU per rank: a bare "cuda" means this rank's local device.
     if (denv.world > 1 && device.is_cuda() && !device.has_index())
       device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(denv.local_rank));
+    // The config's explicit thread count (TrainConfig::threads); by default the process's own
+    // set-up (semat::models::configure_runtime) stands, except that CPU ranks share the cores.
     if (cfg.threads > 0) {
       torch::set_num_threads(static_cast<int>(cfg.threads));
     } else if (denv.world > 1 && !device.is_cuda()) {
-      // Several CPU ranks share the machine's cores.
       torch::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / denv.world));
-    } else {
-      models::sam::use_all_cores();  // LibTorch alone would use one thread per physical core
     }
     SEMAT_CHECK(!device.is_cuda() || torch::cuda::is_available(), ConfigError,
                 "train config: 'device' is " << cfg.device << " but CUDA is not available: use cpu");

@@ -78,7 +78,9 @@ struct TrainConfig {
   int64_t checkpoint_every = 1000;
   int64_t keep_checkpoints = 3;  ///< older checkpoint folders are deleted; 0 keeps all
   int64_t print_every = 10;      ///< console progress line period (log.jsonl gets every iteration)
-  int64_t threads = 0;           ///< torch intra-op threads; 0 = library default
+  /// LibTorch intra-op threads the trainer sets; 0 = the process's setting (`semat train`: every
+  /// core, semat::models::configure_runtime), or cores / ranks for several CPU ranks.
+  int64_t threads = 0;
   /// Mixed precision: "off" or "bf16" (autocast to bfloat16 on CUDA, or on CPU where the CPU
   /// supports it; the losses are computed in float32 either way).
   std::string amp = "off";

@@ -32,13 +32,9 @@ void load_weights(torch::nn::Module& module, const io::Checkpoint& ckpt,
 /// The model described by `model_type` ("auto" or a preset name) with the checkpoint's weights.
 Sam build_sam(const io::Checkpoint& ckpt, const std::string& model_type = "auto");
 
-/// LibTorch starts with one intra-op thread per *physical* core, which is a single thread on
-/// this project's 2-vCPU machines; use every logical core instead unless OMP_NUM_THREADS or
-/// SEMAT_THREADS says otherwise. Idempotent.
-void use_all_cores();
-
 /// "auto" (CUDA when this LibTorch has a usable device, else CPU), "cpu" or "cuda"; throws
-/// ConfigError for anything else or for "cuda" without a device. Also calls use_all_cores().
+/// ConfigError for anything else or for "cuda" without a device. (Thread count and allocator
+/// policy are the program's choice: semat/models/runtime.h.)
 torch::Device select_device(const std::string& name);
 
 /// A tensor's data as TensorData (float32 / int / uint8 tensors; copied to the CPU).
