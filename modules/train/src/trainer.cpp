@@ -63,22 +63,6 @@ std::string iter_name(int64_t iter) {
   return buf;
 }
 
-losses::LossConfig loss_config(const LossWeights& w) {
-  losses::LossConfig c;
-  c.matting.unknown_l1_weight = w.unknown_l1;
-  c.matting.known_l1_weight = w.known_l1;
-  c.matting.gradient_weight = w.gradient;
-  c.matting.laplacian_weight = w.laplacian;
-  c.matting.gradient_lambda = w.gradient_lambda;
-  c.matting.laplacian_levels = w.laplacian_levels;
-  c.reg_weight = w.reg;
-  c.trimap_weight = w.trimap;
-  c.ghm.bins = w.ghm_bins;
-  c.ghm.momentum = w.ghm_momentum;
-  return c;
-}
-
-
 // LibTorch 1.13's CPU autocast leaves layer_norm to a kernel that needs one dtype; 2.0 added
 // mixed-dtype layer_norm on the CPU.
 #if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
@@ -261,7 +245,7 @@ struct Trainer::Impl {
       if (p.requires_grad()) params.push_back(p);
     optimizer = std::make_unique<torch::optim::AdamW>(
         params, torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
-    criterion = std::make_unique<losses::Criterion>(loss_config(cfg.loss));
+    criterion = std::make_unique<losses::Criterion>(cfg.loss);
   }
 
   void scan_eval_folder() {

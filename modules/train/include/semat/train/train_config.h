@@ -10,17 +10,9 @@
 #include <vector>
 
 #include "semat/data/training_set.h"
+#include "semat/losses/loss_config.h"
 
 namespace semat::train {
-
-struct LossWeights {
-  double unknown_l1 = 1.0, known_l1 = 1.0, gradient = 1.0, laplacian = 1.0;
-  double gradient_lambda = 0.01;
-  int64_t laplacian_levels = 5;
-  double reg = 0.2, trimap = 0.05;
-  int64_t ghm_bins = 10;
-  double ghm_momentum = 0.75;
-};
 
 /// Scenes generated on the fly with known alpha (data type "synthetic").
 struct SyntheticDataConfig {
@@ -90,7 +82,10 @@ struct TrainConfig {
   bool checkpoint_activations = true;
   int64_t plot_every = 100;    ///< iterations between rewrites of loss_plot.png (and at the end)
   int64_t visual_every = 500;  ///< iterations between visual panels in visuals/; 0 = none
-  LossWeights loss;
+  /// The "loss" section: keys unknown_l1_weight, known_l1_weight, gradient_weight,
+  /// laplacian_weight, gradient_lambda, laplacian_levels, reg_weight, trimap_weight, ghm_bins,
+  /// ghm_momentum (defaults and ranges in semat/losses/loss_config.h).
+  losses::LossConfig loss;
   DataConfig data;
   EvalConfig eval;
 
