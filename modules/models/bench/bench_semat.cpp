@@ -9,8 +9,8 @@
 #include <benchmark/benchmark.h>
 
 #include "semat/models/internal/semat_net/lora.h"
-#include "semat/models/semat_config.h"
 #include "semat/models/internal/semat_net/semat_model.h"
+#include "semat/models/semat_config.h"
 
 namespace {
 

@@ -13,11 +13,11 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "semat/models/internal/sam/build.h"
-#include "semat/models/internal/sam/image_encoder.h"
 #include "semat/core/error.h"
 #include "semat/io/checkpoint.h"
 #include "semat/io/image_io.h"
+#include "semat/models/internal/sam/build.h"
+#include "semat/models/internal/sam/image_encoder.h"
 #include "semat/models/runtime.h"
 #include "semat/models/sam_predictor.h"
 #include "semat/models/transforms.h"

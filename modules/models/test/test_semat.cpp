@@ -11,14 +11,14 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "semat/models/internal/sam/build.h"
-#include "semat/models/internal/semat_net/build.h"
 #include "semat/core/error.h"
 #include "semat/io/checkpoint.h"
 #include "semat/io/image_io.h"
+#include "semat/models/internal/sam/build.h"
+#include "semat/models/internal/semat_net/build.h"
 #include "semat/models/internal/semat_net/lora.h"
-#include "semat/models/semat_predictor.h"
 #include "semat/models/internal/semat_net/semat_model.h"
+#include "semat/models/semat_predictor.h"
 
 namespace semat::models {
 namespace {

@@ -18,9 +18,7 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
-#include "semat/models/internal/sam/autocast.h"
-#include "semat/models/internal/sam/build.h"
-#include "semat/models/internal/semat_net/build.h"
+#include "distributed.h"
 #include "semat/core/error.h"
 #include "semat/core/hash.h"
 #include "semat/core/log.h"
@@ -29,11 +27,13 @@
 #include "semat/losses/criterion.h"
 #include "semat/metrics/evaluate.h"
 #include "semat/metrics/protocol.h"
+#include "semat/models/internal/sam/autocast.h"
+#include "semat/models/internal/sam/build.h"
+#include "semat/models/internal/semat_net/build.h"
 #include "semat/models/internal/semat_net/run.h"
 #include "semat/models/internal/semat_net/semat_model.h"
 #include "semat/train/report.h"
 #include "semat/train/synthetic_data.h"
-#include "distributed.h"
 
 namespace semat::train {
 namespace {

@@ -6,8 +6,8 @@
 #include <map>
 #include <set>
 
-#include "semat/models/internal/sam/build.h"
 #include "semat/core/error.h"
+#include "semat/models/internal/sam/build.h"
 
 namespace semat::models::semat_net {
 namespace {

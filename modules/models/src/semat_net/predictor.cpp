@@ -7,9 +7,9 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include "semat/core/error.h"
 #include "semat/models/internal/sam/build.h"
 #include "semat/models/internal/semat_net/build.h"
-#include "semat/core/error.h"
 #include "semat/models/internal/semat_net/lora.h"
 #include "semat/models/internal/semat_net/run.h"
 #include "semat/models/transforms.h"

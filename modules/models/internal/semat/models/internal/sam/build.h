@@ -8,8 +8,8 @@
 #include <torch/nn/module.h>
 #include <c10/core/Device.h>
 
-#include "semat/models/internal/sam/sam.h"
 #include "semat/io/checkpoint.h"
+#include "semat/models/internal/sam/sam.h"
 #include "semat/models/sam_config.h"
 
 namespace semat::models::sam {

@@ -6,8 +6,8 @@
 #include <string>
 
 #include "semat/io/checkpoint.h"
-#include "semat/models/semat_config.h"
 #include "semat/models/internal/semat_net/semat_model.h"
+#include "semat/models/semat_config.h"
 
 namespace semat::models::semat_net {
 

@@ -9,8 +9,8 @@
 #include <opencv2/core/mat.hpp>
 
 #include "semat/core/geometry.h"
-#include "semat/models/semat_predictor.h"
 #include "semat/models/internal/semat_net/semat_model.h"
+#include "semat/models/semat_predictor.h"
 
 namespace semat::models::semat_net {
 
