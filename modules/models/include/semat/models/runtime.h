@@ -9,8 +9,8 @@ namespace semat::models {
 struct RuntimeOptions {
   /// LibTorch intra-op threads (matrix products, convolutions, the attention heads of one image).
   /// > 0: exactly that many. 0: every logical core; LibTorch's own default is one thread per
-  /// *physical* core, a single thread on a 2-vCPU machine, which halves the speed of every model
-  /// there. < 0: leave LibTorch's choice (it follows OMP_NUM_THREADS).
+  /// *physical* core, a single thread on this project's 2-vCPU machines. < 0: leave LibTorch's
+  /// choice (it follows OMP_NUM_THREADS).
   int threads = 0;
   /// glibc allocator policy: serve blocks up to 512 MB from the heap and trim it only past 1 GB
   /// free. By default glibc maps every block over 128 KB afresh and unmaps it on free, so each
