@@ -6,6 +6,9 @@
 #include "commands.h"
 #include "semat/core/error.h"
 #include "semat/core/log.h"
+#ifdef SEMAT_WITH_MODELS
+#include "semat/models/runtime.h"
+#endif
 
 int main(int argc, char** argv) {
   CLI::App app{"semat: interactive natural image matting (SEMat + COCO-Matting)", "semat"};
@@ -28,6 +31,11 @@ int main(int argc, char** argv) {
   semat::cli::register_serve(app);
   semat::cli::register_build_dataset(app);
   try {
+#ifdef SEMAT_WITH_MODELS
+    // Every core for LibTorch and large blocks kept in the heap, for every subcommand (serve
+    // included) before any model runs; SEMAT_THREADS / OMP_NUM_THREADS override the thread count.
+    semat::models::configure_runtime(semat::models::runtime_options_from_environment());
+#endif
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);

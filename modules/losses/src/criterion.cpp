@@ -2,17 +2,8 @@
 
 #include <torch/torch.h>
 
-#include <cmath>
-
-#include "semat/core/error.h"
-
 namespace semat::losses {
 namespace {
-
-void check_weight(double w, const char* name) {
-  SEMAT_CHECK(std::isfinite(w) && w >= 0.0, ConfigError,
-              "loss weight " << name << " must be finite and >= 0, got " << w);
-}
 
 const LossConfig& validated(const LossConfig& config) {
   config.validate();
@@ -20,21 +11,6 @@ const LossConfig& validated(const LossConfig& config) {
 }
 
 }  // namespace
-
-void LossConfig::validate() const {
-  check_weight(matting.unknown_l1_weight, "unknown_l1");
-  check_weight(matting.known_l1_weight, "known_l1");
-  check_weight(matting.gradient_weight, "gradient");
-  check_weight(matting.laplacian_weight, "laplacian");
-  check_weight(matting.gradient_lambda, "gradient_lambda");
-  check_weight(reg_weight, "reg");
-  check_weight(trimap_weight, "trimap");
-  SEMAT_CHECK(matting.laplacian_levels >= 1, ConfigError,
-              "laplacian_levels must be >= 1, got " << matting.laplacian_levels);
-  SEMAT_CHECK(ghm.bins >= 1, ConfigError, "GHM bins must be >= 1, got " << ghm.bins);
-  SEMAT_CHECK(ghm.momentum >= 0.0 && ghm.momentum < 1.0, ConfigError,
-              "GHM momentum must be in [0, 1), got " << ghm.momentum);
-}
 
 std::vector<std::pair<std::string, double>> LossTerms::scalars() const {
   const auto value = [](const at::Tensor& t) {

@@ -8,8 +8,7 @@
 
 #include <benchmark/benchmark.h>
 
-#include "sam/build.h"
-#include "sam/sam.h"
+#include "semat/models/internal/sam/sam.h"
 #include "semat/models/sam_config.h"
 
 namespace {
@@ -41,7 +40,6 @@ double encoder_flops(const SamConfig& c) {
 }
 
 void BM_GemmRate(benchmark::State& state) {
-  semat::sam::use_all_cores();
   torch::InferenceMode guard;
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
   const auto a = torch::randn({m, k}), b = torch::randn({k, n});
@@ -55,10 +53,9 @@ BENCHMARK(BM_GemmRate)->Args({4096, 768, 2304})->Args({4096, 768, 3072})->Args({
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_SamImageEncoder(benchmark::State& state, const std::string& name) {
-  semat::sam::use_all_cores();
   torch::InferenceMode guard;
   const SamConfig cfg = semat::models::sam_preset(name);
-  semat::sam::ImageEncoderViT enc(cfg.encoder);
+  semat::models::sam::ImageEncoderViT enc(cfg.encoder);
   enc->eval();
   for (auto& p : enc->parameters()) p.normal_(0, 0.02);
   const auto x = torch::randn({1, 3, cfg.encoder.img_size, cfg.encoder.img_size});
@@ -75,10 +72,9 @@ BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_h, std::string("vit_h"))->Iterations(1
 
 // Prompt encoder + mask decoder + upscaling to a 1024 x 768 image, from a cached embedding.
 void BM_SamPromptToMask(benchmark::State& state) {
-  semat::sam::use_all_cores();
   torch::InferenceMode guard;
   const SamConfig cfg = semat::models::sam_preset("vit_b");
-  semat::sam::Sam sam(cfg);
+  semat::models::sam::Sam sam(cfg);
   sam->eval();
   const auto emb = torch::randn({1, 256, 64, 64});
   const auto box = torch::tensor({{100.f, 120.f, 700.f, 650.f}});

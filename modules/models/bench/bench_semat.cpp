@@ -8,10 +8,9 @@
 
 #include <benchmark/benchmark.h>
 
-#include "sam/build.h"
-#include "semat/lora.h"
+#include "semat/models/internal/semat_net/lora.h"
+#include "semat/models/internal/semat_net/semat_model.h"
 #include "semat/models/semat_config.h"
-#include "semat/semat_model.h"
 
 namespace {
 
@@ -22,13 +21,12 @@ double peak_rss_gib() {
 }
 
 void BM_Semat(benchmark::State& state, const std::string& preset) {
-  semat::sam::use_all_cores();
   torch::InferenceMode guard;
   const int64_t boxes_n = state.range(0);
   const auto cfg = semat::models::semat_preset(preset);
-  semat::matting_model::SematModel model(cfg);
+  semat::models::semat_net::SematModel model(cfg);
   for (auto& p : model->parameters()) p.normal_(0, 0.02);
-  semat::matting_model::merge_lora(*model);  // as SematPredictor does by default
+  semat::models::semat_net::merge_lora(*model);  // as SematPredictor does by default
   model->eval();
   const int64_t S = cfg.sam.encoder.img_size;
   const auto image = model->normalize(torch::rand({1, 3, S, S}));

@@ -4,22 +4,34 @@
 
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <optional>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "sam/build.h"
-#include "sam/image_encoder.h"
 #include "semat/core/error.h"
 #include "semat/io/checkpoint.h"
 #include "semat/io/image_io.h"
+#include "semat/models/internal/sam/build.h"
+#include "semat/models/internal/sam/image_encoder.h"
+#include "semat/models/runtime.h"
 #include "semat/models/sam_predictor.h"
 #include "semat/models/transforms.h"
 
 namespace semat::models {
 namespace {
+
+// The torch tests (this executable) run under the semat CLI's runtime set-up, so they take the
+// time the program would (LibTorch alone uses one thread per physical core).
+class RuntimeEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override { configure_runtime(runtime_options_from_environment()); }
+};
+::testing::Environment* const kRuntime = ::testing::AddGlobalTestEnvironment(new RuntimeEnvironment);
 
 const std::string kDir = std::string(SEMAT_TEST_DATA) + "/sam_tiny/";
 
@@ -204,6 +216,54 @@ TEST(SamPredictor, RejectsBadPrompts) {
   bad_label.labels = {2};
   EXPECT_THROW(p.predict(bad_label, false), InvalidArgument);
   EXPECT_THROW(p.predict(SamPrompt{}, false), InvalidArgument);
+}
+
+// configure_runtime sets exactly the thread count asked for, 0 meaning every logical core.
+TEST(Runtime, ConfigureSetsTheThreadCount) {
+  const int before = runtime_threads();
+  RuntimeOptions o;
+  o.keep_large_blocks = false;
+  o.threads = 1;
+  configure_runtime(o);
+  EXPECT_EQ(runtime_threads(), 1);
+  o.threads = 0;
+  configure_runtime(o);
+  EXPECT_EQ(runtime_threads(), static_cast<int>(std::thread::hardware_concurrency()));
+  o.threads = -1;  // leaves LibTorch's count alone
+  configure_runtime(o);
+  EXPECT_EQ(runtime_threads(), static_cast<int>(std::thread::hardware_concurrency()));
+  o.threads = before;
+  configure_runtime(o);
+  EXPECT_EQ(runtime_threads(), before);
+}
+
+// OMP_NUM_THREADS (which LibTorch follows itself) wins over SEMAT_THREADS; nonsense is ignored.
+TEST(Runtime, EnvironmentChoosesTheThreadCount) {
+  struct Saved {
+    const char* name;
+    std::optional<std::string> value;
+  };
+  std::vector<Saved> saved;
+  for (const char* name : {"OMP_NUM_THREADS", "SEMAT_THREADS"}) {
+    const char* v = std::getenv(name);
+    saved.push_back({name, v ? std::optional<std::string>(v) : std::nullopt});
+    unsetenv(name);
+  }
+  EXPECT_EQ(runtime_options_from_environment().threads, 0);
+  EXPECT_TRUE(runtime_options_from_environment().keep_large_blocks);
+  setenv("SEMAT_THREADS", "3", 1);
+  EXPECT_EQ(runtime_options_from_environment().threads, 3);
+  setenv("SEMAT_THREADS", "many", 1);
+  EXPECT_EQ(runtime_options_from_environment().threads, 0);
+  setenv("SEMAT_THREADS", "3", 1);
+  setenv("OMP_NUM_THREADS", "2", 1);
+  EXPECT_EQ(runtime_options_from_environment().threads, -1);
+  for (const auto& v : saved) {
+    if (v.value)
+      setenv(v.name, v.value->c_str(), 1);
+    else
+      unsetenv(v.name);
+  }
 }
 
 }  // namespace semat::models

@@ -4,26 +4,26 @@
 // before normalisation) reproduces every reference tensor.
 #include <gtest/gtest.h>
 
-#include "sam/common.h"
+#include "semat/models/internal/sam/common.h"
 
 #include <torch/torch.h>
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "sam/build.h"
-#include "semat/build.h"
 #include "semat/core/error.h"
 #include "semat/io/checkpoint.h"
 #include "semat/io/image_io.h"
-#include "semat/lora.h"
+#include "semat/models/internal/sam/build.h"
+#include "semat/models/internal/semat_net/build.h"
+#include "semat/models/internal/semat_net/lora.h"
+#include "semat/models/internal/semat_net/semat_model.h"
 #include "semat/models/semat_predictor.h"
-#include "semat/semat_model.h"
 
 namespace semat::models {
 namespace {
 
-using matting_model::SematModel;
+using semat_net::SematModel;
 const std::string kDir = std::string(SEMAT_TEST_DATA) + "/semat_tiny/";
 
 const io::Checkpoint& reference() {
@@ -69,7 +69,7 @@ torch::Tensor fixture_images(const SematModel& model) {
 
 torch::Tensor fixture_box() { return want("box").view({1, 4}).to(torch::kFloat); }
 
-SematModel fixture_model() { return matting_model::build_semat(semat_ckpt()); }
+SematModel fixture_model() { return semat_net::build_semat(semat_ckpt()); }
 
 }  // namespace
 
@@ -81,7 +81,7 @@ TEST(SematFixture, ResizeMatchesOpenCvOfTheOfficialDemo) {
 }
 
 TEST(SematBuild, InfersTheTinyPresetFromShapes) {
-  const SematConfig c = matting_model::infer_semat_config(semat_ckpt());
+  const SematConfig c = semat_net::infer_semat_config(semat_ckpt());
   EXPECT_EQ(c.name, "semat-tiny");
   EXPECT_EQ(c, semat_preset("semat-tiny"));
 }
@@ -93,7 +93,7 @@ TEST(SematFixture, EveryIntermediateMatchesTheOfficialCode) {
   expect_close(images, want("images"), "images");
   const auto boxes = fixture_box();
 
-  matting_model::SematTrace trace;
+  semat_net::SematTrace trace;
   const auto enc = model->encode(images, boxes, {}, &trace);
   EXPECT_TRUE(torch::equal(trace.box_mask.to(torch::kByte), want("box_mask"))) << "box_mask";
   expect_close(trace.patch_embed, want("enc.patch_embed"), "enc.patch_embed");
@@ -148,7 +148,7 @@ TEST(SematFixture, Float64RunShowsTheReferenceRoundingOnTheDecoderTail) {
   model->to(torch::kDouble);
   const auto images = fixture_images(model).to(torch::kDouble);
   const auto boxes = fixture_box().to(torch::kDouble);
-  matting_model::SematTrace trace;
+  semat_net::SematTrace trace;
   const auto enc = model->encode(images, boxes, {}, &trace);
   const auto out = model->decode(images, boxes, enc, &trace);
   ASSERT_EQ(out.alpha_logits.scalar_type(), torch::kDouble);
@@ -172,7 +172,7 @@ TEST(SematFixture, Float64RunShowsTheReferenceRoundingOnTheDecoderTail) {
 TEST(SematFixture, MattingDecoderMatchesOnTheReferenceInputs) {
   torch::NoGradGuard no_grad;
   auto model = fixture_model();
-  matting_model::MattingDecoderTrace trace;
+  semat_net::MattingDecoderTrace trace;
   const auto logits = model->matting_decoder->forward(want("images"), want("matting_logits"),
                                                       {want("interm0"), want("interm1")}, &trace);
   expect_close(trace.down3, want("mdec.down3"), "mdec.down3 (reference inputs)");
@@ -189,7 +189,7 @@ TEST(SematFixture, ForwardEqualsEncodeThenDecode) {
 
 TEST(SematFixture, SafetensorsCopyGivesTheSameAlpha) {
   torch::NoGradGuard no_grad;
-  auto model = matting_model::build_semat(io::load_checkpoint(kDir + "semat_tiny.safetensors"));
+  auto model = semat_net::build_semat(io::load_checkpoint(kDir + "semat_tiny.safetensors"));
   expect_close(model->forward(fixture_images(model), fixture_box()).alpha, want("alpha"), "alpha");
 }
 
@@ -239,14 +239,14 @@ TEST(SematLora, MergedEqualsUnmerged) {
   auto model = fixture_model();
   const auto images = fixture_images(model);
   const auto before = model->forward(images, fixture_box());
-  matting_model::merge_lora(*model);
+  semat_net::merge_lora(*model);
   const auto merged = model->forward(images, fixture_box());
   expect_close(merged.image_embeddings, before.image_embeddings, "merged embeddings", 1e-5);
   for (size_t i = 0; i < before.interm.size(); ++i)
     expect_close(merged.interm[i], before.interm[i], "merged interm", 1e-5);
   expect_close(merged.matting_logits, before.matting_logits, "merged matting logits", 1e-4);
   expect_close(merged.alpha, before.alpha, "merged alpha", 1e-4);
-  matting_model::unmerge_lora(*model);
+  semat_net::unmerge_lora(*model);
   const auto unmerged = model->forward(images, fixture_box());
   expect_close(unmerged.image_embeddings, before.image_embeddings, "unmerged embeddings", 1e-5);
 }
@@ -254,7 +254,7 @@ TEST(SematLora, MergedEqualsUnmerged) {
 TEST(SematLora, ZeroBGivesExactlyTheBaseEncoder) {
   torch::NoGradGuard no_grad;
   // Training start from the plain SAM weights: LoRA B = 0 at init.
-  auto model = matting_model::build_semat_from_sam(sam_base());
+  auto model = semat_net::build_semat_from_sam(sam_base());
   auto sam = sam::infer_sam_config(sam_base(), 2);
   sam::Sam plain(sam);
   sam::load_weights(*plain, sam_base());
@@ -268,7 +268,7 @@ TEST(SematLora, ZeroBGivesExactlyTheBaseEncoder) {
   for (size_t i = 0; i < base.global_blocks.size(); ++i)
     EXPECT_TRUE(torch::equal(ours.global_blocks[i], base.global_blocks[i])) << "global block " << i;
   // And with the merged (zero) delta.
-  matting_model::merge_lora(*model);
+  semat_net::merge_lora(*model);
   EXPECT_TRUE(torch::equal(model->sam_model->vit->forward_features(x).embedding, base.embedding));
 }
 
@@ -289,7 +289,7 @@ TEST(SematBuild, GeluGradientDoesNotDependOnTheGradientsLayout) {
 
 TEST(SematBuild, CheckpointedBlocksGiveTheSameGradients) {
   torch::manual_seed(3);
-  auto model = matting_model::build_semat_from_sam(sam_base());
+  auto model = semat_net::build_semat_from_sam(sam_base());
   model->set_trainable();
   model->train();
   const auto images = model->normalize(torch::rand({2, 3, 256, 256}));
@@ -322,7 +322,7 @@ TEST(SematBuild, CheckpointedBlocksGiveTheSameGradients) {
 }
 
 TEST(SematBuild, TrainingStartFreezesSamAndCopiesTheFrozenDecoder) {
-  auto model = matting_model::build_semat_from_sam(sam_base());
+  auto model = semat_net::build_semat_from_sam(sam_base());
   const SematParameterCounts c = model->parameter_counts();
   // fixture.json param_counts.tiny
   EXPECT_EQ(c.prompt_enhancement, 65600);
@@ -357,7 +357,7 @@ TEST(SematBuild, TrainingStartFreezesSamAndCopiesTheFrozenDecoder) {
         out.alpha.mean() + out.matting_logits.mean() + (out.sam_logits - target).abs().mean();
     loss.backward();
     const auto& a = model->sam_model->vit->blocks[0]->as<sam::Block>()->attn;
-    const auto* lora = a->named_modules()["qkv"]->as<matting_model::LoraLinearImpl>();
+    const auto* lora = a->named_modules()["qkv"]->as<semat_net::LoraLinearImpl>();
     ASSERT_NE(lora, nullptr);
     // B starts at 0, so A's gradient is 0 but B's is not.
     EXPECT_TRUE(lora->B->weight.grad().defined());
@@ -377,21 +377,21 @@ TEST(SematBuild, ParameterCountsOfTheOfficialVitL) {
 }
 
 TEST(SematBuild, KeyNamesFollowTheOfficialStateDict) {
-  const auto model = matting_model::build_semat(semat_ckpt());
+  const auto model = semat_net::build_semat(semat_ckpt());
   std::set<std::string> ours;
   for (const auto& e : sam::expected_tensors(*model)) ours.insert(e.name);
   size_t official = 0;
   for (const auto& t : semat_ckpt().tensors) {
-    if (t.name.rfind(matting_model::kFrozenDecoderPrefix, 0) == 0) continue;
+    if (t.name.rfind(semat_net::kFrozenDecoderPrefix, 0) == 0) continue;
     ++official;
     EXPECT_TRUE(ours.count(t.name)) << t.name;
   }
   EXPECT_EQ(ours.size(), official);
-  EXPECT_EQ(matting_model::semat_key_for_sam_key("image_encoder.blocks.3.attn.qkv.weight"),
+  EXPECT_EQ(semat_net::semat_key_for_sam_key("image_encoder.blocks.3.attn.qkv.weight"),
             "sam_model.image_encoder.base_model.model.blocks.3.attn.qkv.base_layer.weight");
-  EXPECT_EQ(matting_model::semat_key_for_sam_key("image_encoder.blocks.3.mlp.lin1.bias"),
+  EXPECT_EQ(semat_net::semat_key_for_sam_key("image_encoder.blocks.3.mlp.lin1.bias"),
             "sam_model.image_encoder.base_model.model.blocks.3.mlp.lin1.bias");
-  EXPECT_EQ(matting_model::semat_key_for_sam_key("mask_decoder.iou_token.weight"),
+  EXPECT_EQ(semat_net::semat_key_for_sam_key("mask_decoder.iou_token.weight"),
             "sam_model.mask_decoder.iou_token.weight");
 }
 
@@ -419,26 +419,26 @@ io::Checkpoint with_extra(const io::Checkpoint& ck, const std::string& name) {
 }  // namespace
 
 TEST(SematBuild, RefusesOtherCheckpointsClearly) {
-  const std::string sam_as_semat = error_of([] { matting_model::build_semat(sam_base()); });
+  const std::string sam_as_semat = error_of([] { semat_net::build_semat(sam_base()); });
   EXPECT_NE(sam_as_semat.find("plain SAM checkpoint"), std::string::npos) << sam_as_semat;
   EXPECT_NE(sam_as_semat.find("--semat"), std::string::npos) << sam_as_semat;
 
   const std::string hq = error_of(
-      [] { matting_model::build_semat(with_extra(sam_base(), "mask_decoder.hf_token.weight")); });
+      [] { semat_net::build_semat(with_extra(sam_base(), "mask_decoder.hf_token.weight")); });
   EXPECT_NE(hq.find("HQ-SAM"), std::string::npos) << hq;
   EXPECT_NE(hq.find("supported: "), std::string::npos) << hq;
   const std::string semat_hq = error_of([] {
-    matting_model::build_semat(with_extra(semat_ckpt(), "sam_model.mask_decoder.hf_token.weight"));
+    semat_net::build_semat(with_extra(semat_ckpt(), "sam_model.mask_decoder.hf_token.weight"));
   });
   EXPECT_NE(semat_hq.find("HQ-SAM"), std::string::npos) << semat_hq;
   const std::string sam2 = error_of([] {
-    matting_model::build_semat(
+    semat_net::build_semat(
         with_extra(sam_base(), "image_encoder.trunk.patch_embed.proj.weight"));
   });
   EXPECT_NE(sam2.find("SAM 2"), std::string::npos) << sam2;
 
   const std::string extra = error_of(
-      [] { matting_model::build_semat(with_extra(semat_ckpt(), "matting_decoder.bogus.weight")); });
+      [] { semat_net::build_semat(with_extra(semat_ckpt(), "matting_decoder.bogus.weight")); });
   EXPECT_NE(extra.find("matting_decoder.bogus.weight"), std::string::npos) << extra;
 
   io::Checkpoint missing = semat_ckpt();
@@ -446,7 +446,7 @@ TEST(SematBuild, RefusesOtherCheckpointsClearly) {
   missing.tensors.erase(std::remove_if(missing.tensors.begin(), missing.tensors.end(),
                                        [&](const io::TensorData& t) { return t.name == gone; }),
                         missing.tensors.end());
-  const std::string miss = error_of([&] { matting_model::build_semat(missing); });
+  const std::string miss = error_of([&] { semat_net::build_semat(missing); });
   EXPECT_NE(miss.find(gone), std::string::npos) << miss;
 
   // A SEMat checkpoint where SAM is expected.
@@ -466,10 +466,10 @@ TEST(SematBuild, SlimCheckpointTakesSamWeightsFromTheBase) {
                      t.name.rfind("sam_model.mask_decoder.matting_", 0) == 0;
     if (own) slim.tensors.push_back(t);
   }
-  const std::string no_base = error_of([&] { matting_model::build_semat(slim); });
+  const std::string no_base = error_of([&] { semat_net::build_semat(slim); });
   EXPECT_NE(no_base.find("--sam"), std::string::npos) << no_base;
   torch::NoGradGuard no_grad;
-  auto model = matting_model::build_semat(slim, &sam_base());
+  auto model = semat_net::build_semat(slim, &sam_base());
   const auto images = fixture_images(model);
   // sam_base_tiny holds the same SAM weights as the SEMat fixture (fixture.json sam_key).
   expect_close(model->forward(images, fixture_box()).alpha, want("alpha"),

@@ -122,10 +122,14 @@ void TrainConfig::validate() const {
   check(eval.max_images >= 0, "eval.max_images", "must be >= 0 (0 = all)");
   check(eval.resize == "cv2" || eval.resize == "torch" || eval.resize == "pil", "eval.resize",
         "must be \"cv2\" (official demo), \"torch\" (official evaluation loader) or \"pil\"");
-  // The loss weights are validated by semat::losses::LossConfig where they are used, the dataset
-  // specs by semat::data::TrainingSet, which also reads the folders.
-  check(loss.laplacian_levels >= 1 && data.size >= (int64_t{2} << loss.laplacian_levels),
-        "loss.laplacian_levels", "must be >= 1 with data.size >= 2^(levels + 1)");
+  // The dataset specs are validated by semat::data::TrainingSet, which also reads the folders.
+  try {
+    loss.validate();
+  } catch (const ConfigError& e) {
+    throw ConfigError(std::string("train config: 'loss': ") + e.what());
+  }
+  check(data.size >= (int64_t{2} << loss.matting.laplacian_levels), "loss.laplacian_levels",
+        "must leave data.size >= 2^(levels + 1)");
 }
 
 double TrainConfig::lr_at(int64_t iter) const {
@@ -152,12 +156,16 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
   auto& l = c.loss;
   auto& d = c.data;
   const std::map<std::string, Setter> loss_keys = {
-      {"unknown_l1_weight", f.number(&l.unknown_l1)}, {"known_l1_weight", f.number(&l.known_l1)},
-      {"gradient_weight", f.number(&l.gradient)},     {"laplacian_weight", f.number(&l.laplacian)},
-      {"gradient_lambda", f.number(&l.gradient_lambda)},
-      {"laplacian_levels", f.integer(&l.laplacian_levels)},
-      {"reg_weight", f.number(&l.reg)},               {"trimap_weight", f.number(&l.trimap)},
-      {"ghm_bins", f.integer(&l.ghm_bins)},           {"ghm_momentum", f.number(&l.ghm_momentum)}};
+      {"unknown_l1_weight", f.number(&l.matting.unknown_l1_weight)},
+      {"known_l1_weight", f.number(&l.matting.known_l1_weight)},
+      {"gradient_weight", f.number(&l.matting.gradient_weight)},
+      {"laplacian_weight", f.number(&l.matting.laplacian_weight)},
+      {"gradient_lambda", f.number(&l.matting.gradient_lambda)},
+      {"laplacian_levels", f.integer(&l.matting.laplacian_levels)},
+      {"reg_weight", f.number(&l.reg_weight)},
+      {"trimap_weight", f.number(&l.trimap_weight)},
+      {"ghm_bins", f.integer(&l.ghm.bins)},
+      {"ghm_momentum", f.number(&l.ghm.momentum)}};
   auto& a = d.augment;
   const std::map<std::string, Setter> augment_keys = {
       {"scale_min", f.number(&a.scale_min)},          {"scale_max", f.number(&a.scale_max)},
@@ -288,11 +296,11 @@ std::string train_config_json(const TrainConfig& c) {
       {"checkpoint_every", c.checkpoint_every}, {"keep_checkpoints", c.keep_checkpoints},
       {"print_every", c.print_every}, {"threads", c.threads},
       {"loss",
-       {{"unknown_l1_weight", l.unknown_l1}, {"known_l1_weight", l.known_l1},
-        {"gradient_weight", l.gradient}, {"laplacian_weight", l.laplacian},
-        {"gradient_lambda", l.gradient_lambda}, {"laplacian_levels", l.laplacian_levels},
-        {"reg_weight", l.reg}, {"trimap_weight", l.trimap}, {"ghm_bins", l.ghm_bins},
-        {"ghm_momentum", l.ghm_momentum}}},
+       {{"unknown_l1_weight", l.matting.unknown_l1_weight}, {"known_l1_weight", l.matting.known_l1_weight},
+        {"gradient_weight", l.matting.gradient_weight}, {"laplacian_weight", l.matting.laplacian_weight},
+        {"gradient_lambda", l.matting.gradient_lambda}, {"laplacian_levels", l.matting.laplacian_levels},
+        {"reg_weight", l.reg_weight}, {"trimap_weight", l.trimap_weight}, {"ghm_bins", l.ghm.bins},
+        {"ghm_momentum", l.ghm.momentum}}},
       {"amp", c.amp}, {"checkpoint_activations", c.checkpoint_activations}, {"plot_every", c.plot_every}, {"visual_every", c.visual_every},
       {"eval",
        {{"folder", c.eval.folder}, {"every", c.eval.every}, {"max_images", c.eval.max_images},

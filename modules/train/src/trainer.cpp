@@ -18,9 +18,7 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
-#include "sam/autocast.h"
-#include "sam/build.h"
-#include "semat/build.h"
+#include "distributed.h"
 #include "semat/core/error.h"
 #include "semat/core/hash.h"
 #include "semat/core/log.h"
@@ -30,11 +28,13 @@
 #include "semat/losses/criterion.h"
 #include "semat/metrics/evaluate.h"
 #include "semat/metrics/protocol.h"
-#include "semat/run.h"
-#include "semat/semat_model.h"
+#include "semat/models/internal/sam/autocast.h"
+#include "semat/models/internal/sam/build.h"
+#include "semat/models/internal/semat_net/build.h"
+#include "semat/models/internal/semat_net/run.h"
+#include "semat/models/internal/semat_net/semat_model.h"
 #include "semat/train/report.h"
 #include "semat/train/synthetic_data.h"
-#include "distributed.h"
 
 namespace semat::train {
 namespace {
@@ -64,22 +64,6 @@ std::string iter_name(int64_t iter) {
   return buf;
 }
 
-losses::LossConfig loss_config(const LossWeights& w) {
-  losses::LossConfig c;
-  c.matting.unknown_l1_weight = w.unknown_l1;
-  c.matting.known_l1_weight = w.known_l1;
-  c.matting.gradient_weight = w.gradient;
-  c.matting.laplacian_weight = w.laplacian;
-  c.matting.gradient_lambda = w.gradient_lambda;
-  c.matting.laplacian_levels = w.laplacian_levels;
-  c.reg_weight = w.reg;
-  c.trimap_weight = w.trimap;
-  c.ghm.bins = w.ghm_bins;
-  c.ghm.momentum = w.ghm_momentum;
-  return c;
-}
-
-
 // LibTorch 1.13's CPU autocast leaves layer_norm to a kernel that needs one dtype; 2.0 added
 // mixed-dtype layer_norm on the CPU.
 #if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
@@ -89,8 +73,8 @@ constexpr bool kCpuBf16Autocast = false;
 #endif
 
 // bf16 autocast on the training device only (the other device's state is left as it is).
-sam::AutocastState bf16_autocast(bool on, bool cuda) {
-  sam::AutocastState s = sam::AutocastState::current();
+models::sam::AutocastState bf16_autocast(bool on, bool cuda) {
+  models::sam::AutocastState s = models::sam::AutocastState::current();
   if (!on) return s;
   if (cuda)
     s.cuda = true, s.cuda_dtype = at::kBFloat16;
@@ -150,20 +134,20 @@ std::string resolve_checkpoint_dir(const std::string& dir) {
 
 // The model of a training config: from its SAM checkpoint, or the preset with seeded random
 // weights (throughput runs); the same call in the trainer and in export rebuilds the same model.
-matting_model::SematModel build_model(const TrainConfig& cfg, const std::string& sam_override = "") {
+models::semat_net::SematModel build_model(const TrainConfig& cfg, const std::string& sam_override = "") {
   torch::manual_seed(cfg.seed);  // SEMat's new parts start from torch's default initialisers
   const std::string sam_path = sam_override.empty() ? cfg.sam_checkpoint : sam_override;
   if (!sam_path.empty()) {
     SEMAT_CHECK(fs::exists(sam_path), IoError,
                 "SAM checkpoint '" << sam_path << "' not found: fix 'sam_checkpoint' in the config (or pass --sam)");
-    return matting_model::build_semat_from_sam(io::load_checkpoint(sam_path), true);
+    return models::semat_net::build_semat_from_sam(io::load_checkpoint(sam_path), true);
   }
-  return matting_model::SematModel(models::semat_preset(cfg.model), true);
+  return models::semat_net::SematModel(models::semat_preset(cfg.model), true);
 }
 
 // What checkpoints hold: the trainable parameters and the matting decoder's BatchNorm statistics
 // (buffers, trained by the forward pass rather than the optimizer).
-std::vector<std::pair<std::string, torch::Tensor>> trained_tensors(matting_model::SematModelImpl& model) {
+std::vector<std::pair<std::string, torch::Tensor>> trained_tensors(models::semat_net::SematModelImpl& model) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (auto& p : model.named_parameters(true))
     if (p.value().requires_grad()) out.emplace_back(p.key(), p.value());
@@ -182,7 +166,7 @@ void load_trained(const fs::path& dir, std::vector<std::pair<std::string, torch:
     const auto it = by_name.find(name);
     SEMAT_CHECK(it != by_name.end(), CheckpointError,
                 "'" << weights.source << "' lacks '" << name << "': use the config that wrote it (same model)");
-    const torch::Tensor v = sam::from_tensor_data(*it->second);
+    const torch::Tensor v = models::sam::from_tensor_data(*it->second);
     SEMAT_CHECK(v.sizes() == t.sizes(), CheckpointError,
                 "'" << weights.source << "': '" << name << "' has shape " << v.sizes() << ", the model "
                     << t.sizes() << ": use the config that wrote it");
@@ -194,7 +178,7 @@ void load_trained(const fs::path& dir, std::vector<std::pair<std::string, torch:
 // engine is made per evaluation, on the trainer's thread, so no locking is needed.
 class TrainingModel : public engine::BoxModel {
  public:
-  TrainingModel(matting_model::SematModelImpl& model, torch::Device device, models::SematResize resize)
+  TrainingModel(models::semat_net::SematModelImpl& model, torch::Device device, models::SematResize resize)
       : model_(model), device_(device), resize_(resize) {}
   std::string name() const override { return "semat"; }
   bool trimaps() const override { return true; }
@@ -202,13 +186,13 @@ class TrainingModel : public engine::BoxModel {
   std::vector<engine::ModelOutput> predict(const cv::Mat& image, const std::string&,
                                            const std::vector<Box>& boxes) override {
     std::vector<engine::ModelOutput> out;
-    for (auto& m : matting_model::predict_mattes(model_, device_, resize_, 1, image, boxes))
+    for (auto& m : models::semat_net::predict_mattes(model_, device_, resize_, 1, image, boxes))
       out.push_back({m.sam_mask, m.trimap, m.alpha});
     return out;
   }
 
  private:
-  matting_model::SematModelImpl& model_;
+  models::semat_net::SematModelImpl& model_;
   torch::Device device_;
   models::SematResize resize_;
 };
@@ -221,7 +205,7 @@ struct Trainer::Impl {
   TrainConfig cfg;
   TrainOptions opts;
   torch::Device device{torch::kCPU};
-  matting_model::SematModel model{nullptr};
+  models::semat_net::SematModel model{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer;
   std::unique_ptr<losses::Criterion> criterion;
   std::unique_ptr<SyntheticDataset> synthetic;
@@ -250,13 +234,12 @@ struct Trainer::Impl {
     // One GPU per rank: a bare "cuda" means this rank's local device.
     if (denv.world > 1 && device.is_cuda() && !device.has_index())
       device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(denv.local_rank));
+    // The config's explicit thread count (TrainConfig::threads); by default the process's own
+    // set-up (semat::models::configure_runtime) stands, except that CPU ranks share the cores.
     if (cfg.threads > 0) {
       torch::set_num_threads(static_cast<int>(cfg.threads));
     } else if (denv.world > 1 && !device.is_cuda()) {
-      // Several CPU ranks share the machine's cores.
       torch::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / denv.world));
-    } else {
-      sam::use_all_cores();  // LibTorch alone would use one thread per physical core
     }
     SEMAT_CHECK(!device.is_cuda() || torch::cuda::is_available(), ConfigError,
                 "train config: 'device' is " << cfg.device << " but CUDA is not available: use cpu");
@@ -286,7 +269,7 @@ struct Trainer::Impl {
       if (p.requires_grad()) params.push_back(p);
     optimizer = std::make_unique<torch::optim::AdamW>(
         params, torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
-    criterion = std::make_unique<losses::Criterion>(loss_config(cfg.loss));
+    criterion = std::make_unique<losses::Criterion>(cfg.loss);
   }
 
   void scan_eval_folder() {
@@ -374,10 +357,10 @@ struct Trainer::Impl {
       const auto smp = next_batch();
       torch::Tensor images, boxes, alpha, trimap;
       to_tensors(smp, &images, &boxes, &alpha, &trimap);
-      matting_model::SematOutput out;
+      models::semat_net::SematOutput out;
       torch::Tensor frozen;
       {
-        sam::AutocastScope autocast(bf16_autocast(amp, device.is_cuda()));
+        models::sam::AutocastScope autocast(bf16_autocast(amp, device.is_cuda()));
         out = model->forward(images, boxes);
         torch::NoGradGuard no_grad;
         frozen = model->frozen_sam_logits(images, boxes);
@@ -449,7 +432,7 @@ struct Trainer::Impl {
                                                                 << "): every rank must run the same semat and config");
   }
 
-  void keep_panel(const std::vector<data::TrainingSample>& smp, const matting_model::SematOutput& out) {
+  void keep_panel(const std::vector<data::TrainingSample>& smp, const models::semat_net::SematOutput& out) {
     last_panel.clear();
     const auto alpha = out.alpha.detach().to(torch::kFloat).to(torch::kCPU).contiguous();
     const auto tri = (out.matting_logits.detach().argmax(1).to(torch::kFloat) * 0.5).to(torch::kCPU).contiguous();
@@ -469,7 +452,7 @@ struct Trainer::Impl {
 
   std::vector<io::TensorData> trained_data() const {
     std::vector<io::TensorData> out;
-    for (const auto& [name, t] : trained) out.push_back(sam::to_tensor_data(name, t.detach().to(torch::kCPU)));
+    for (const auto& [name, t] : trained) out.push_back(models::sam::to_tensor_data(name, t.detach().to(torch::kCPU)));
     return out;
   }
 
@@ -686,7 +669,7 @@ std::vector<io::TensorData> Trainer::frozen_weights() const {
   std::vector<io::TensorData> out;
   for (const auto& p : impl_->model->named_parameters(true))
     if (!p.value().requires_grad())
-      out.push_back(sam::to_tensor_data(p.key(), p.value().detach().to(torch::kCPU)));
+      out.push_back(models::sam::to_tensor_data(p.key(), p.value().detach().to(torch::kCPU)));
   return out;
 }
 
@@ -699,15 +682,15 @@ ExportResult export_checkpoint(const std::string& checkpoint, const std::string&
   SEMAT_CHECK(!state.is_discarded() && state.contains("config") && state.contains("iteration"), CheckpointError,
               "'" << (dir / kState).string() << "' is not a semat training state: give a folder written by semat train");
   const TrainConfig cfg = parse_train_config(state["config"].dump(), (dir / kState).string());
-  matting_model::SematModel model = build_model(cfg, sam_checkpoint);
+  models::semat_net::SematModel model = build_model(cfg, sam_checkpoint);
   model->set_trainable();
   auto trained = trained_tensors(*model);
   load_trained(dir, trained);
   std::vector<io::TensorData> tensors;
   for (const auto& p : model->named_parameters(true))
-    tensors.push_back(sam::to_tensor_data(p.key(), p.value().detach().to(torch::kCPU)));
+    tensors.push_back(models::sam::to_tensor_data(p.key(), p.value().detach().to(torch::kCPU)));
   for (const auto& b : model->named_buffers(true))
-    tensors.push_back(sam::to_tensor_data(b.key(), b.value().detach().to(torch::kCPU)));
+    tensors.push_back(models::sam::to_tensor_data(b.key(), b.value().detach().to(torch::kCPU)));
   ExportResult r;
   r.path = out_path;
   r.model = model->cfg.name;

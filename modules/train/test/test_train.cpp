@@ -69,6 +69,10 @@ TEST(TrainConfig, RejectsUnknownKeysAndWrongTypesNamingTheKey) {
   EXPECT_NE(config_error(R"({"lr": "fast"})").find("'lr' must be a number"), std::string::npos);
   EXPECT_NE(config_error(R"({"iterations": 2.5})").find("'iterations' must be an integer"), std::string::npos);
   EXPECT_NE(config_error(R"({"loss": {"reg": 1}})").find("'loss.reg'"), std::string::npos);
+  // Loss options are checked by losses::LossConfig, the struct the criterion uses.
+  EXPECT_NE(config_error(R"({"loss": {"reg_weight": -1}})").find("'reg_weight' must be finite and >= 0"),
+            std::string::npos);
+  EXPECT_NE(config_error(R"({"loss": {"ghm_momentum": 1}})").find("'ghm_momentum'"), std::string::npos);
   EXPECT_NE(config_error(R"({"data": {"samples": "4"}})").find("'data.samples'"), std::string::npos);
   EXPECT_NE(config_error(R"({"data": {"type": "coco"}})").find("'data.type'"), std::string::npos);
   EXPECT_NE(config_error(R"({"lr_steps": [[0.5]]})").find("'lr_steps'"), std::string::npos);
@@ -83,7 +87,7 @@ TEST(TrainConfig, RoundTripsAndResolvesTheCheckpointAgainstTheConfigFolder) {
       "lr_steps": [[0.6, 0.3]], "loss": {"reg_weight": 0.5}, "data": {"samples": 4}})", "x", "/runs/a");
   EXPECT_EQ(c.sam_checkpoint, "/runs/a/sam.safetensors");
   EXPECT_DOUBLE_EQ(c.lr, 1e-3);
-  EXPECT_DOUBLE_EQ(c.loss.reg, 0.5);
+  EXPECT_DOUBLE_EQ(c.loss.reg_weight, 0.5);
   EXPECT_EQ(c.data.samples, 4);
   const TrainConfig d = parse_train_config(train_config_json(c), "again");
   EXPECT_EQ(train_config_json(d), train_config_json(c));

@@ -1,19 +1,15 @@
-#include "sam/build.h"
+#include "semat/models/internal/sam/build.h"
 
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cstring>
 #include <map>
-#include <malloc.h>
-
-#include <cstdlib>
 #include <set>
-#include <thread>
 
 #include "semat/core/error.h"
 
-namespace semat::sam {
+namespace semat::models::sam {
 namespace {
 
 const std::vector<int64_t>& shape_of(const io::Checkpoint& ck, const std::string& name) {
@@ -62,24 +58,7 @@ torch::ScalarType scalar_type(io::DType d) {
 
 }  // namespace
 
-void use_all_cores() {
-  static const bool done = [] {
-    // glibc serves blocks over 128 KB with a fresh mmap and unmaps them on free, so every
-    // activation tensor costs page faults on first touch (~0.5 ms per 4 MB tensor, a fifth of
-    // the mask decoder's time). Keeping large blocks in the heap lets them be reused.
-    mallopt(M_MMAP_THRESHOLD, 512 << 20);
-    mallopt(M_TRIM_THRESHOLD, 1024 << 20);
-    if (std::getenv("OMP_NUM_THREADS") != nullptr) return true;
-    int n = static_cast<int>(std::thread::hardware_concurrency());
-    if (const char* env = std::getenv("SEMAT_THREADS")) n = std::atoi(env);
-    if (n > 0) torch::set_num_threads(n);
-    return true;
-  }();
-  (void)done;
-}
-
 torch::Device select_device(const std::string& name) {
-  use_all_cores();
   if (name == "cuda" || (name == "auto" && torch::cuda::is_available())) {
     SEMAT_CHECK(torch::cuda::is_available(), ConfigError,
                 "--device cuda: this LibTorch build has no usable CUDA device; use --device cpu");
@@ -201,4 +180,4 @@ Sam build_sam(const io::Checkpoint& ck, const std::string& model_type) {
   return model;
 }
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

@@ -1,8 +1,8 @@
-#include "sam/common.h"
+#include "semat/models/internal/sam/common.h"
 
 #include <torch/torch.h>
 
-namespace semat::sam {
+namespace semat::models::sam {
 
 LayerNorm2dImpl::LayerNorm2dImpl(int64_t channels, double eps_) : eps(eps_) {
   weight = register_parameter("weight", torch::ones({channels}));
@@ -71,4 +71,4 @@ torch::Tensor MLPImpl::forward(torch::Tensor x) {
   return sigmoid_output ? torch::sigmoid(x) : x;
 }
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

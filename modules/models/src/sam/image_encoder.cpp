@@ -1,4 +1,4 @@
-#include "sam/image_encoder.h"
+#include "semat/models/internal/sam/image_encoder.h"
 
 #include <torch/torch.h>
 
@@ -6,8 +6,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 
-namespace semat::sam {
+#include "semat/models/internal/sam/autocast.h"
+
+namespace semat::models::sam {
 namespace F = torch::nn::functional;
 namespace {
 
@@ -98,6 +101,67 @@ torch::Tensor attention_by_head(const torch::Tensor& q_scaled, const torch::Tens
   });
   return out;
 }
+
+// Activation checkpointing for one ViT block, the reentrant way (as torch.utils.checkpoint):
+// the forward runs without recording a graph and keeps only the block's input, the RNG state
+// (LoRA dropout) and the autocast state (bf16 training); backward replays the forward with
+// gradients on under both and back-propagates through it, which also accumulates the block's
+// parameter gradients.
+struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, int64_t block_ptr) {
+    ctx->saved_data["block"] = block_ptr;
+    {
+      at::Generator gen = generator_for(x);
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      ctx->saved_data["rng"] = gen.get_state();
+    }
+    const auto ac = AutocastState::current();
+    ctx->saved_data["autocast"] = std::vector<int64_t>{ac.cuda, ac.cpu, static_cast<int64_t>(ac.cuda_dtype),
+                                                       static_cast<int64_t>(ac.cpu_dtype)};
+    ctx->save_for_backward({x});
+    return reinterpret_cast<BlockImpl*>(block_ptr)->forward(x);
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    auto* block = reinterpret_cast<BlockImpl*>(ctx->saved_data["block"].toInt());
+    const auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    const auto a = ctx->saved_data["autocast"].toIntVector();
+    AutocastState ac;
+    ac.cuda = a[0] != 0, ac.cpu = a[1] != 0;
+    ac.cuda_dtype = static_cast<at::ScalarType>(a[2]), ac.cpu_dtype = static_cast<at::ScalarType>(a[3]);
+    at::Generator gen = generator_for(x);
+    torch::Tensor y;
+    {
+      // The replay must not shift the random numbers drawn after it: restore on every exit.
+      // (The generator's mutex is held only around the state swaps: dropout takes it too.)
+      torch::Tensor now;
+      {
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        now = gen.get_state();
+        gen.set_state(ctx->saved_data["rng"].toTensor());
+      }
+      struct Restore {
+        at::Generator& g;
+        const torch::Tensor& s;
+        ~Restore() {
+          std::lock_guard<std::mutex> lock(g.mutex());
+          g.set_state(s);
+        }
+      } restore{gen, now};
+      torch::AutoGradMode grad(true);
+      AutocastScope autocast(ac);
+      y = block->forward(x);
+    }
+    torch::autograd::backward({y}, {grads[0]});
+    return {x.grad(), torch::Tensor()};
+  }
+
+  static at::Generator generator_for(const torch::Tensor& x) {
+    return x.is_cuda() ? at::globalContext().defaultGenerator(x.device())
+                       : at::detail::getDefaultCPUGenerator();
+  }
+};
 
 }  // namespace
 
@@ -207,19 +271,23 @@ ImageEncoderViTImpl::ImageEncoderViTImpl(const ImageEncoderConfig& c) : cfg(c) {
           LayerNorm2d(c.out_chans)));
 }
 
-EncoderOutput ImageEncoderViTImpl::forward_features(const torch::Tensor& img,
-                                                    const torch::Tensor& patch_extra) {
-  auto x = patch_embed->forward(img);
-  if (patch_extra.defined()) x = x + patch_extra;
-  x = x + pos_embed;
+EncoderOutput ImageEncoderViTImpl::forward_features(const torch::Tensor& img) {
+  return forward_tokens(patch_embed->forward(img));
+}
+
+EncoderOutput ImageEncoderViTImpl::forward_tokens(const torch::Tensor& tokens, bool checkpoint_blocks) {
+  auto x = tokens + pos_embed;
   EncoderOutput out;
   for (const auto& m : *blocks) {
     auto block = m->as<Block>();
-    x = block->forward(x);
+    if (checkpoint_blocks && torch::GradMode::is_enabled() && x.requires_grad())
+      x = CheckpointedBlock::apply(x, reinterpret_cast<int64_t>(block));
+    else
+      x = block->forward(x);
     if (block->window_size == 0) out.global_blocks.push_back(x);
   }
   out.embedding = neck->forward(x.permute({0, 3, 1, 2}));
   return out;
 }
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

@@ -1,8 +1,8 @@
-#include "sam/mask_decoder.h"
+#include "semat/models/internal/sam/mask_decoder.h"
 
 #include <torch/torch.h>
 
-namespace semat::sam {
+namespace semat::models::sam {
 
 namespace {
 
@@ -129,4 +129,4 @@ DecoderOutput MaskDecoderImpl::forward(const torch::Tensor& image_embeddings,
   return out;
 }
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

@@ -7,8 +7,8 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "sam/build.h"
 #include "semat/core/error.h"
+#include "semat/models/internal/sam/build.h"
 #include "semat/models/transforms.h"
 
 namespace semat::models {

@@ -1,10 +1,10 @@
-#include "sam/prompt_encoder.h"
+#include "semat/models/internal/sam/prompt_encoder.h"
 
 #include <torch/torch.h>
 
 #include <cmath>
 
-namespace semat::sam {
+namespace semat::models::sam {
 
 PositionEmbeddingRandomImpl::PositionEmbeddingRandomImpl(int64_t num_pos_feats) {
   positional_encoding_gaussian_matrix =
@@ -100,4 +100,4 @@ PromptEmbeddings PromptEncoderImpl::forward(const torch::Tensor& points_in,
   return out;
 }
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

@@ -1,8 +1,8 @@
-#include "sam/sam.h"
+#include "semat/models/internal/sam/sam.h"
 
 #include <torch/torch.h>
 
-namespace semat::sam {
+namespace semat::models::sam {
 namespace F = torch::nn::functional;
 
 SamImpl::SamImpl(const models::SamConfig& c) : cfg(c) {
@@ -33,4 +33,4 @@ torch::Tensor SamImpl::postprocess_masks(const torch::Tensor& masks, int64_t inp
   return F::interpolate(m, opts.size(std::vector<int64_t>{original_h, original_w}));
 }
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

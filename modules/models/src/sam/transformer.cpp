@@ -1,10 +1,10 @@
-#include "sam/transformer.h"
+#include "semat/models/internal/sam/transformer.h"
 
 #include <torch/torch.h>
 
 #include <cmath>
 
-namespace semat::sam {
+namespace semat::models::sam {
 namespace {
 
 // Linear on [B, N, in] as one addmm on the [B N, in] view: the bias goes into the GEMM instead
@@ -92,4 +92,4 @@ std::pair<torch::Tensor, torch::Tensor> TwoWayTransformerImpl::forward(const tor
   return {queries, keys};
 }
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

@@ -1,7 +1,7 @@
 // The full SEMat training objective (docs/training.md):
 //   loss = matting + reg_weight * regularisation + trimap_weight * trimap
 //   matting = unknown_l1 + known_l1 + gradient + laplacian   (each with its own weight)
-// with the defaults of the SEMat_SAM config: reg 0.2, trimap 0.05, GHM 10 bins / momentum 0.75.
+// with the weights and options of LossConfig (semat/losses/loss_config.h).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -11,21 +11,11 @@
 #include <vector>
 
 #include "semat/losses/ghm_loss.h"
+#include "semat/losses/loss_config.h"
 #include "semat/losses/matting_loss.h"
 #include "semat/losses/regularisation_loss.h"
 
 namespace semat::losses {
-
-struct LossConfig {
-  MattingLossOptions matting;
-  double reg_weight = 0.2;      ///< weight of sam_regularisation_loss
-  double trimap_weight = 0.05;  ///< weight of the GHM trimap loss
-  GhmOptions ghm;
-
-  /// Throws ConfigError for negative or non-finite weights, laplacian_levels < 1,
-  /// gradient_lambda < 0, or bad GHM options.
-  void validate() const;
-};
 
 /// What the model produced and what it should have produced, for one batch.
 struct LossInputs {

@@ -10,13 +10,9 @@
 
 #include <cstdint>
 
-namespace semat::losses {
+#include "semat/losses/loss_config.h"
 
-struct GhmOptions {
-  int64_t bins = 10;       ///< equal-width bins of g over [0, 1]
-  double momentum = 0.75;  ///< in [0, 1); 0 uses this batch's counts only
-  bool normalize = true;   ///< 'NGHM': weights sum to 1, so the loss is a weighted mean CE
-};
+namespace semat::losses {
 
 class GhmClassificationLoss {
  public:

@@ -11,6 +11,8 @@
 
 #include <cstdint>
 
+#include "semat/losses/loss_config.h"
+
 namespace semat::losses {
 
 /// Trimap classes of a trimap in [0, 1]: < 0.25 background (0), > 0.75 foreground (2), otherwise
@@ -40,15 +42,6 @@ at::Tensor gradient_penalty_loss(const at::Tensor& pred, const at::Tensor& targe
 /// 4 x 4, i.e. H, W >= 2^(levels + 1) (64 for the default 5 levels); otherwise throws
 /// c10::Error naming the shape.
 at::Tensor laplacian_loss(const at::Tensor& pred, const at::Tensor& target, int64_t levels = 5);
-
-struct MattingLossOptions {
-  double unknown_l1_weight = 1.0;
-  double known_l1_weight = 1.0;
-  double gradient_weight = 1.0;
-  double laplacian_weight = 1.0;
-  double gradient_lambda = 0.01;  ///< lambda of gradient_penalty_loss
-  int64_t laplacian_levels = 5;
-};
 
 /// The four terms, unweighted, plus their weighted sum (`total`). All 0-dim tensors.
 struct MattingLosses {

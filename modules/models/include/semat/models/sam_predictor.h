@@ -6,6 +6,9 @@
 //   prompt.box = semat::Box{40, 30, 300, 420};
 //   auto result = sam.predict(prompt, /*multimask=*/false);
 //   cv::Mat mask = result.mask(result.best());          // CV_8U 0/255 at the image's size
+//
+// Constructing a predictor changes nothing process-wide: call semat::models::configure_runtime()
+// (semat/models/runtime.h) once first to run on every core, as the semat CLI does.
 #pragma once
 
 #include <memory>

@@ -5,6 +5,9 @@
 //   auto mattes = semat.predict(cv::imread("photo.jpg"), {semat::Box{40, 30, 300, 420}});
 //   cv::Mat alpha = mattes[0].alpha;   // CV_32F in [0, 1] at the image's size
 //   cv::Mat trimap = mattes[0].trimap; // CV_8U 0/128/255, argmax of the matting-token logits
+//
+// Constructing a predictor changes nothing process-wide: call semat::models::configure_runtime()
+// (semat/models/runtime.h) once first to run on every core, as the semat CLI does.
 #pragma once
 
 #include <memory>

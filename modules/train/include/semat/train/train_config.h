@@ -10,17 +10,9 @@
 #include <vector>
 
 #include "semat/data/training_set.h"
+#include "semat/losses/loss_config.h"
 
 namespace semat::train {
-
-struct LossWeights {
-  double unknown_l1 = 1.0, known_l1 = 1.0, gradient = 1.0, laplacian = 1.0;
-  double gradient_lambda = 0.01;
-  int64_t laplacian_levels = 5;
-  double reg = 0.2, trimap = 0.05;
-  int64_t ghm_bins = 10;
-  double ghm_momentum = 0.75;
-};
 
 /// Scenes generated on the fly with known alpha (data type "synthetic").
 struct SyntheticDataConfig {
@@ -81,7 +73,9 @@ struct TrainConfig {
   int64_t checkpoint_every = 1000;
   int64_t keep_checkpoints = 3;  ///< older checkpoint folders are deleted; 0 keeps all
   int64_t print_every = 10;      ///< console progress line period (log.jsonl gets every iteration)
-  int64_t threads = 0;           ///< torch intra-op threads; 0 = library default
+  /// LibTorch intra-op threads the trainer sets; 0 = the process's setting (`semat train`: every
+  /// core, semat::models::configure_runtime), or cores / ranks for several CPU ranks.
+  int64_t threads = 0;
   /// Mixed precision: "off" or "bf16" (autocast to bfloat16 on CUDA, or on CPU where the CPU
   /// supports it; the losses are computed in float32 either way).
   std::string amp = "off";
@@ -91,7 +85,10 @@ struct TrainConfig {
   bool checkpoint_activations = true;
   int64_t plot_every = 100;    ///< iterations between rewrites of loss_plot.png (and at the end)
   int64_t visual_every = 500;  ///< iterations between visual panels in visuals/; 0 = none
-  LossWeights loss;
+  /// The "loss" section: keys unknown_l1_weight, known_l1_weight, gradient_weight,
+  /// laplacian_weight, gradient_lambda, laplacian_levels, reg_weight, trimap_weight, ghm_bins,
+  /// ghm_momentum (defaults and ranges in semat/losses/loss_config.h).
+  losses::LossConfig loss;
   DataConfig data;
   EvalConfig eval;
 

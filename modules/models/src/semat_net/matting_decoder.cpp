@@ -1,10 +1,10 @@
-#include "semat/matting_decoder.h"
+#include "semat/models/internal/semat_net/matting_decoder.h"
 
 #include <torch/torch.h>
 
-#include "sam/common.h"
+#include "semat/models/internal/sam/common.h"
 
-namespace semat::matting_model {
+namespace semat::models::semat_net {
 namespace F = torch::nn::functional;
 namespace {
 
@@ -128,4 +128,4 @@ torch::Tensor MattingDetailDecoderImpl::forward(const torch::Tensor& images,
   return matting_head->forward(out);
 }
 
-}  // namespace semat::matting_model
+}  // namespace semat::models::semat_net

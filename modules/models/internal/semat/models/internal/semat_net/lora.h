@@ -9,9 +9,9 @@
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 
-#include "sam/image_encoder.h"
+#include "semat/models/internal/sam/image_encoder.h"
 
-namespace semat::matting_model {
+namespace semat::models::semat_net {
 
 /// y = base_layer(x) + scaling * lora_B(lora_A(dropout(x))), dropout only in training.
 /// lora_A: in -> rank (no bias), lora_B: rank -> out (no bias).
@@ -55,4 +55,4 @@ void apply_lora(sam::ImageEncoderViTImpl& encoder, int64_t rank, double alpha);
 void merge_lora(torch::nn::Module& module);
 void unmerge_lora(torch::nn::Module& module);
 
-}  // namespace semat::matting_model
+}  // namespace semat::models::semat_net

@@ -6,19 +6,22 @@
 //   sam_model.frozen_mask_decoder.*              only when built for training from SAM weights
 //   matting_decoder.*                            MattingDetailDecoder
 //   condition_layer.patch_embed.proj.*           prompt enhancement (4-channel patch embed)
+// Namespace semat::models::semat_net holds the SEMat network's LibTorch modules (this folder);
+// semat::models::sam the SAM ones it builds on. Both are internal: users go through
+// semat/models/semat_predictor.h and sam_predictor.h.
 #pragma once
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/moduledict.h>
 
-#include "sam/image_encoder.h"
-#include "sam/mask_decoder.h"
-#include "sam/prompt_encoder.h"
-#include "semat/mask_decoder_matting.h"
-#include "semat/matting_decoder.h"
+#include "semat/models/internal/sam/image_encoder.h"
+#include "semat/models/internal/sam/mask_decoder.h"
+#include "semat/models/internal/sam/prompt_encoder.h"
+#include "semat/models/internal/semat_net/mask_decoder_matting.h"
+#include "semat/models/internal/semat_net/matting_decoder.h"
 #include "semat/models/semat_config.h"
 
-namespace semat::matting_model {
+namespace semat::models::semat_net {
 
 /// peft's wrapping of the image encoder: image_encoder.base_model.model = the ViT.
 class PeftEncoderImpl : public torch::nn::Module {
@@ -111,4 +114,4 @@ class SematModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(SematModel);
 
-}  // namespace semat::matting_model
+}  // namespace semat::models::semat_net

@@ -6,9 +6,9 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
-#include "sam/common.h"
+#include "semat/models/internal/sam/common.h"
 
-namespace semat::sam {
+namespace semat::models::sam {
 
 /// Attention with separate q/k/v/out projections and an internal dim of dim / downsample_rate.
 class TokenAttentionImpl : public torch::nn::Module {
@@ -52,4 +52,4 @@ class TwoWayTransformerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(TwoWayTransformer);
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

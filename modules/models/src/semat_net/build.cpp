@@ -1,4 +1,4 @@
-#include "semat/build.h"
+#include "semat/models/internal/semat_net/build.h"
 
 #include <torch/torch.h>
 
@@ -6,10 +6,10 @@
 #include <map>
 #include <set>
 
-#include "sam/build.h"
 #include "semat/core/error.h"
+#include "semat/models/internal/sam/build.h"
 
-namespace semat::matting_model {
+namespace semat::models::semat_net {
 namespace {
 
 const std::string kEncoderPrefix = "sam_model.image_encoder.base_model.model.";
@@ -310,13 +310,13 @@ SematModel build_semat_from_sam(const io::Checkpoint& sam_ckpt, bool with_frozen
   return model;
 }
 
-}  // namespace semat::matting_model
+}  // namespace semat::models::semat_net
 
 namespace semat::models {
 
 SematParameterCounts semat_parameter_counts(const SematConfig& config) {
   torch::NoGradGuard no_grad;
-  const matting_model::SematModel model(config);
+  const semat_net::SematModel model(config);
   return model->parameter_counts();
 }
 

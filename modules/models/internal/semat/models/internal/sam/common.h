@@ -8,7 +8,7 @@
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/linear.h>
 
-namespace semat::sam {
+namespace semat::models::sam {
 
 /// Replaces a layer's forward while the layer stays registered (SEMat's LoRA wraps the encoder's
 /// qkv/proj/patch convolutions this way, so the SAM code needs no LoRA knowledge).
@@ -67,4 +67,4 @@ class MLPImpl : public torch::nn::Module {
 };
 TORCH_MODULE(MLP);
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

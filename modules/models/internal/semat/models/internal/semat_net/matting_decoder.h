@@ -11,7 +11,7 @@
 
 #include "semat/models/semat_config.h"
 
-namespace semat::matting_model {
+namespace semat::models::semat_net {
 
 /// out = GELU(basic_layer(x) + res_layer(x)); both halve the resolution (stride 2, kernel k).
 class BasicDownBlockImpl : public torch::nn::Module {
@@ -66,4 +66,4 @@ class MattingDetailDecoderImpl : public torch::nn::Module {
 };
 TORCH_MODULE(MattingDetailDecoder);
 
-}  // namespace semat::matting_model
+}  // namespace semat::models::semat_net

@@ -7,7 +7,7 @@
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
-namespace semat::sam {
+namespace semat::models::sam {
 
 #if defined(TORCH_VERSION_MAJOR) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
 #define SEMAT_AUTOCAST_BY_DEVICE_TYPE 1
@@ -71,4 +71,4 @@ class AutocastScope {
   bool on_;
 };
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

@@ -8,10 +8,10 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
-#include "sam/common.h"
+#include "semat/models/internal/sam/common.h"
 #include "semat/models/sam_config.h"
 
-namespace semat::sam {
+namespace semat::models::sam {
 
 using models::ImageEncoderConfig;
 
@@ -63,9 +63,15 @@ struct EncoderOutput {
 class ImageEncoderViTImpl : public torch::nn::Module {
  public:
   explicit ImageEncoderViTImpl(const ImageEncoderConfig& cfg);
-  /// `x`: normalised, padded [B, 3, img, img]. `patch_extra`: optional [B, grid, grid, D] added
-  /// after the patch embedding and before pos_embed (SEMat's prompt enhancement).
-  EncoderOutput forward_features(const torch::Tensor& x, const torch::Tensor& patch_extra = {});
+  /// `x`: normalised, padded [B, 3, img, img]: forward_tokens(patch_embed(x)).
+  EncoderOutput forward_features(const torch::Tensor& x);
+  /// Everything after the patch embedding: adds pos_embed to `tokens` [B, grid, grid, D] (the
+  /// patch embedding plus whatever a caller adds to it: SEMat's prompt enhancement), runs the
+  /// blocks, keeping each global block's output, and the neck. The one block loop of SAM and
+  /// SEMat. With `checkpoint_blocks`, while gradients are recorded and `tokens` requires them,
+  /// each block keeps only its input and runs again in backward (activation checkpointing:
+  /// the same gradients for a second forward of the blocks, at a fraction of the memory).
+  EncoderOutput forward_tokens(const torch::Tensor& tokens, bool checkpoint_blocks = false);
   torch::Tensor forward(const torch::Tensor& x) { return forward_features(x).embedding; }
 
   ImageEncoderConfig cfg;
@@ -76,4 +82,4 @@ class ImageEncoderViTImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ImageEncoderViT);
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

@@ -1,8 +1,8 @@
-#include "semat/mask_decoder_matting.h"
+#include "semat/models/internal/semat_net/mask_decoder_matting.h"
 
 #include <torch/torch.h>
 
-namespace semat::matting_model {
+namespace semat::models::semat_net {
 
 MaskDecoderHQMattingImpl::MaskDecoderHQMattingImpl(const models::MaskDecoderConfig& c,
                                                    int64_t vit_dim, int64_t matting_tokens)
@@ -64,4 +64,4 @@ MattingDecoderOutput MaskDecoderHQMattingImpl::forward_matting(
   return out;
 }
 
-}  // namespace semat::matting_model
+}  // namespace semat::models::semat_net

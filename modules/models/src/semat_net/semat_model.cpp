@@ -1,16 +1,14 @@
-#include "semat/semat_model.h"
+#include "semat/models/internal/semat_net/semat_model.h"
 
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 
 #include "semat/core/error.h"
-#include "sam/autocast.h"
-#include "semat/lora.h"
+#include "semat/models/internal/semat_net/lora.h"
 
-namespace semat::matting_model {
+namespace semat::models::semat_net {
 namespace F = torch::nn::functional;
 namespace {
 
@@ -100,71 +98,6 @@ torch::Tensor SematModelImpl::box_mask(const torch::Tensor& boxes) const {
   return mask;
 }
 
-namespace {
-
-// Activation checkpointing for one ViT block, the reentrant way (as torch.utils.checkpoint):
-// the forward runs without recording a graph and keeps only the block's input, the RNG state
-// (LoRA dropout) and the autocast state (bf16 training); backward replays the forward with
-// gradients on under both and back-propagates through it, which also accumulates the block's
-// parameter gradients.
-struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, int64_t block_ptr) {
-    ctx->saved_data["block"] = block_ptr;
-    {
-      at::Generator gen = generator_for(x);
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      ctx->saved_data["rng"] = gen.get_state();
-    }
-    const auto ac = sam::AutocastState::current();
-    ctx->saved_data["autocast"] = std::vector<int64_t>{ac.cuda, ac.cpu, static_cast<int64_t>(ac.cuda_dtype),
-                                                       static_cast<int64_t>(ac.cpu_dtype)};
-    ctx->save_for_backward({x});
-    return reinterpret_cast<sam::BlockImpl*>(block_ptr)->forward(x);
-  }
-
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
-                                               torch::autograd::tensor_list grads) {
-    auto* block = reinterpret_cast<sam::BlockImpl*>(ctx->saved_data["block"].toInt());
-    const auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
-    const auto a = ctx->saved_data["autocast"].toIntVector();
-    sam::AutocastState ac;
-    ac.cuda = a[0] != 0, ac.cpu = a[1] != 0;
-    ac.cuda_dtype = static_cast<at::ScalarType>(a[2]), ac.cpu_dtype = static_cast<at::ScalarType>(a[3]);
-    at::Generator gen = generator_for(x);
-    torch::Tensor y;
-    {
-      // The replay must not shift the random numbers drawn after it: restore on every exit.
-      // (The generator's mutex is held only around the state swaps: dropout takes it too.)
-      torch::Tensor now;
-      {
-        std::lock_guard<std::mutex> lock(gen.mutex());
-        now = gen.get_state();
-        gen.set_state(ctx->saved_data["rng"].toTensor());
-      }
-      struct Restore {
-        at::Generator& g;
-        const torch::Tensor& s;
-        ~Restore() {
-          std::lock_guard<std::mutex> lock(g.mutex());
-          g.set_state(s);
-        }
-      } restore{gen, now};
-      torch::AutoGradMode grad(true);
-      sam::AutocastScope autocast(ac);
-      y = block->forward(x);
-    }
-    torch::autograd::backward({y}, {grads[0]});
-    return {x.grad(), torch::Tensor()};
-  }
-
-  static at::Generator generator_for(const torch::Tensor& x) {
-    return x.is_cuda() ? at::globalContext().defaultGenerator(x.device())
-                       : at::detail::getDefaultCPUGenerator();
-  }
-};
-
-}  // namespace
-
 // ref: semantic_enhanced_matting/modeling/image_encoder.py ImageEncoderViT.forward (bbox mode)
 sam::EncoderOutput SematModelImpl::encode(const torch::Tensor& images, const torch::Tensor& boxes,
                                           const torch::Tensor& patch_embed, SematTrace* trace) {
@@ -175,19 +108,7 @@ sam::EncoderOutput SematModelImpl::encode(const torch::Tensor& images, const tor
   auto x = patch_embed.defined() ? patch_embed : vit.patch_embed->forward(images);
   if (x.size(0) != cond.size(0)) x = x.expand({cond.size(0), -1, -1, -1});
   if (trace) trace->box_mask = mask, trace->patch_embed = x, trace->cond_embed = cond;
-  x = x + cond;
-  x = x + vit.pos_embed;
-  sam::EncoderOutput out;
-  for (const auto& m : *vit.blocks) {
-    auto block = m->as<sam::Block>();
-    if (checkpoint_blocks && torch::GradMode::is_enabled() && x.requires_grad())
-      x = CheckpointedBlock::apply(x, reinterpret_cast<int64_t>(block));
-    else
-      x = block->forward(x);
-    if (block->window_size == 0) out.global_blocks.push_back(x);
-  }
-  out.embedding = vit.neck->forward(x.permute({0, 3, 1, 2}));
-  return out;
+  return vit.forward_tokens(x + cond, checkpoint_blocks);
 }
 
 // ref: sam_hq_matting.py forward_samhq_others + forward_samhq_and_matting_decoder
@@ -277,4 +198,4 @@ models::SematParameterCounts SematModelImpl::parameter_counts() const {
   return c;
 }
 
-}  // namespace semat::matting_model
+}  // namespace semat::models::semat_net

@@ -9,10 +9,10 @@
 #include <opencv2/core/mat.hpp>
 
 #include "semat/core/geometry.h"
+#include "semat/models/internal/semat_net/semat_model.h"
 #include "semat/models/semat_predictor.h"
-#include "semat/semat_model.h"
 
-namespace semat::matting_model {
+namespace semat::models::semat_net {
 
 /// One matte per box for a CV_8UC3 BGR image (boxes in its pixels, checked to lie inside). The
 /// model should be in eval mode; gradients are off inside. `batch_size`: boxes per encoder pass,
@@ -21,4 +21,4 @@ std::vector<models::SematMatte> predict_mattes(SematModelImpl& model, torch::Dev
                                                models::SematResize resize, int batch_size,
                                                const cv::Mat& image, const std::vector<Box>& boxes);
 
-}  // namespace semat::matting_model
+}  // namespace semat::models::semat_net

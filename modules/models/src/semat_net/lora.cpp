@@ -1,8 +1,8 @@
-#include "semat/lora.h"
+#include "semat/models/internal/semat_net/lora.h"
 
 #include <torch/torch.h>
 
-namespace semat::matting_model {
+namespace semat::models::semat_net {
 namespace {
 
 torch::nn::ModuleDict one_entry(std::shared_ptr<torch::nn::Module> m) {
@@ -138,4 +138,4 @@ void unmerge_lora(torch::nn::Module& module) {
   }
 }
 
-}  // namespace semat::matting_model
+}  // namespace semat::models::semat_net

@@ -7,9 +7,9 @@
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/embedding.h>
 
-#include "sam/mask_decoder.h"
+#include "semat/models/internal/sam/mask_decoder.h"
 
-namespace semat::matting_model {
+namespace semat::models::semat_net {
 
 struct MattingDecoderOutput {
   torch::Tensor masks_sam;      ///< [B, 1, 4g, 4g] best of the 3 multimask logits by predicted IoU
@@ -38,4 +38,4 @@ class MaskDecoderHQMattingImpl : public sam::MaskDecoderImpl {
 };
 TORCH_MODULE(MaskDecoderHQMatting);
 
-}  // namespace semat::matting_model
+}  // namespace semat::models::semat_net

@@ -7,14 +7,14 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "sam/build.h"
-#include "semat/build.h"
 #include "semat/core/error.h"
-#include "semat/lora.h"
-#include "semat/run.h"
+#include "semat/models/internal/sam/build.h"
+#include "semat/models/internal/semat_net/build.h"
+#include "semat/models/internal/semat_net/lora.h"
+#include "semat/models/internal/semat_net/run.h"
 #include "semat/models/transforms.h"
 
-namespace semat::matting_model {
+namespace semat::models::semat_net {
 namespace {
 namespace F = torch::nn::functional;
 
@@ -127,7 +127,7 @@ std::vector<models::SematMatte> predict_mattes(SematModelImpl& model, torch::Dev
   return out;
 }
 
-}  // namespace semat::matting_model
+}  // namespace semat::models::semat_net
 
 namespace semat::models {
 namespace F = torch::nn::functional;
@@ -140,7 +140,7 @@ SematResize parse_semat_resize(const std::string& name) {
 }
 
 struct SematPredictor::Impl {
-  matting_model::SematModel model{nullptr};
+  semat_net::SematModel model{nullptr};
   torch::Device device{torch::kCPU};
   Options options;
 
@@ -149,8 +149,8 @@ struct SematPredictor::Impl {
     SEMAT_CHECK(o.batch_size >= 0, ConfigError,
                 "batch size must be 0 (auto) or positive, got " << o.batch_size);
     device = sam::select_device(o.device);
-    model = matting_model::build_semat(ck, sam, o.model_type);
-    if (o.merge_lora) matting_model::merge_lora(*model);
+    model = semat_net::build_semat(ck, sam, o.model_type);
+    if (o.merge_lora) semat_net::merge_lora(*model);
     model->to(device);
   }
 };
@@ -180,7 +180,7 @@ std::string SematPredictor::device() const { return impl_->device.str(); }
 
 std::vector<SematMatte> SematPredictor::predict(const cv::Mat& image,
                                                 const std::vector<Box>& boxes) const {
-  return matting_model::predict_mattes(*impl_->model, impl_->device, impl_->options.resize,
+  return semat_net::predict_mattes(*impl_->model, impl_->device, impl_->options.resize,
                                        impl_->options.batch_size, image, boxes);
 }
 

@@ -8,11 +8,11 @@
 #include <torch/nn/module.h>
 #include <c10/core/Device.h>
 
-#include "sam/sam.h"
 #include "semat/io/checkpoint.h"
+#include "semat/models/internal/sam/sam.h"
 #include "semat/models/sam_config.h"
 
-namespace semat::sam {
+namespace semat::models::sam {
 
 /// Reads every SAM hyper-parameter the shapes determine (all but the mask decoder's head count,
 /// which is taken from `decoder_heads`) and names the matching preset ("custom" if none).
@@ -32,17 +32,13 @@ void load_weights(torch::nn::Module& module, const io::Checkpoint& ckpt,
 /// The model described by `model_type` ("auto" or a preset name) with the checkpoint's weights.
 Sam build_sam(const io::Checkpoint& ckpt, const std::string& model_type = "auto");
 
-/// LibTorch starts with one intra-op thread per *physical* core, which is a single thread on
-/// this project's 2-vCPU machines; use every logical core instead unless OMP_NUM_THREADS or
-/// SEMAT_THREADS says otherwise. Idempotent.
-void use_all_cores();
-
 /// "auto" (CUDA when this LibTorch has a usable device, else CPU), "cpu" or "cuda"; throws
-/// ConfigError for anything else or for "cuda" without a device. Also calls use_all_cores().
+/// ConfigError for anything else or for "cuda" without a device. (Thread count and allocator
+/// policy are the program's choice: semat/models/runtime.h.)
 torch::Device select_device(const std::string& name);
 
 /// A tensor's data as TensorData (float32 / int / uint8 tensors; copied to the CPU).
 io::TensorData to_tensor_data(const std::string& name, const torch::Tensor& t);
 torch::Tensor from_tensor_data(const io::TensorData& t);
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

@@ -6,11 +6,11 @@
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/embedding.h>
 
-#include "sam/common.h"
-#include "sam/transformer.h"
+#include "semat/models/internal/sam/common.h"
+#include "semat/models/internal/sam/transformer.h"
 #include "semat/models/sam_config.h"
 
-namespace semat::sam {
+namespace semat::models::sam {
 
 /// The two-way transformer's outputs before the mask heads.
 struct DecoderTokens {
@@ -57,4 +57,4 @@ class MaskDecoderImpl : public torch::nn::Module {
 };
 TORCH_MODULE(MaskDecoder);
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

@@ -6,10 +6,10 @@
 #include <string>
 
 #include "semat/io/checkpoint.h"
+#include "semat/models/internal/semat_net/semat_model.h"
 #include "semat/models/semat_config.h"
-#include "semat/semat_model.h"
 
-namespace semat::matting_model {
+namespace semat::models::semat_net {
 
 /// Keys of an official SEMat checkpoint that the official loader ignores at inference: the
 /// training-time copy of SAM's mask decoder.
@@ -41,4 +41,4 @@ SematModel build_semat(const io::Checkpoint& ckpt, const io::Checkpoint* sam_bas
 /// A ~ N(0, 1/r) and B = 0), so the SAM part computes exactly what SAM computed.
 SematModel build_semat_from_sam(const io::Checkpoint& sam_ckpt, bool with_frozen_decoder = true);
 
-}  // namespace semat::matting_model
+}  // namespace semat::models::semat_net

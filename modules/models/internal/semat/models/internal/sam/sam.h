@@ -4,12 +4,12 @@
 
 #include <torch/nn/module.h>
 
-#include "sam/image_encoder.h"
-#include "sam/mask_decoder.h"
-#include "sam/prompt_encoder.h"
+#include "semat/models/internal/sam/image_encoder.h"
+#include "semat/models/internal/sam/mask_decoder.h"
+#include "semat/models/internal/sam/prompt_encoder.h"
 #include "semat/models/sam_config.h"
 
-namespace semat::sam {
+namespace semat::models::sam {
 
 class SamImpl : public torch::nn::Module {
  public:
@@ -31,4 +31,4 @@ class SamImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Sam);
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam

@@ -7,10 +7,10 @@
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/embedding.h>
 
-#include "sam/common.h"
+#include "semat/models/internal/sam/common.h"
 #include "semat/models/sam_config.h"
 
-namespace semat::sam {
+namespace semat::models::sam {
 
 /// Random-Fourier positional encoding; buffer positional_encoding_gaussian_matrix [2, F].
 class PositionEmbeddingRandomImpl : public torch::nn::Module {
@@ -51,4 +51,4 @@ class PromptEncoderImpl : public torch::nn::Module {
 };
 TORCH_MODULE(PromptEncoder);
 
-}  // namespace semat::sam
+}  // namespace semat::models::sam
