@@ -125,16 +125,24 @@ TEST(SamBuild, StrictLoadingNamesEveryProblem) {
 TEST(SamPredictor, ReproducesTheOfficialImageEmbedding) {
   auto& p = predictor();
   p.set_image(io::read_color(kDir + "image.png"));
+  std::vector<std::string> compared;
   for (const auto& t : p.image_tensors()) {
-    if (t.name == "resized_image") continue;
-    expect_close(sam::from_tensor_data(t), ref_tensor(t.name), t.name);
+    const auto ours = sam::from_tensor_data(t), want = ref_tensor(t.name);
+    if (t.name == "resized_image")  // 8-bit PIL resize: bit-exact
+      EXPECT_TRUE(torch::equal(ours, want)) << "resized_image differs";
+    else
+      expect_close(ours, want, t.name);
+    compared.push_back(t.name);
   }
+  // The loop above would pass vacuously if the predictor stopped reporting its tensors.
+  EXPECT_EQ(compared, (std::vector<std::string>{"input_tensor", "image_embeddings", "resized_image"}));
 }
 
 TEST(SamPredictor, ReproducesTheOfficialMasksForEveryPrompt) {
   auto& p = predictor();
   p.set_image(io::read_color(kDir + "image.png"));
   const auto prompts = fixture()["prompts"];
+  ASSERT_GE(prompts.size(), 1u) << "the fixture lists no prompts";
   for (const auto& [case_name, spec] : prompts.items()) {
     SamPrompt prompt;
     if (spec.contains("box")) {
