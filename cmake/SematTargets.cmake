@@ -64,16 +64,28 @@ function(semat_add_tests name)
   elseif(NOT labels)
     set(labels unit)
   endif()
+  # gtest_discover_tests' PROPERTIES take one value each (a list of labels would be split into
+  # property names), so the labels come from a script CTest reads after the discovered tests.
+  set(script "")
   if(ARG_SLOW)
     # Two discoveries of one executable, split by a gtest filter: the slow tests and the rest.
     list(JOIN ARG_SLOW ":" slow)
     gtest_discover_tests(${target} DISCOVERY_MODE PRE_TEST TEST_FILTER "-${slow}"
-                         PROPERTIES LABELS "${labels}")
+                         TEST_LIST ${target}_FAST)
     gtest_discover_tests(${target} DISCOVERY_MODE PRE_TEST TEST_FILTER "${slow}"
-                         PROPERTIES LABELS "${labels};slow")
+                         TEST_LIST ${target}_SLOW)
+    string(APPEND script "if(${target}_SLOW)\n"
+           "  set_tests_properties(\${${target}_SLOW} PROPERTIES LABELS \"${labels};slow\")\n"
+           "endif()\n")
   else()
-    gtest_discover_tests(${target} DISCOVERY_MODE PRE_TEST PROPERTIES LABELS "${labels}")
+    gtest_discover_tests(${target} DISCOVERY_MODE PRE_TEST TEST_LIST ${target}_FAST)
   endif()
+  string(APPEND script "if(${target}_FAST)\n"
+         "  set_tests_properties(\${${target}_FAST} PROPERTIES LABELS \"${labels}\")\n"
+         "endif()\n")
+  file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/${target}_labels.cmake "${script}")
+  set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES
+               ${CMAKE_CURRENT_BINARY_DIR}/${target}_labels.cmake)
 endfunction()
 
 # semat_add_bench(NAME SOURCES ... [DEPS ...] [INCLUDES ...] [TORCH] [TOOL])
