@@ -27,8 +27,8 @@ endfunction()
 #              SEMAT_BINARY (the semat executable, built before the tests)
 #   labels     LABELS; without them "unit", or "torch" for TORCH tests (which also get LibTorch);
 #              the tests SLOW names (gtest names Suite.Test, '*' wildcards) also get "slow": the
-#              ones that take over 20 s on the 2-core development machine (`make test-fast`
-#              skips them)
+#              ones that take over 20 s (median of full `ctest -j2` runs on the shared 2-core
+#              development machine; `make test-fast` skips them)
 # Tests run through gtest_discover_tests at test time (PRE_TEST: no test binary runs during the
 # build). Does nothing unless SEMAT_BUILD_TESTS is on.
 function(semat_add_tests name)
