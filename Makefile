@@ -1,10 +1,10 @@
-# Entry points: make demo | make test | make bench | make deps
+# Entry points: make demo | make test | make test-fast | make bench | make deps
 BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 SEMAT := $(BUILD)/bin/semat
 
-.PHONY: deps configure build demo test bench clean
+.PHONY: deps configure build demo test test-fast bench clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -22,11 +22,14 @@ demo: build
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# Everything but the tests labelled "slow" (over 20 s each: the SLOW lists of semat_add_tests in the modules' CMakeLists.txt).
+test-fast: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE slow
+
 bench: deps
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DSEMAT_BUILD_BENCHMARKS=ON $(CMAKE_FLAGS)
 	@cmake --build $(BUILD) -j $(JOBS) --target semat_bench semat_torch_bench semat_quality
-	@$(BUILD)/bin/semat_bench $(BENCH_ARGS)
-	@if [ -x $(BUILD)/bin/semat_torch_bench ]; then $(BUILD)/bin/semat_torch_bench $(BENCH_ARGS); fi
+	@while read -r b; do echo "== $$b"; "$$b" $(BENCH_ARGS) || exit 1; done < $(BUILD)/benchmarks.txt
 
 clean:
 	@rm -rf $(BUILD) out

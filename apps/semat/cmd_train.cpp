@@ -11,10 +11,7 @@
 #include <sstream>
 #include <string>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +22,7 @@
 
 #include "commands.h"
 #include "semat/core/error.h"
+#include "semat/core/net.h"
 #include "semat/train/train_config.h"
 #include "semat/train/trainer.h"
 
@@ -55,22 +53,6 @@ train::TrainConfig config_of_checkpoint(const std::string& resume) {
   return train::parse_train_config(state["config"].dump(), path);
 }
 
-// A port the kernel just handed out on the loopback interface (free at that moment).
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    if (fd >= 0) ::close(fd);
-    throw StateError("cannot find a free TCP port on 127.0.0.1 for --nproc: set MASTER_PORT and start the ranks yourself");
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // --nproc N: this machine runs N ranks (one per GPU, or CPU processes), as torchrun would: the
 // same command with RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT set. When one rank
 // fails the others are stopped (they would wait for it in the next all-reduce).
@@ -79,7 +61,12 @@ void launch(const TrainArgs& a) {
   for (const auto& [flag, value] : {std::pair<const char*, std::string>{"--config", a.config},
                                     {"--resume", a.resume}, {"--device", a.device}})
     if (!value.empty()) args.insert(args.end(), {flag, value});
-  const std::string port = std::to_string(free_port());
+  std::string port;
+  try {
+    port = std::to_string(free_loopback_port());
+  } catch (const IoError& e) {
+    throw StateError(std::string(e.what()) + ": --nproc needs a free port; set MASTER_PORT and start the ranks yourself");
+  }
   std::vector<pid_t> pids;
   for (int r = 0; r < a.nproc; ++r) {
     const pid_t pid = ::fork();

@@ -26,7 +26,7 @@ class CliMatte : public ::testing::Test {
            ("semat_e2e_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    scene_ = semat::test::make_scene(160, 128, 9, 1.0, 12);
+    scene_ = semat::test::make_scene(160, 128, 9, 12);
     image_ = (dir_ / "scene.png").string();
     cv::imwrite(image_, scene_.image);
     out_ = (dir_ / "out").string();

@@ -16,6 +16,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "semat/core/net.h"
 #include "support/cli.h"
 
 namespace fs = std::filesystem;
@@ -187,7 +188,7 @@ TEST_F(CliTrain, RanksThatDriftApartAreStopped) {
   text.replace(text.find("\"lr\": 1e-3"), 10, "\"lr\": 3e-3");
   std::ofstream(dir_ / "b.json") << text;
   // `timeout`: a rank that never meets the other must not hang the suite.
-  const std::string env = "timeout 120 env WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(semat::test::free_tcp_port());
+  const std::string env = "timeout 120 env WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(semat::free_loopback_port());
   const std::string cmd = env + " RANK=1 LOCAL_RANK=1 " + SEMAT_BINARY + " train --config " + (dir_ / "b.json").string() +
                           " --out " + (dir_ / "run").string() + " 2>" + (dir_ / "rank1.err").string() + " & " + env +
                           " RANK=0 LOCAL_RANK=0 " + SEMAT_BINARY;

@@ -17,7 +17,4 @@ struct CliRun {
 CliRun run_cli(const std::string& binary, const std::string& args,
                const std::filesystem::path& scratch);
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (for tests that start servers or ranks).
-int free_tcp_port();
-
 }  // namespace semat::test

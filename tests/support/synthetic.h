@@ -1,5 +1,6 @@
-// Synthetic matting scenes with known alpha, foreground and background, generated in the tests
-// so no data files are needed.
+// Matting scenes with known alpha, foreground and background for the tests (the generator is
+// semat/matting/synthetic_scene.h, the one the trainer uses too), and the error measures the
+// tests compare with.
 #pragma once
 
 #include <opencv2/core/mat.hpp>
@@ -16,10 +17,9 @@ struct Scene {
   Box box;             ///< tight box around alpha > 0, padded by `margin`
 };
 
-/// A soft-edged blob (ellipse + rectangle "body") with a few thin anti-aliased strands, smooth
-/// coloured foreground over a smooth sinusoidal texture. `contrast` in (0, 1] scales how far the
-/// foreground colours are from the background's.
-Scene make_scene(int width, int height, unsigned seed, double contrast = 1.0, int margin = 12);
+/// Scene `seed` of SceneVariety::upright() (an upright body with strands rising from it, fixed
+/// colours), with its box.
+Scene make_scene(int width, int height, unsigned seed, int margin = 12);
 
 /// Trimap from a true alpha: unknown where 0 < alpha < 1, dilated by `pad` pixels.
 cv::Mat true_trimap(const cv::Mat& alpha, int pad = 2);

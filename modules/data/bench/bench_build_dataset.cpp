@@ -7,7 +7,7 @@
 //
 // Reports instances/s over the whole pipeline (decode, fusion, trimap, solve, PNG writes, index
 // fsyncs). Run: build with -DSEMAT_BUILD_BENCHMARKS=ON, then
-//   semat_bench --benchmark_filter=BuildDataset
+//   semat_data_bench --benchmark_filter=BuildDataset
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
 

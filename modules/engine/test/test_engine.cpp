@@ -118,7 +118,7 @@ TEST(EngineSpec, ResolvesTheDefaultsAndEveryFlagCombination) {
 }
 
 TEST(Engine, ClassicalBoxPipelineIsTheMattingModulesByteForByte) {
-  const auto scene = semat::test::make_scene(120, 100, 5, 1.0, 10);
+  const auto scene = semat::test::make_scene(120, 100, 5, 10);
   const Engine engine(EngineSpec{});
   EXPECT_FALSE(engine.has_model());
   const auto r = engine.run(scene.image, {Prompt::from_box(scene.box)});
@@ -149,7 +149,7 @@ TEST(Engine, UserTrimapIsPureClosedForm) {
 
 TEST(Engine, GivenMasksSolveOnTheTrimapsCrop) {
   // The builder's set-up: fused masks given, rule trimap, closed-form on the crop.
-  auto scene = semat::test::make_scene(160, 140, 7, 1.0, 10);
+  auto scene = semat::test::make_scene(160, 140, 7, 10);
   cv::Mat big(300, 320, CV_8UC3, cv::Scalar(40, 50, 60));
   scene.image.copyTo(big(cv::Rect(150, 150, 160, 140)));
   cv::Mat alpha(big.size(), CV_32F, cv::Scalar(0));
@@ -178,7 +178,7 @@ TEST(Engine, GivenMasksSolveOnTheTrimapsCrop) {
 }
 
 TEST(Engine, ModelStagesTakeTheModelsTrimapAndAlphaAndRefineOnlyTheBand) {
-  const auto scene = semat::test::make_scene(120, 100, 9, 1.0, 10);
+  const auto scene = semat::test::make_scene(120, 100, 9, 10);
   auto model = std::make_shared<FakeModel>(scene.alpha);
   const Engine plain(EngineSpec{}, model);
   EXPECT_EQ(plain.description(), "fake>fake>fake");
@@ -209,7 +209,7 @@ TEST(Engine, ModelStagesTakeTheModelsTrimapAndAlphaAndRefineOnlyTheBand) {
 }
 
 TEST(Engine, MaskOnlyModelsFeedTheRuleAndClosedForm) {
-  const auto scene = semat::test::make_scene(120, 100, 3, 1.0, 10);
+  const auto scene = semat::test::make_scene(120, 100, 3, 10);
   auto model = std::make_shared<FakeModel>(scene.alpha, /*makes_alpha=*/false);
   const Engine engine(EngineSpec{}, model);
   EXPECT_EQ(engine.description(), "fake>rule>closed-form");
@@ -247,7 +247,7 @@ TEST(Engine, BadPromptsAreRefusedWithTheirLabel) {
 }
 
 TEST(Engine, OneEngineServesConcurrentCallers) {
-  const auto scene = semat::test::make_scene(96, 80, 4, 1.0, 8);
+  const auto scene = semat::test::make_scene(96, 80, 4, 8);
   const Engine engine(EngineSpec{});
   const auto ref = engine.run(scene.image, {Prompt::from_box(scene.box)});
   std::vector<std::thread> threads;

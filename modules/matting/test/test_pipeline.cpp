@@ -10,7 +10,7 @@ namespace semat::matting {
 
 TEST(Pipeline, BoxOnlyRecoversAHighContrastSubject) {
   for (unsigned seed : {21u, 22u, 23u}) {
-    const test::Scene s = test::make_scene(240, 200, seed, 1.0, 15);
+    const test::Scene s = test::make_scene(240, 200, seed, 15);
     const MatteResult r = matte_from_box(s.image, s.box);
     ASSERT_TRUE(r.box.has_value());
     EXPECT_GT(test::iou_half(r.alpha, s.alpha), 0.9) << "seed " << seed;

@@ -1,6 +1,6 @@
 // The five matting metrics on one 1024 x 1024 pair, one core (the reference Python takes about
 // 1.3 s for all five: Grad 0.8 s, Conn 0.47 s).
-// Run: semat_bench --benchmark_filter=Metric
+// Run: semat_metrics_bench --benchmark_filter=Metric
 #include <cmath>
 
 #include <benchmark/benchmark.h>

@@ -1,7 +1,7 @@
 // SEMat on CPU: one box and 4 batched boxes on a 1024 x 1024 image (the network's frame; the
 // tiny config's frame is 256), random weights of the real shapes, with the box-independent patch
 // embedding computed once per image as SematPredictor does. Reports seconds per box and peak RSS.
-// Run: semat_torch_bench --benchmark_filter=Semat
+// Run: semat_models_bench --benchmark_filter=Semat
 #include <sys/resource.h>
 
 #include <torch/torch.h>

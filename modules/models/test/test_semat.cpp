@@ -180,11 +180,33 @@ TEST(SematFixture, MattingDecoderMatchesOnTheReferenceInputs) {
   expect_close(logits, want("alpha_logits"), "alpha_logits (reference inputs)");
 }
 
+// forward() is the predictors' and the trainer's path, encode() + decode() the one that reuses an
+// encoding for several boxes: the two must compute the same numbers.
 TEST(SematFixture, ForwardEqualsEncodeThenDecode) {
   torch::NoGradGuard no_grad;
   auto model = fixture_model();
   const auto images = fixture_images(model);
-  expect_close(model->forward(images, fixture_box()).alpha, want("alpha"), "forward alpha");
+  const auto boxes = fixture_box();
+  const auto whole = model->forward(images, boxes);
+  const auto enc = model->encode(images, boxes);
+  const auto parts = model->decode(images, boxes, enc);
+  const std::vector<std::pair<const char*, std::pair<torch::Tensor, torch::Tensor>>> pairs = {
+      {"image_embeddings", {whole.image_embeddings, parts.image_embeddings}},
+      {"iou_pred", {whole.iou_pred, parts.iou_pred}},
+      {"sam_logits", {whole.sam_logits, parts.sam_logits}},
+      {"matting_logits", {whole.matting_logits, parts.matting_logits}},
+      {"alpha_logits", {whole.alpha_logits, parts.alpha_logits}},
+      {"alpha", {whole.alpha, parts.alpha}}};
+  for (const auto& [name, pair] : pairs) {
+    ASSERT_TRUE(pair.first.defined() && pair.second.defined()) << name;
+    // Same modules on the same inputs in the same order: equal, not merely close.
+    EXPECT_TRUE(torch::equal(pair.first, pair.second)) << name;
+  }
+  EXPECT_TRUE(torch::equal(parts.image_embeddings, enc.embedding));
+  ASSERT_EQ(whole.interm.size(), parts.interm.size());
+  for (size_t i = 0; i < whole.interm.size(); ++i)
+    EXPECT_TRUE(torch::equal(whole.interm[i], parts.interm[i])) << "interm " << i;
+  expect_close(whole.alpha, want("alpha"), "forward alpha");
 }
 
 TEST(SematFixture, SafetensorsCopyGivesTheSameAlpha) {
@@ -238,7 +260,20 @@ TEST(SematLora, MergedEqualsUnmerged) {
   torch::NoGradGuard no_grad;
   auto model = fixture_model();
   const auto images = fixture_images(model);
+  // A LoRA B of zero (its initialisation) makes merging a no-op: give every B random values so
+  // that merge() has a delta to fold in, and check that it changes the encoder's output.
+  const auto plain = model->forward(images, fixture_box());
+  torch::manual_seed(11);
+  int64_t lora_b = 0;
+  for (const auto& item : model->named_parameters()) {
+    if (item.key().find("lora_B") == std::string::npos) continue;
+    item.value().normal_(0, 0.05);
+    ++lora_b;
+  }
+  ASSERT_GT(lora_b, 0) << "no LoRA B weights found";
   const auto before = model->forward(images, fixture_box());
+  EXPECT_GT((before.image_embeddings - plain.image_embeddings).abs().max().item<double>(), 1e-3)
+      << "the random LoRA B does not change the encoder";
   semat_net::merge_lora(*model);
   const auto merged = model->forward(images, fixture_box());
   expect_close(merged.image_embeddings, before.image_embeddings, "merged embeddings", 1e-5);

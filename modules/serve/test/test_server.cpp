@@ -111,7 +111,7 @@ class ServeApi : public ::testing::Test {
     if (!getenv("SEMAT_LOG_LEVEL")) semat::log::set_level(semat::log::Level::kWarn);
   }
   void SetUp() override {
-    scene_ = semat::test::make_scene(96, 80, 3, 1.0, 8);
+    scene_ = semat::test::make_scene(96, 80, 3, 8);
     png_ = to_string(semat::io::encode_png(scene_.image));
     const semat::Box& b = scene_.box;
     box_json_ = json::array({json::array({b.x0, b.y0, b.x1, b.y1})}).dump();
@@ -486,7 +486,7 @@ TEST_F(ServeApi, EightClientsTwoHundredRequests) {
   o.workers = 2;
   o.queue = 4;
   start(o);
-  const std::string small = to_string(semat::io::encode_png(semat::test::make_scene(64, 56, 5, 1.0, 6).image));
+  const std::string small = to_string(semat::io::encode_png(semat::test::make_scene(64, 56, 5, 6).image));
   const std::string boxes = "[[4,4,60,52]]";
   // Warm up allocator arenas and OpenCV's buffers before measuring growth.
   ASSERT_EQ(matte(small, boxes)->status, 200);

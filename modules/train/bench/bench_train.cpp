@@ -3,7 +3,7 @@
 // random weights of the real shapes, generated scenes. Arguments: batch size, activation
 // checkpointing (1 = the trainer's default). Peak RSS is the process's, so run one case per
 // process for a clean memory figure:
-//   semat_torch_bench --benchmark_filter='Train/vit_b/1/1'
+//   semat_train_bench --benchmark_filter='Train/vit_b/1/1'
 // Without checkpointing ViT-B needs 16.8 GB and ViT-L does not fit in 24 GB (the benchmark is
 // killed), hence only the tiny and ViT-B cases run both ways.
 #include <sys/resource.h>

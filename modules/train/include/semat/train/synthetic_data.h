@@ -1,6 +1,7 @@
-// Matting scenes generated on the fly with known alpha, so SEMat can be trained and tested
-// without any dataset on disk. A sample depends only on (seed, index): the same run always sees
-// the same data, which is what makes a resumed run equal an uninterrupted one.
+// Matting scenes generated on the fly with known alpha (semat/matting/synthetic_scene.h's
+// varied scenes), so SEMat can be trained and tested without any dataset on disk. A sample
+// depends only on (seed, index): the same run always sees the same data, which is what makes a
+// resumed run equal an uninterrupted one.
 #pragma once
 
 #include <cstdint>
