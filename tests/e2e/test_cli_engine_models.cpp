@@ -19,7 +19,7 @@
 
 #include "coco_fixture.h"
 #include "semat/io/image_io.h"
-#include "support/cli.h"
+#include "support/cli_test.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -58,17 +58,7 @@ cv::Mat decode_gray(const std::string& png) {
   return cv::imdecode(std::vector<uchar>(png.begin(), png.end()), cv::IMREAD_UNCHANGED);
 }
 
-class EngineFrontEnds : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("semat_engine_fe_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  semat::test::CliRun run(const std::string& args) { return semat::test::run_cli(SEMAT_BINARY, args, dir_); }
-  fs::path dir_;
-};
+using EngineFrontEnds = semat::test::CliTest;
 
 TEST_F(EngineFrontEnds, ServeWithSematAndRefineGivesTheCliMatte) {
   // The CLI's refined matte first.

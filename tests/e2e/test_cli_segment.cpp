@@ -9,17 +9,13 @@
 #include <sstream>
 
 #include "semat/io/checkpoint.h"
-#include "support/cli.h"
+#include "support/cli_test.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
 const std::string kDir = std::string(SEMAT_TEST_DATA) + "/sam_tiny/";
-
-semat::test::CliRun run(const std::string& args, const fs::path& dir) {
-  return semat::test::run_cli(SEMAT_BINARY, args, dir);
-}
 
 double max_abs_diff(const semat::io::TensorData& a, const semat::io::TensorData& b) {
   EXPECT_EQ(a.shape, b.shape) << a.name;
@@ -30,22 +26,13 @@ double max_abs_diff(const semat::io::TensorData& a, const semat::io::TensorData&
   return m;
 }
 
-class CliSegment : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("semat_seg_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
-};
+using CliSegment = semat::test::CliTest;
 
 TEST_F(CliSegment, DumpedTensorsMatchTheOfficialOutputs) {
   const fs::path out = dir_ / "out";
   const auto r = run("segment " + kDir + "image.png --sam " + kDir + "sam_tiny.pth --model-type tiny"
                      " --box 60,20,230,200 --multimask --out " + out.string() +
-                     " --dump-tensors " + (out / "t.safetensors").string(), dir_);
+                     " --dump-tensors " + (out / "t.safetensors").string());
   ASSERT_EQ(r.code, 0) << r.err;
   for (const char* f : {"mask_0.png", "mask_1.png", "mask_2.png"}) EXPECT_TRUE(fs::exists(out / f)) << f;
   const auto ours = semat::io::load_checkpoint((out / "t.safetensors").string());
@@ -67,7 +54,7 @@ TEST_F(CliSegment, BadInputsFailWithOneLine) {
            {base + " --sam " + kDir + "sam_tiny.pth --box 0,0,400,10", "outside"},
            {base + " --sam " + junk.string() + " --box 1,1,20,20", "junk.pth"},
            {base + " --sam " + kDir + "sam_tiny.pth", "--box"}}) {
-    const auto r = run(args, dir_);
+    const auto r = run(args);
     EXPECT_NE(r.code, 0) << args;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
@@ -80,13 +67,13 @@ TEST_F(CliSegment, BadInputsFailWithOneLine) {
 TEST_F(CliSegment, SamMaskFeedsTheMattingPipeline) {
   const fs::path out = dir_ / "matte";
   const auto r = run("matte " + kDir + "image.png --sam " + kDir + "sam_tiny.pth --model-type tiny"
-                     " --box 60,20,230,200 --out " + out.string(), dir_);
+                     " --box 60,20,230,200 --out " + out.string());
   // The tiny random-weight SAM predicts no pixel inside this box (its logits are all negative),
   // while GrabCut does find a subject there: the empty-mask error proves SAM's mask was used.
   EXPECT_EQ(r.code, 3) << r.err;
   EXPECT_NE(r.err.find("--box 1: the subject mask is empty"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out / "alpha.png"));
-  const auto g = run("matte " + kDir + "image.png --box 60,20,230,200 --out " + out.string(), dir_);
+  const auto g = run("matte " + kDir + "image.png --box 60,20,230,200 --out " + out.string());
   EXPECT_EQ(g.code, 0) << g.err;
 }
 

@@ -14,7 +14,7 @@
 
 #include "semat/io/checkpoint.h"
 #include "semat/io/image_io.h"
-#include "support/cli.h"
+#include "support/cli_test.h"
 
 namespace fs = std::filesystem;
 
@@ -22,20 +22,7 @@ namespace {
 
 const std::string kDir = std::string(SEMAT_TEST_DATA) + "/semat_tiny/";
 
-semat::test::CliRun run(const std::string& args, const fs::path& dir) {
-  return semat::test::run_cli(SEMAT_BINARY, args, dir);
-}
-
-class CliSemat : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("semat_cli_semat_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
-};
+using CliSemat = semat::test::CliTest;
 
 // The official alpha_crop (179 x 256) bilinearly resized to the image's 300 x 210.
 cv::Mat official_alpha_at_original_size() {
@@ -55,8 +42,7 @@ TEST_F(CliSemat, MatteWritesTheOfficialAlphaAtTheOriginalSize) {
   const auto r = run("matte " + kDir + "image.png --semat " + kDir +
                          "semat_tiny.pth --device cpu"
                          " --box 12,5,218,209 --box 100,40,290,200 --json --out " +
-                         out.string(),
-                     dir_);
+                         out.string());
   ASSERT_EQ(r.code, 0) << r.err;
   for (const char* stem : {"alpha", "cutout", "composite", "trimap", "overlay"})
     for (int i = 0; i < 2; ++i)
@@ -79,8 +65,8 @@ TEST_F(CliSemat, RefineOnlyChangesTheUnknownBand) {
   const std::string base = "matte " + kDir + "image.png --semat " + kDir +
                            "semat_tiny.pth --device cpu"
                            " --box 12,5,218,209 --out ";
-  ASSERT_EQ(run(base + (dir_ / "plain").string(), dir_).code, 0);
-  const auto r = run(base + (dir_ / "refined").string() + " --refine --alpha-depth 16", dir_);
+  ASSERT_EQ(run(base + (dir_ / "plain").string()).code, 0);
+  const auto r = run(base + (dir_ / "refined").string() + " --refine --alpha-depth 16");
   ASSERT_EQ(r.code, 0) << r.err;
   const cv::Mat plain = semat::io::read_gray8((dir_ / "plain" / "alpha.png").string());
   const cv::Mat refined16 =
@@ -100,19 +86,18 @@ TEST_F(CliSemat, SamCheckpointGivenAsSematFailsWithoutFiles) {
   const auto r = run("matte " + kDir + "image.png --semat " + kDir +
                          "sam_base_tiny.safetensors"
                          " --box 12,5,218,209 --out " +
-                         out.string(),
-                     dir_);
+                         out.string());
   EXPECT_EQ(r.code, 3);
   EXPECT_NE(r.err.find("plain SAM checkpoint"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out / "alpha.png"));
   const auto r2 =
-      run("matte " + kDir + "image.png --box 12,5,218,209 --refine --out " + out.string(), dir_);
+      run("matte " + kDir + "image.png --box 12,5,218,209 --refine --out " + out.string());
   EXPECT_EQ(r2.code, 2) << r2.err;
   EXPECT_NE(r2.err.find("--semat"), std::string::npos) << r2.err;
 }
 
 TEST_F(CliSemat, InfoCountsTheBuiltModules) {
-  const auto r = run("info --arch semat-tiny --json", dir_);
+  const auto r = run("info --arch semat-tiny --json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out)["trainable_parameters"];
   EXPECT_EQ(j["prompt_enhancement"], 65600);

@@ -17,7 +17,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "semat/core/net.h"
-#include "support/cli.h"
+#include "support/cli_test.h"
 
 namespace fs = std::filesystem;
 
@@ -35,16 +35,8 @@ std::string slurp(const fs::path& p) {
 
 int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
-class CliTrain : public ::testing::Test {
+class CliTrain : public semat::test::CliTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("semat_cli_train_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  semat::test::CliRun run(const std::string& args) { return semat::test::run_cli(SEMAT_BINARY, args, dir_); }
 
   // The shipped tiny config, shortened for CI.
   fs::path write_config(const std::string& name, int iterations, int checkpoint_every, int visual_every = 2) {
