@@ -76,6 +76,13 @@ command -v npm >/dev/null 2>&1 || die "npm not found: install it with 'apt-get i
 command -v node >/dev/null 2>&1 || die "node not found: install it with 'apt-get install nodejs', then run 'make models' again"
 
 mkdir -p "$cache_dir" 2>/dev/null || die "cannot create the cache folder $cache_dir (set XDG_CACHE_HOME to a writable folder)"
+# The cache may serve several models folders: one run at a time there too (always locked after
+# the models folder, so two runs cannot wait on each other).
+exec 8>"$cache_dir/.fetch.lock"
+flock 8
+# Leftovers of a run killed before its clean-up (kill -9, power loss): nobody else can be using
+# them while we hold both locks.
+rm -rf "$cache_dir"/.work.* "$models_dir"/."$MODEL_FILE".*
 work="$(mktemp -d "$cache_dir/.work.XXXXXX")"
 tmp_model="$(mktemp "$models_dir/.$MODEL_FILE.XXXXXX")"
 trap 'rm -rf "$work" "$tmp_model"' EXIT
