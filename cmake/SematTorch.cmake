@@ -7,7 +7,10 @@ if(Torch_FOUND)
   set(SEMAT_HAVE_TORCH ON)
   if(SEMAT_USE_PCH)
     set(_pch_src ${CMAKE_BINARY_DIR}/semat_torch_pch.cpp)
-    file(WRITE ${_pch_src} "// generated: carrier of the shared LibTorch precompiled header\n")
+    # file(CONFIGURE) rewrites the file only when its content changes: a new timestamp at every
+    # configure would rebuild the header and, with it, every LibTorch object file.
+    file(CONFIGURE OUTPUT ${_pch_src}
+         CONTENT "// generated: carrier of the shared LibTorch precompiled header\n")
     add_library(semat_torch_pch OBJECT EXCLUDE_FROM_ALL ${_pch_src})
     target_link_libraries(semat_torch_pch PUBLIC ${TORCH_LIBRARIES})
     semat_target_defaults(semat_torch_pch)
