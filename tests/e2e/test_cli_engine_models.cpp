@@ -18,6 +18,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "coco_fixture.h"
+#include "semat/core/net.h"
 #include "semat/io/image_io.h"
 #include "support/cli_test.h"
 
@@ -70,7 +71,7 @@ TEST_F(EngineFrontEnds, ServeWithSematAndRefineGivesTheCliMatte) {
   ASSERT_FALSE(cli_alpha.empty());
 
   // The server, as a person starts it.
-  const int port = semat::test::free_tcp_port();
+  const int port = semat::free_loopback_port();
   const fs::path pid_file = dir_ / "pid";
   const std::string cmd = std::string(SEMAT_BINARY) + " serve --port " + std::to_string(port) +
                           " --workers 1 --semat " + kDir + "semat_tiny.pth --refine >" +
