@@ -167,6 +167,8 @@ struct Model::Impl {
   torch::Tensor place(torch::Tensor t) const {
     if (!t.is_floating_point()) return t;
     t = t.to(device);
+    // Channels-last: measured 2.54 s of CPU per IS-Net image at 1024 x 1024 against 2.75 s in
+    // NCHW (one thread), the convolutions then run without layout conversions.
     if (t.dim() == 4) t = t.contiguous(at::MemoryFormat::ChannelsLast);
     return t;
   }
@@ -586,6 +588,7 @@ struct Model::Impl {
         torch::Tensor r;
         try {
           r = eval(n, args, reuse0);
+
         } catch (const c10::Error& e) {
           fail(n, first_line(e.what_without_backtrace()));
         }
