@@ -505,6 +505,19 @@ TEST(OnnxErrors, WrongInputRankOrSizeOrMissingInput) {
   EXPECT_NO_THROW(m.run({{"x", make({1, 3, 5, 6}, 1)}}));
 }
 
+TEST(OnnxErrors, IsNetRefusesAModelWithoutOneNchwInput) {
+  Graph g;
+  g.input("x", {1, 4});
+  g.node("Relu", {"x"}, {"y"});
+  g.output("y");
+  const auto path = std::filesystem::temp_directory_path() / ("semat_onnx_flat_" + std::to_string(::getpid()) + ".onnx");
+  std::ofstream(path, std::ios::binary) << g.bytes();
+  const std::string msg = error_of([&] { semat::onnx::IsNet net(path.string()); });
+  std::filesystem::remove(path);
+  EXPECT_NE(msg.find("not an IS-Net model"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(path.string()), std::string::npos) << msg;
+}
+
 // ---- IS-Net against ONNX Runtime ----------------------------------------------------------
 
 std::string isnet_path() {
