@@ -1,17 +1,16 @@
-// IS-Net at 1024 x 1024 through semat::onnx (float32). The model comes from SEMAT_MODELS
-// (isnet_medium_fp16.onnx, installed by `make models`); the benchmark reports an error without it.
+// IS-Net at 1024 x 1024 through semat::onnx (float32). The model comes from the models folder
+// (semat/io/model_store.h: `make models`, SEMAT_MODELS); the benchmark reports an error without it.
 // Threads: semat::models::configure_runtime (every logical core unless SEMAT_THREADS /
 // OMP_NUM_THREADS say otherwise).
 #include <benchmark/benchmark.h>
 
-#include <cstdlib>
-#include <filesystem>
 #include <memory>
 
 #include <sys/resource.h>
 
 #include <opencv2/core.hpp>
 
+#include "semat/io/model_store.h"
 #include "semat/models/runtime.h"
 #include "semat/onnx/isnet.h"
 
@@ -25,14 +24,13 @@ double process_cpu_seconds() {
 }
 
 void BM_IsNet1024(benchmark::State& state) {
-  const char* dir = std::getenv("SEMAT_MODELS");
-  const auto path = std::filesystem::path(dir ? dir : "") / "isnet_medium_fp16.onnx";
-  if (!dir || !std::filesystem::exists(path)) {
-    state.SkipWithError("IS-Net not installed (make models, or set SEMAT_MODELS)");
+  const auto path = semat::io::find_model("isnet-medium");
+  if (!path) {
+    state.SkipWithError(semat::io::install_hint("isnet-medium").c_str());
     return;
   }
   semat::models::configure_runtime(semat::models::runtime_options_from_environment());
-  const semat::onnx::IsNet net(path.string());
+  const semat::onnx::IsNet net(*path);
   cv::Mat rgb(semat::onnx::IsNet::kSide, semat::onnx::IsNet::kSide, CV_8UC3);
   cv::randu(rgb, 0, 256);
   net.probability_1024(rgb);  // warm-up: allocator, mkldnn primitives, shape cache

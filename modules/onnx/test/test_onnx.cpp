@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "semat/io/checkpoint.h"
+#include "semat/io/model_store.h"
 #include "semat/onnx/isnet.h"
 #include "semat/onnx/model.h"
 
@@ -520,18 +521,12 @@ TEST(OnnxErrors, IsNetRefusesAModelWithoutOneNchwInput) {
 
 // ---- IS-Net against ONNX Runtime ----------------------------------------------------------
 
-std::string isnet_path() {
-  const char* dir = std::getenv("SEMAT_MODELS");
-  if (!dir || !*dir) return {};
-  const auto p = std::filesystem::path(dir) / "isnet_medium_fp16.onnx";
-  return std::filesystem::exists(p) ? p.string() : std::string();
-}
+// The installed model (the models folder: SEMAT_MODELS, else the default; semat/io/model_store.h).
+std::string isnet_path() { return semat::io::find_model("isnet-medium").value_or(std::string()); }
 
 TEST(IsNet, MatchesOnnxRuntimeOnTheStoredImages) {
   const std::string path = isnet_path();
-  if (path.empty())
-    GTEST_SKIP() << "IS-Net not installed: run `make models` (or set SEMAT_MODELS to the folder "
-                    "holding isnet_medium_fp16.onnx)";
+  if (path.empty()) GTEST_SKIP() << semat::io::install_hint("isnet-medium");
   const auto ref = semat::io::load_checkpoint(std::string(SEMAT_TEST_DATA) +
                                               "/isnet_ref/reference_outputs.safetensors");
   const semat::onnx::IsNet net(path);
@@ -557,7 +552,7 @@ TEST(IsNet, MatchesOnnxRuntimeOnTheStoredImages) {
 
 TEST(IsNet, ProbabilityHasTheCropSizeAndStaysInZeroOne) {
   const std::string path = isnet_path();
-  if (path.empty()) GTEST_SKIP() << "IS-Net not installed: run `make models`";
+  if (path.empty()) GTEST_SKIP() << semat::io::install_hint("isnet-medium");
   const semat::onnx::IsNet net(path);
   cv::Mat bgr(90, 130, CV_8UC3, cv::Scalar(30, 200, 40));
   cv::rectangle(bgr, cv::Rect(40, 20, 50, 50), cv::Scalar(0, 0, 255), -1);
