@@ -37,7 +37,6 @@ int count_lines(const std::string& s) { return static_cast<int>(std::count(s.beg
 
 class CliTrain : public semat::test::CliTest {
  protected:
-
   // The shipped tiny config, shortened for CI.
   fs::path write_config(const std::string& name, int iterations, int checkpoint_every, int visual_every = 2) {
     const fs::path p = dir_ / name;
@@ -49,7 +48,6 @@ class CliTrain : public semat::test::CliTest {
     return p;
   }
 
-  fs::path dir_;
 };
 
 TEST_F(CliTrain, TrainsExportsAndTheExportMattes) {
