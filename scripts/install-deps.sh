@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache lld pkg-config
   libopencv-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libtorch-dev libopenblas0-openmp libgloo-dev
+  libtorch-dev libopenblas0-openmp libgloo-dev libonnx-dev libprotobuf-dev
   chromium
 )
 # The browser test drives chromium from node; an existing node (e.g. NodeSource's, which bundles

