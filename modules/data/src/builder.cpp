@@ -534,7 +534,6 @@ void Builder::process(const ImageWork& w) {
     }
     rec.omega = matte.omega;
     const cv::Mat& alpha = matte.alpha;
-    const matting::TrimapResult tr{matte.trimap, matte.omega, 0, 0};
     ++solved_;
     rec.score = mask_iou_percent(alpha, fused);
     if (rec.score < o_.min_score) {
@@ -547,11 +546,11 @@ void Builder::process(const ImageWork& w) {
     rec.alpha = "alpha/" + stem + ".png";
     rec.trimap = "trimap/" + stem + ".png";
     io::write_file_atomic(path_in_out(rec.alpha), io::encode_png(a8));
-    io::write_file_atomic(path_in_out(rec.trimap), io::encode_png(tr.trimap));
+    io::write_file_atomic(path_in_out(rec.trimap), io::encode_png(matte.trimap));
     if (o_.export_concat) {
       cv::Mat a3, t3, panels;
       cv::cvtColor(a8, a3, cv::COLOR_GRAY2BGR);
-      cv::cvtColor(tr.trimap, t3, cv::COLOR_GRAY2BGR);
+      cv::cvtColor(matte.trimap, t3, cv::COLOR_GRAY2BGR);
       cv::hconcat(std::vector<cv::Mat>{image, a3, t3}, panels);
       rec.concat = std::string(kConcatDir) + "/" + stem + ".png";
       io::write_file_atomic(path_in_out(rec.concat), io::encode_png(panels));

@@ -95,7 +95,6 @@ class SematModel : public BoxModel {
                 "--model-type " << s.model_type
                                 << " with --semat: use auto, semat-vit-b, semat-vit-l, "
                                    "semat-vit-h or semat-tiny");
-    SEMAT_CHECK(s.batch >= 0, ConfigError, "--batch must be 0 (auto) or positive, got " << s.batch);
     models::SematPredictor::Options o;
     o.model_type = s.model_type;
     o.device = s.device;
