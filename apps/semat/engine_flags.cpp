@@ -14,7 +14,14 @@ void add_engine_flags(CLI::App* cmd, engine::EngineSpec& s) {
   cmd->add_flag("--refine", s.refine,
                 "sharpen the model's alpha by closed-form matting against the full-resolution "
                 "image inside the trimap's unknown band (same as --alpha refine)");
-  cmd->add_option("--mask", s.mask, "coarse-mask stage: auto, grabcut, given, sam or semat")
+  cmd->add_option("--prior", s.prior,
+                  "box-only coarse mask: isnet (the learned prior: IS-Net fused with the box and a "
+                  "colour model), grabcut, or auto (IS-Net when installed by `make models`, else "
+                  "GrabCut)")
+      ->check(CLI::IsMember({"auto", "isnet", "grabcut"}))
+      ->capture_default_str();
+  cmd->add_option("--isnet", s.isnet, "IS-Net ONNX file for --prior isnet (default: the installed one)");
+  cmd->add_option("--mask", s.mask, "coarse-mask stage: auto, grabcut, given, sam, semat or isnet")
       ->capture_default_str();
   cmd->add_option("--trimap-from", s.trimap,
                   "trimap stage: auto, rule (the paper's mask-to-matte rule) or model")

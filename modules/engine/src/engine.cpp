@@ -11,6 +11,7 @@
 #include "semat/core/timer.h"
 #include "semat/matting/coarse_mask.h"
 #include "semat/matting/foreground.h"
+#include "semat/matting/learned_prior.h"
 #include "semat/matting/trimap.h"
 
 namespace semat::engine {
@@ -102,7 +103,11 @@ struct Engine::Impl {
     r.trimap = trimap;
     r.omega = omega;
     if (stages.alpha == "closed-form") {
-      matting::solve_in_trimap(image, trimap, mask, omega, o, r);
+      // The learned prior's probability is a better weak prior than the blurred mask.
+      if (out && !out->hint.empty() && stages.trimap == "model")
+        matting::solve_with_hint(image, trimap, out->hint, spec.prior_params.prior_weight, o, r);
+      else
+        matting::solve_in_trimap(image, trimap, mask, omega, o, r);
       return r;
     }
     r.alpha = stages.alpha == "refine" ? matting::refine_in_band(image, out->alpha, trimap, o, &r.solve)
@@ -124,6 +129,12 @@ Engine::Engine(const EngineSpec& spec, std::shared_ptr<BoxModel> model) : impl_(
     for (const auto& m : detail::model_table())
       if (name == m.name) impl_->model = m.load(spec);  // resolve() checked m.load
   }
+  // One line when the learned prior could run but its model is missing (a build without the
+  // runner has nothing to install, and says nothing).
+  if (!model && detail::isnet_loader() && spec.prior == "auto" && spec.mask == "auto" &&
+      impl_->stages.mask == "grabcut")
+    SEMAT_LOG_INFO("engine", "coarse masks by GrabCut: the learned prior (IS-Net) is not installed; "
+                             "`make models` installs it");
   SEMAT_LOG_DEBUG("engine", "stages " << description());
 }
 

@@ -85,7 +85,7 @@ class SematModel : public BoxModel {
     }
     std::vector<ModelOutput> out(mattes.size());
     for (size_t i = 0; i < mattes.size(); ++i)
-      out[i] = {mattes[i].sam_mask, mattes[i].trimap, mattes[i].alpha};
+      out[i] = {mattes[i].sam_mask, mattes[i].trimap, mattes[i].alpha, cv::Mat()};
     return out;
   }
 
@@ -112,7 +112,7 @@ class SematModel : public BoxModel {
 
 const std::vector<ModelEntry>& model_table() {
   // Priority order for mask = auto: SEMat (when --semat is given) before SAM, since with
-  // --semat the --sam flag only supplies base weights. `load` is null in builds without LibTorch.
+  // --semat the --sam flag only supplies base weights; the box-only learned prior last. `load` is null in builds without LibTorch.
 #ifdef SEMAT_ENGINE_WITH_MODELS
   auto semat = [](const EngineSpec& s) -> std::shared_ptr<BoxModel> { return std::make_shared<SematModel>(s); };
   auto sam = [](const EngineSpec& s) -> std::shared_ptr<BoxModel> { return std::make_shared<SamModel>(s); };
@@ -123,6 +123,8 @@ const std::vector<ModelEntry>& model_table() {
   static const std::vector<ModelEntry> table = {
       {"semat", true, true, &EngineSpec::semat, "--semat", semat},
       {"sam", false, false, &EngineSpec::sam, "--sam", sam},
+      // The learned prior: a mask and a band trimap, no alpha (closed-form solves the band).
+      {"isnet", true, false, &EngineSpec::isnet, "--isnet", isnet_loader()},
   };
   return table;
 }

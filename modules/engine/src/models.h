@@ -10,18 +10,27 @@
 
 namespace semat::engine::detail {
 
+using ModelLoader = std::shared_ptr<BoxModel> (*)(const EngineSpec& spec);
+
 struct ModelEntry {
   const char* name;             ///< "sam", "semat", ...
   bool trimaps, alphas;         ///< what its outputs carry besides the mask
   /// Which checkpoint flag names it: a pointer into EngineSpec.
   std::string EngineSpec::*checkpoint;
   const char* flag;             ///< "--sam", "--semat"
-  std::shared_ptr<BoxModel> (*load)(const EngineSpec& spec);  ///< null: not in this build
+  ModelLoader load;             ///< null: not in this build
 };
 
 /// Every box model semat knows, in auto-selection priority order; `load` is null for the models
 /// this build cannot run (all of them without LibTorch).
 const std::vector<ModelEntry>& model_table();
+
+/// The IS-Net ONNX file `semat` uses when --isnet is not given: the installed model, or "" when
+/// none is installed or this build cannot run it.
+std::string installed_isnet();
+
+/// Builds the "isnet" box model (prior_model.cpp); null when this build has no IS-Net runner.
+ModelLoader isnet_loader();
 
 /// resolve() with an optional model built elsewhere standing in for the table.
 Stages resolve(const EngineSpec& spec, const BoxModel* injected);

@@ -26,6 +26,15 @@ std::vector<std::string> available_models() {
 namespace detail {
 
 Stages resolve(const EngineSpec& spec, const BoxModel* injected) {
+  // --prior isnet|grabcut is --mask isnet|grabcut for box prompts.
+  SEMAT_CHECK(spec.prior == "auto" || spec.prior == "isnet" || spec.prior == "grabcut", ConfigError,
+              "--prior " << spec.prior << ": use auto, isnet or grabcut");
+  std::string mask = spec.mask;
+  if (spec.prior != "auto") {
+    SEMAT_CHECK(mask == "auto" || mask == spec.prior, ConfigError,
+                "--prior " << spec.prior << " and --mask " << mask << " contradict each other: drop one");
+    mask = spec.prior;
+  }
   // Candidates: the model table, or the one model handed in (the trainer's, a test's).
   struct Candidate {
     std::string name, flag, checkpoint;
@@ -36,8 +45,13 @@ Stages resolve(const EngineSpec& spec, const BoxModel* injected) {
     candidates.push_back({injected->name(), "(in memory)", "(in memory)", injected->trimaps(),
                           injected->alphas(), true});
   } else {
-    for (const auto& m : model_table())
-      candidates.push_back({m.name, m.flag, spec.*m.checkpoint, m.trimaps, m.alphas, m.load != nullptr});
+    for (const auto& m : model_table()) {
+      std::string ckpt = spec.*m.checkpoint;
+      // The installed IS-Net stands in for --isnet where the learned prior may be chosen.
+      if (std::string(m.name) == "isnet" && ckpt.empty() && m.load && (mask == "auto" || mask == "isnet"))
+        ckpt = installed_isnet();
+      candidates.push_back({m.name, m.flag, ckpt, m.trimaps, m.alphas, m.load != nullptr});
+    }
   }
   auto find = [&](const std::string& name) -> const Candidate* {
     for (const auto& c : candidates)
@@ -57,14 +71,14 @@ Stages resolve(const EngineSpec& spec, const BoxModel* injected) {
               ConfigError, "--alpha " << alpha << ": use auto, closed-form, model or refine");
   SEMAT_CHECK(spec.trimap == "auto" || spec.trimap == "rule" || spec.trimap == "model", ConfigError,
               "--trimap-from " << spec.trimap << ": use auto, rule or model");
-  const bool mask_is_model = find(spec.mask) != nullptr;
-  SEMAT_CHECK(spec.mask == "auto" || spec.mask == "grabcut" || spec.mask == "given" || mask_is_model,
+  const bool mask_is_model = find(mask) != nullptr;
+  SEMAT_CHECK(mask == "auto" || mask == "grabcut" || mask == "given" || mask_is_model,
               ConfigError,
-              "--mask " << spec.mask << ": use auto, grabcut, given or a model (" << model_names() << ")");
+              "--mask " << mask << ": use auto, grabcut, given or a model (" << model_names() << ")");
 
   // The one box model: named by --mask, else the first whose checkpoint is given (SEMat before
   // SAM: with --semat, --sam only supplies base weights).
-  const Candidate* model = mask_is_model ? find(spec.mask) : nullptr;
+  const Candidate* model = mask_is_model ? find(mask) : nullptr;
   if (!model)
     for (const auto& c : candidates)
       if (!c.checkpoint.empty()) {
@@ -80,6 +94,14 @@ Stages resolve(const EngineSpec& spec, const BoxModel* injected) {
   if (spec.trimap == "model")
     SEMAT_CHECK(model && model->trimaps, ConfigError,
                 "--trimap-from model takes a model's trimap: give a SEMat checkpoint with --semat");
+  if (model && model->name == "isnet" && !injected) {
+    SEMAT_CHECK(model->loadable, ConfigError,
+                "--prior isnet needs a build with the IS-Net runner (LibTorch), which this semat "
+                "lacks: use --prior grabcut, or install libtorch-dev and rebuild");
+    SEMAT_CHECK(!model->checkpoint.empty(), ConfigError,
+                "--prior isnet needs the IS-Net model, which is not installed: run `make models` "
+                "(or give --isnet FILE)");
+  }
   if (model) {
     SEMAT_CHECK(!model->checkpoint.empty(), ConfigError,
                 "--mask " << model->name << " needs its checkpoint: " << model->flag << " CKPT");
@@ -95,12 +117,12 @@ Stages resolve(const EngineSpec& spec, const BoxModel* injected) {
     if (ckpt.empty() || (model && model->name == m.name && !injected)) continue;
     const bool base_weights = model && model->name == "semat" && std::string(m.name) == "sam";
     SEMAT_CHECK(base_weights, ConfigError,
-                m.flag << " " << ckpt << " is not used by --mask " << (model ? model->name : spec.mask)
+                m.flag << " " << ckpt << " is not used by --mask " << (model ? model->name : mask)
                        << ": drop it or choose --mask " << m.name);
   }
 
-  if (spec.mask == "grabcut" || spec.mask == "given")
-    st.mask = spec.mask;
+  if (mask == "grabcut" || mask == "given")
+    st.mask = mask;
   else  // a model named by --mask, or auto: the model when there is one, else GrabCut
     st.mask = model ? model->name : "grabcut";
   const bool mask_from_model = model && st.mask == model->name;

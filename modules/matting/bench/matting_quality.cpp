@@ -1,8 +1,17 @@
 // Quality of the default pipeline on the development data: SAD (sum |a - gt| / 1000) and MSE over
 // the given trimap's unknown region, for closed-form with the given trimaps and for the box-only
 // pipeline (box = tight box of gt > 0). Usage: semat_quality [--prior-weights w1,w2,...]
+//
+// Box-only coarse-mask stages through the matting engine (issue #13's comparison):
+//   semat_quality --prior grabcut,isnet [--isnet FILE] [--only NAME]
+// prints, per image and as means, SAD over the whole image and over trimap1's unknown region for
+// each --prior, and checks the targets against grabcut: mean whole-image SAD at most half of
+// GrabCut's, no image more than 25% worse. "oracle" is a stand-in network whose map is the ground
+// truth blurred (sigma 2 px) and cut to the crop: an upper bound for the fusion/trimap/closed-form
+// half, not a result of any network.
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -12,6 +21,8 @@
 
 #include "dev_data.h"
 #include "semat/core/error.h"
+#include "semat/engine/engine.h"
+#include "semat/engine/prior_model.h"
 #include "semat/io/image_io.h"
 #include "semat/matting/pipeline.h"
 #include "semat/matting/trimap.h"
@@ -38,9 +49,114 @@ Score score(const cv::Mat& alpha, const cv::Mat& gt, const cv::Mat& unknown, dou
   return s;
 }
 
+// The stand-in network of "oracle": the ground truth, blurred, for one crop.
+class OracleModel : public engine::ProbabilityModel {
+ public:
+  OracleModel(const cv::Mat& gt, const cv::Rect& crop) : crop_(crop) { cv::GaussianBlur(gt, map_, {0, 0}, 2.0); }
+  std::string name() const override { return "isnet"; }
+  cv::Mat probability(const cv::Mat& crop) override {
+    SEMAT_CHECK(crop.size() == crop_.size(), StateError, "oracle asked about an unexpected crop");
+    return map_(crop_).clone();
+  }
+
+ private:
+  cv::Mat map_;
+  cv::Rect crop_;
+};
+
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream ss(list);
+  for (std::string w; std::getline(ss, w, ',');) out.push_back(w);
+  return out;
+}
+
+int compare_priors(const std::vector<std::string>& priors, const std::string& isnet, const std::string& only) {
+  const auto samples = bench::dev_samples();
+  if (samples.empty()) {
+    std::fprintf(stderr, "no development data under %s (set SEMAT_DEV_DATA)\n", bench::dev_data_root().c_str());
+    return 1;
+  }
+  std::printf("%-13s %-8s %-8s %10s %10s %7s\n", "set", "image", "prior", "SAD(all)", "SAD(unk1)", "sec");
+  struct Row {
+    double all = -1, unk = -1;
+  };
+  std::vector<std::vector<Row>> table(samples.size(), std::vector<Row>(priors.size()));
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const auto& s = samples[i];
+    if (!only.empty() && s.name != only) continue;
+    const cv::Mat image = io::read_color(s.image);
+    const cv::Mat gt = io::read_unit_gray(s.gt);
+    const cv::Mat tri1 = matting::canonical_trimap(io::read_gray8(s.trimaps[0]), s.trimaps[0]);
+    const cv::Rect tight = cv::boundingRect(gt > 0);
+    const Box box{double(tight.x), double(tight.y), double(tight.x + tight.width), double(tight.y + tight.height)};
+    for (size_t j = 0; j < priors.size(); ++j) {
+      engine::EngineSpec spec;
+      try {
+        std::unique_ptr<engine::Engine> eng;
+        if (priors[j] == "oracle") {
+          const cv::Rect crop = matting::prior_crop(image.size(), box, spec.prior_params.margin_fraction);
+          eng = std::make_unique<engine::Engine>(
+              spec, engine::make_prior_box_model(std::make_shared<OracleModel>(gt, crop), spec.prior_params));
+        } else {
+          spec.prior = priors[j];
+          if (priors[j] == "isnet") spec.isnet = isnet;
+          eng = std::make_unique<engine::Engine>(spec);
+        }
+        const auto r = eng->run(image, {engine::Prompt::from_box(box)});
+        const Score sc = score(r[0].alpha, gt, tri1 == matting::kUnknown, r[0].seconds);
+        table[i][j] = {sc.sad_all, sc.sad};
+        std::printf("%-13s %-8s %-8s %10.3f %10.3f %7.2f\n", s.set.c_str(), s.name.c_str(), priors[j].c_str(),
+                    sc.sad_all, sc.sad, sc.seconds);
+      } catch (const Error& e) {
+        std::printf("%-13s %-8s %-8s failed: %s\n", s.set.c_str(), s.name.c_str(), priors[j].c_str(), e.what());
+      }
+      std::fflush(stdout);
+    }
+  }
+  std::printf("\nmeans over the images every prior matted\n");
+  std::vector<double> mean_all(priors.size(), 0), mean_unk(priors.size(), 0);
+  int n = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    bool all_ok = true;
+    for (const Row& r : table[i]) all_ok = all_ok && r.all >= 0;
+    if (!all_ok) continue;
+    ++n;
+    for (size_t j = 0; j < priors.size(); ++j) mean_all[j] += table[i][j].all, mean_unk[j] += table[i][j].unk;
+  }
+  for (size_t j = 0; j < priors.size(); ++j)
+    std::printf("%-8s n=%2d  SAD(all) %8.3f  SAD(unk1) %8.3f\n", priors[j].c_str(), n, n ? mean_all[j] / n : 0.0,
+                n ? mean_unk[j] / n : 0.0);
+  // The targets, for each prior against grabcut.
+  const auto g = std::find(priors.begin(), priors.end(), "grabcut");
+  if (g != priors.end() && n > 0) {
+    const size_t gi = static_cast<size_t>(g - priors.begin());
+    for (size_t j = 0; j < priors.size(); ++j) {
+      if (j == gi) continue;
+      int worse = 0;
+      for (size_t i = 0; i < samples.size(); ++i)
+        if (table[i][j].all >= 0 && table[i][gi].all >= 0 && table[i][j].all > 1.25 * table[i][gi].all) ++worse;
+      std::printf("%s vs grabcut: mean SAD(all) ratio %.3f (target <= 0.5), images > 1.25x grabcut: %d (target 0)\n",
+                  priors[j].c_str(), mean_all[gi] > 0 ? mean_all[j] / mean_all[gi] : 0.0, worse);
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  {
+    std::vector<std::string> priors;
+    std::string isnet, only;
+    for (int i = 1; i + 1 < argc; i += 2) {
+      const std::string a = argv[i];
+      if (a == "--prior") priors = split(argv[i + 1]);
+      else if (a == "--isnet") isnet = argv[i + 1];
+      else if (a == "--only") only = argv[i + 1];
+    }
+    if (!priors.empty()) return compare_priors(priors, isnet, only);
+  }
   std::vector<double> weights = {0.0, 0.02};
   if (argc == 3 && std::string(argv[1]) == "--prior-weights") {
     weights.clear();

@@ -18,6 +18,9 @@ struct ModelOutput {
   cv::Mat mask;    ///< CV_8U 0/255 coarse mask (required)
   cv::Mat trimap;  ///< CV_8U 0/128/255, when trimaps() is true
   cv::Mat alpha;   ///< CV_32F in [0, 1], when alphas() is true
+  /// CV_32F in [0, 1], optional: a soft prior for closed-form in the trimap's band (the learned
+  /// prior's probability where it agrees with the mask), used instead of the blurred mask.
+  cv::Mat hint;
 };
 
 class BoxModel {

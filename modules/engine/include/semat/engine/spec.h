@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "semat/matting/learned_prior.h"
 #include "semat/matting/pipeline.h"
 
 namespace semat::engine {
@@ -16,6 +17,11 @@ struct EngineSpec {
   /// the dataset builder's fused COCO masks), or a box model's name ("sam", "semat").
   /// auto = the SEMat model when --semat is given, else SAM when --sam is given, else GrabCut.
   std::string mask = "auto";
+  /// The box-only coarse mask (no SAM or SEMat checkpoint): "auto", "isnet" (the learned prior,
+  /// semat/engine/prior_model.h) or "grabcut". auto = IS-Net when its model is installed (or
+  /// given with --isnet) and this build can run it, else GrabCut. isnet/grabcut are the same as
+  /// --mask isnet/grabcut; a different --mask contradicts them.
+  std::string prior = "auto";
   /// Trimap: "auto", "rule" (the paper's mask-to-matte rule on the coarse mask) or "model" (the
   /// box model's own trimap). auto = model when the mask comes from a model that makes trimaps,
   /// else rule. A trimap carried by a prompt (the user's) always wins.
@@ -31,6 +37,7 @@ struct EngineSpec {
   std::string sam;    ///< SAM checkpoint (.pth / .safetensors); with `semat`, the SAM weights a
                       ///< slim SEMat checkpoint lacks
   std::string semat;  ///< SEMat checkpoint
+  std::string isnet;  ///< IS-Net ONNX file; empty: the installed one (`make models`), if any
   std::string model_type = "auto";  ///< auto (from tensor shapes) or a preset name
   std::string device = "auto";      ///< auto, cpu or cuda
   std::string resize = "cv2";       ///< SEMat's resize to the model frame: cv2, pil or torch
@@ -38,9 +45,11 @@ struct EngineSpec {
 
   /// GrabCut, trimap rule, closed-form solver, mask prior, foreground colours.
   matting::MatteOptions classical;
+  /// The learned prior's fusion, band trimap and closed-form hint weight.
+  matting::LearnedPriorParams prior_params;
 };
 
-/// The stages an EngineSpec resolves to: "grabcut" | "given" | model name; "rule" | "model";
+/// The stages an EngineSpec resolves to: "grabcut" | "given" | model name ("isnet" included); "rule" | "model";
 /// "closed-form" | "model" | "refine". `model` names the box model to load ("" for none).
 struct Stages {
   std::string mask, trimap, alpha, model;

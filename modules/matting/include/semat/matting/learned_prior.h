@@ -1,0 +1,100 @@
+// The learned box pipeline's classical half: a segmentation network's probability map for a box
+// (IS-Net run on the box crop plus a margin) is fused with the box and a colour model into a
+// coarse mask, turned into a trimap whose unknown band follows the network's uncertainty and the
+// image's edges, and solved by closed-form matting with the probability as a weak prior.
+//
+//   const cv::Rect crop = prior_crop(image.size(), box);          // what the network sees
+//   cv::Mat p = network(image(crop));                             // CV_32F, crop.size(), [0, 1]
+//   MatteResult r = matte_from_prior(image, box, p, crop);
+//
+// Why not the paper's area rule (TrimapParams): omega = sqrt(area / 12) was made for turning
+// accurate masks into dataset trimaps; around a rough mask of a large subject it opens an 80+ px
+// band over flat background, and closed-form fills it with grey fog. Here a pixel is unknown
+// only where the network is unsure, where it lies within a few pixels of the mask's edge, or
+// where the image has edges (hair, fur) a little farther out; confident background elsewhere is
+// exactly 0.
+#pragma once
+
+#include <string>
+
+#include <opencv2/core/mat.hpp>
+
+#include "semat/core/geometry.h"
+#include "semat/matting/pipeline.h"
+
+namespace semat::matting {
+
+struct LearnedPriorParams {
+  /// The network's crop is the box grown on every side by this fraction of its longer side
+  /// (then clipped to the image): context for the network, and room for the band outside.
+  double margin_fraction = 0.1;
+  /// The network is unsure where lo < p < hi; confident foreground is p >= hi, background p <= lo.
+  double lo = 0.1, hi = 0.9;
+  /// Wrong-object check: a box drawn around a subject touches it on all four sides. A side counts
+  /// as touched when the mask comes within max(2 px, this fraction of the box's extent across
+  /// that side) of it.
+  double side_reach_fraction = 0.1;
+  /// GrabCut iterations, both where it settles the unsure pixels and in the fallback; it runs on
+  /// a copy whose long side is at most grabcut_max_side.
+  int grabcut_iterations = 3;
+  int grabcut_max_side = 640;
+  /// Pieces of the mask smaller than this fraction of its largest piece are dropped.
+  double min_piece_fraction = 0.02;
+  /// Unknown band, as fractions of the box diagonal (each at least 1.5 px): everywhere within
+  /// edge_band of the mask's edge; within edge_reach where the image has an edge; within
+  /// unsure_reach where the network is unsure.
+  double edge_band_fraction = 0.006;
+  double edge_reach_fraction = 0.05;
+  double unsure_reach_fraction = 0.08;
+  /// Gradient magnitude (Sobel of the grey image in [0, 1], per pixel) that counts as an edge.
+  double edge_threshold = 0.12;
+  /// Weight of the probability as closed-form's data prior in the band (ClosedFormParams::prior_weight).
+  double prior_weight = 0.01;
+};
+
+/// The crop the network should see for `box`: the box grown by margin_fraction of its longer side
+/// on every side, clipped to the image. `box` must lie inside the image.
+cv::Rect prior_crop(cv::Size image, const Box& box, double margin_fraction = LearnedPriorParams{}.margin_fraction);
+
+struct FusedMask {
+  cv::Mat mask;         ///< CV_8U 0/255, the image's size, zero outside the box
+  cv::Mat probability;  ///< CV_32F in [0, 1], the image's size: the network's map, 0 outside the crop
+  int sides_touched = 0;  ///< of the box's four sides, by `mask`
+  /// "prior" (the network's mask, its unsure pixels settled by GrabCut) or "prior+grabcut" (the
+  /// wrong-object fallback: GrabCut on the box plus the network's pieces it overlaps).
+  std::string source;
+};
+
+/// Places `probability` (CV_32F in [0, 1], crop.size(); other float types are converted) into the
+/// image, and makes the coarse mask: p >= 0.5 inside the box, with the unsure pixels (lo < p < hi)
+/// decided by GrabCut's colour model seeded by the confident ones. When that mask leaves a side of
+/// the box untouched (a salient but wrong object: the pot without its plant, the head without the
+/// sweater), GrabCut on the whole box (plus the network's pieces it overlaps) is tried too and
+/// the mask that touches more sides wins (the network's on ties). `image`: CV_8UC3; `box` and `crop` inside it.
+/// Throws InvalidArgument for mismatched sizes, DataError when neither finds anything in the box.
+FusedMask fuse_prior(const cv::Mat& image, const Box& box, const cv::Mat& probability,
+                     const cv::Rect& crop, const LearnedPriorParams& params = {});
+
+/// The band trimap described at the top. `probability`: CV_32F of the image's size; `mask`:
+/// CV_8U (nonzero = subject) of the image's size, not empty. Always has foreground (the mask's
+/// innermost pixels when the band would swallow it) and, unless the whole image is within the
+/// band, background.
+cv::Mat prior_trimap(const cv::Mat& image, const cv::Mat& probability, const cv::Mat& mask,
+                     const Box& box, const LearnedPriorParams& params = {});
+
+/// The soft prior closed-form gets in the band: the probability where it agrees with the mask
+/// (p >= 0.5 exactly where the mask is set), the mask (0 or 1) where it does not. CV_32F [0, 1].
+cv::Mat prior_hint(const cv::Mat& probability, const cv::Mat& mask);
+
+/// Closed-form alpha in `trimap`'s band with `hint` (CV_32F [0, 1], may be empty) as the data
+/// prior of weight `weight`, then foreground colours; fills r.alpha, r.foreground, r.solve.
+/// Honours options.crop_margin as solve_in_trimap does.
+void solve_with_hint(const cv::Mat& image, const cv::Mat& trimap, const cv::Mat& hint, double weight,
+                     const MatteOptions& options, MatteResult& r);
+
+/// The whole learned box pipeline: fuse_prior -> prior_trimap -> solve_with_hint.
+MatteResult matte_from_prior(const cv::Mat& image, const Box& box, const cv::Mat& probability,
+                             const cv::Rect& crop, const MatteOptions& options = {},
+                             const LearnedPriorParams& params = {});
+
+}  // namespace semat::matting

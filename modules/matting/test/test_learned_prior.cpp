@@ -1,0 +1,175 @@
+// The learned box pipeline's classical half with synthetic probability maps standing in for
+// IS-Net: a correct map, maps that pick the wrong object, a noisy map; the band trimap and the
+// "no grey fog" guarantee.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "semat/core/error.h"
+#include "semat/matting/learned_prior.h"
+#include "semat/matting/trimap.h"
+#include "support/synthetic.h"
+
+namespace semat::matting {
+namespace {
+
+// A scene whose box is tight (box of alpha > 0), as a user draws it around a subject.
+test::Scene tight_scene(unsigned seed, int w = 220, int h = 180) { return test::make_scene(w, h, seed, 1.0, 0); }
+
+cv::Mat crop_of(const cv::Mat& full, const cv::Rect& crop) { return full(crop).clone(); }
+
+// Pixels farther than `d` px from the true subject (alpha > 0).
+cv::Mat far_from_subject(const cv::Mat& alpha, double d) {
+  cv::Mat outside = alpha <= 0, dist;
+  cv::distanceTransform(outside, dist, cv::DIST_L2, cv::DIST_MASK_PRECISE);
+  return dist > d;
+}
+
+TEST(LearnedPrior, CropIsTheBoxPlusAMarginClippedToTheImage) {
+  const cv::Rect c = prior_crop({200, 100}, Box{50, 20, 150, 80}, 0.1);
+  EXPECT_EQ(c, cv::Rect(40, 10, 120, 80));
+  const cv::Rect e = prior_crop({200, 100}, Box{0, 0, 200, 100}, 0.1);
+  EXPECT_EQ(e, cv::Rect(0, 0, 200, 100));
+  EXPECT_THROW(prior_crop({200, 100}, Box{150, 20, 250, 80}), InvalidArgument);
+}
+
+TEST(LearnedPrior, RejectsAMapOfTheWrongSize) {
+  const test::Scene s = tight_scene(3);
+  const cv::Rect crop = prior_crop(s.image.size(), s.box);
+  const cv::Mat p(crop.height + 1, crop.width, CV_32F, cv::Scalar(0.5));
+  EXPECT_THROW(fuse_prior(s.image, s.box, p, crop), InvalidArgument);
+  EXPECT_THROW(fuse_prior(s.image, s.box, crop_of(s.alpha, crop), cv::Rect(-1, 0, 10, 10)), InvalidArgument);
+}
+
+TEST(LearnedPrior, EmptyMapAndNothingForGrabCutIsADataError) {
+  // A uniform image: no colour model separates anything, and the map finds nothing.
+  const cv::Mat image(120, 160, CV_8UC3, cv::Scalar(90, 90, 90));
+  const Box box{40, 30, 120, 90};
+  const cv::Rect crop = prior_crop(image.size(), box);
+  const cv::Mat p = cv::Mat::zeros(crop.size(), CV_32F);
+  EXPECT_THROW(fuse_prior(image, box, p, crop), DataError);
+}
+
+TEST(LearnedPrior, CorrectMapGivesAnAccurateMatteWithNoFog) {
+  for (unsigned seed : {1u, 2u, 3u}) {
+    const test::Scene s = tight_scene(seed);
+    const cv::Rect crop = prior_crop(s.image.size(), s.box);
+    cv::Mat p;
+    cv::GaussianBlur(s.alpha, p, {0, 0}, 1.0);  // a network's map is a little softer than the truth
+    const FusedMask f = fuse_prior(s.image, s.box, crop_of(p, crop), crop);
+    EXPECT_EQ(f.source, "prior") << "seed " << seed;
+    EXPECT_GT(test::iou_half(f.mask, s.alpha), 0.95) << "seed " << seed;
+    const MatteResult r = matte_from_prior(s.image, s.box, crop_of(p, crop), crop);
+    EXPECT_GT(test::iou_half(r.alpha, s.alpha), 0.95) << "seed " << seed;
+    EXPECT_LT(test::mse(r.alpha, s.alpha), 2e-3) << "seed " << seed;
+    // No grey fog: confidently background pixels away from the subject are exactly 0.
+    const LearnedPriorParams lp;
+    const double reach = lp.unsure_reach_fraction * std::hypot(s.box.width(), s.box.height()) + 2;
+    const cv::Mat far = far_from_subject(s.alpha, reach);
+    ASSERT_GT(cv::countNonZero(far), 1000);
+    EXPECT_EQ(cv::countNonZero((r.alpha != 0) & far), 0) << "seed " << seed;
+    EXPECT_EQ(cv::countNonZero((r.trimap != kBackground) & far), 0) << "seed " << seed;
+  }
+}
+
+TEST(LearnedPrior, BandIsNarrowerThanTheAreaRuleAndFollowsTheUncertainty) {
+  const test::Scene s = tight_scene(5);
+  const cv::Mat mask = s.alpha >= 0.5;
+  const cv::Mat rule = mask_to_trimap(mask).trimap;
+  cv::Mat p = s.alpha.clone();
+  // The network is unsure about a patch of background a little away from the subject's edge,
+  // and about a patch deep inside the subject.
+  cv::Mat d_out;
+  cv::distanceTransform(~mask, d_out, cv::DIST_L2, cv::DIST_MASK_PRECISE);
+  const cv::Mat near_bg = (d_out > 5) & (d_out < 8);
+  p.setTo(0.3, near_bg);
+  const cv::Mat trimap = prior_trimap(s.image, p, mask, s.box);
+  EXPECT_LT(cv::countNonZero(trimap == kUnknown), cv::countNonZero(rule == kUnknown) / 2);
+  EXPECT_EQ(cv::countNonZero(near_bg & (trimap != kUnknown)), 0);
+  // Without the uncertainty those pixels are known background (the scene's background has no
+  // edges strong enough to widen the band there).
+  const cv::Mat plain = prior_trimap(s.image, s.alpha, mask, s.box);
+  EXPECT_GT(cv::countNonZero(near_bg & (plain == kBackground)), cv::countNonZero(near_bg) / 2);
+  // The band reaches farther where the image has an edge: a dark line drawn across the
+  // background 6 px off the subject's edge.
+  cv::Mat image = s.image.clone();
+  const cv::Mat line_px = (d_out > 5.5) & (d_out < 6.5);
+  image.setTo(cv::Scalar(0, 0, 0), line_px);
+  const cv::Mat edged = prior_trimap(image, s.alpha, mask, s.box);
+  EXPECT_GT(cv::countNonZero(line_px & (edged == kUnknown)), cv::countNonZero(line_px) * 9 / 10);
+  EXPECT_LT(cv::countNonZero(line_px & (plain == kUnknown)), cv::countNonZero(line_px) / 10);
+}
+
+TEST(LearnedPrior, ThinSubjectKeepsAForegroundCore) {
+  cv::Mat image(100, 100, CV_8UC3, cv::Scalar(200, 200, 200));
+  cv::Mat mask = cv::Mat::zeros(100, 100, CV_8U);
+  cv::rectangle(mask, cv::Rect(20, 48, 60, 3), 255, cv::FILLED);
+  image.setTo(cv::Scalar(20, 30, 40), mask);
+  cv::Mat p;
+  mask.convertTo(p, CV_32F, 1.0 / 255);
+  LearnedPriorParams lp;
+  lp.edge_band_fraction = 0.05;  // a band wider than the subject
+  const cv::Mat t = prior_trimap(image, p, mask, Box{20, 48, 80, 51}, lp);
+  EXPECT_GT(cv::countNonZero(t == kForeground), 0);
+  EXPECT_EQ(cv::countNonZero((t == kForeground) & (mask == 0)), 0);
+}
+
+TEST(LearnedPrior, MapOfTheWrongObjectFallsBackToTheColourModel) {
+  for (unsigned seed : {11u, 12u, 13u}) {
+    const test::Scene s = tight_scene(seed);
+    const cv::Rect crop = prior_crop(s.image.size(), s.box);
+    const cv::Rect box = s.box.pixel_rect();
+    // "The head without the sweater": only the top half of the subject.
+    cv::Mat head = s.alpha.clone();
+    head.rowRange(box.y + box.height / 2, head.rows).setTo(0);
+    const FusedMask f = fuse_prior(s.image, s.box, crop_of(head, crop), crop);
+    EXPECT_EQ(f.source, "prior+grabcut") << "seed " << seed;
+    EXPECT_GT(test::iou_half(f.mask, s.alpha), 0.9) << "seed " << seed;
+    EXPECT_LT(test::iou_half(head >= 0.5, s.alpha), 0.7) << "seed " << seed;  // the map alone is poor
+
+    // A salient object of another colour in a corner of the box, the subject missed entirely.
+    cv::Mat image = s.image.clone();
+    cv::Mat other = cv::Mat::zeros(s.alpha.size(), CV_32F);
+    const cv::Rect corner(box.x, box.y, box.width / 6, box.height / 6);
+    const cv::Mat corner_free = s.alpha(corner) <= 0;
+    image(corner).setTo(cv::Scalar(30, 200, 40), corner_free);
+    other(corner).setTo(1.0, corner_free);
+    const FusedMask g = fuse_prior(image, s.box, crop_of(other, crop), crop);
+    EXPECT_EQ(g.source, "prior+grabcut") << "seed " << seed;
+    EXPECT_GT(test::iou_half(g.mask, s.alpha), 0.85) << "seed " << seed;
+  }
+}
+
+TEST(LearnedPrior, NoisyMapStillGivesAGoodMatteWithNoFog) {
+  for (unsigned seed : {21u, 22u}) {
+    const test::Scene s = tight_scene(seed);
+    const cv::Rect crop = prior_crop(s.image.size(), s.box);
+    cv::Mat noise(s.alpha.size(), CV_32F);
+    cv::RNG rng(seed);
+    rng.fill(noise, cv::RNG::NORMAL, 0.0, 0.2);
+    cv::Mat p = s.alpha + noise;
+    p = cv::min(cv::max(p, 0.0), 1.0);
+    const MatteResult r = matte_from_prior(s.image, s.box, crop_of(p, crop), crop);
+    EXPECT_GT(test::iou_half(r.alpha, s.alpha), 0.9) << "seed " << seed;
+    const LearnedPriorParams lp;
+    const double reach = lp.unsure_reach_fraction * std::hypot(s.box.width(), s.box.height()) + 2;
+    const cv::Mat far = far_from_subject(s.alpha, reach);
+    EXPECT_EQ(cv::countNonZero((r.alpha != 0) & far), 0) << "seed " << seed;
+  }
+}
+
+TEST(LearnedPrior, HintIsTheMapWhereItAgreesWithTheMask) {
+  cv::Mat p = (cv::Mat_<float>(1, 4) << 0.2f, 0.7f, 0.6f, 0.1f);
+  cv::Mat m = (cv::Mat_<unsigned char>(1, 4) << 0, 255, 0, 255);
+  const cv::Mat h = prior_hint(p, m);
+  EXPECT_FLOAT_EQ(h.at<float>(0), 0.2f);
+  EXPECT_FLOAT_EQ(h.at<float>(1), 0.7f);
+  EXPECT_FLOAT_EQ(h.at<float>(2), 0.0f);
+  EXPECT_FLOAT_EQ(h.at<float>(3), 1.0f);
+}
+
+}  // namespace
+}  // namespace semat::matting
