@@ -5,3 +5,12 @@ option(SEMAT_USE_CCACHE "semat: compile through ccache when it is installed" ON)
 option(SEMAT_USE_LLD "semat: link with lld when it is installed" ON)
 option(SEMAT_WARNINGS_AS_ERRORS "semat: treat compiler warnings as errors" OFF)
 set(SEMAT_SANITIZE "" CACHE STRING "semat: sanitizer to build with (empty, address, undefined)")
+# Where `make models` installs (scripts/fetch-models.sh, semat/io/model_store.h use the same rule);
+# tests that need the real IS-Net read it as SEMAT_TEST_MODELS (cmake/SematTargets.cmake).
+if(NOT "$ENV{SEMAT_MODELS}" STREQUAL "")
+  set(SEMAT_INSTALLED_MODELS_DIR "$ENV{SEMAT_MODELS}")
+elseif(NOT "$ENV{XDG_DATA_HOME}" STREQUAL "")
+  set(SEMAT_INSTALLED_MODELS_DIR "$ENV{XDG_DATA_HOME}/semat/models")
+else()
+  set(SEMAT_INSTALLED_MODELS_DIR "$ENV{HOME}/.local/share/semat/models")
+endif()

@@ -83,6 +83,13 @@ function(semat_add_tests name)
   string(APPEND script "if(${target}_FAST)\n"
          "  set_tests_properties(\${${target}_FAST} PROPERTIES LABELS \"${labels}\")\n"
          "endif()\n")
+  # Installed models change the engine's defaults (--prior auto = IS-Net when installed), so
+  # every test sees an empty models folder; a test of the real model finds it through
+  # SEMAT_TEST_MODELS (the folder `make models` filled, read at configure time).
+  string(APPEND script "foreach(t IN LISTS ${target}_FAST ${target}_SLOW)\n"
+         "  set_tests_properties(\${t} PROPERTIES ENVIRONMENT "
+         "\"SEMAT_MODELS=${CMAKE_BINARY_DIR}/no-models;SEMAT_TEST_MODELS=${SEMAT_INSTALLED_MODELS_DIR}\")\n"
+         "endforeach()\n")
   file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/${target}_labels.cmake "${script}")
   set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES
                ${CMAKE_CURRENT_BINARY_DIR}/${target}_labels.cmake)

@@ -1,6 +1,12 @@
 // The learned prior as the engine's coarse-mask stage (--prior isnet|grabcut|auto), with
 // synthetic probability models standing in for IS-Net.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
@@ -17,6 +23,7 @@ using semat::engine::Engine;
 using semat::engine::EngineSpec;
 using semat::engine::ProbabilityModel;
 using semat::engine::Prompt;
+namespace fs = std::filesystem;
 
 // Returns a fixed full-image map cut to the crop the engine is expected to ask about.
 class MapModel : public ProbabilityModel {
@@ -37,6 +44,38 @@ class MapModel : public ProbabilityModel {
 
 std::string describe(const EngineSpec& s) { return semat::engine::describe(semat::engine::resolve(s)); }
 
+bool have_isnet_runner() {
+  const auto m = semat::engine::available_models();
+  return std::find(m.begin(), m.end(), "isnet") != m.end();
+}
+
+// SEMAT_MODELS pointing at a fresh folder for the test's lifetime (restored after).
+class ModelsDir {
+ public:
+  ModelsDir() : dir_(fs::temp_directory_path() / ("semat_prior_models_" + std::to_string(::getpid()))) {
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    if (const char* old = std::getenv("SEMAT_MODELS")) old_ = old, had_ = true;
+    ::setenv("SEMAT_MODELS", dir_.c_str(), 1);
+  }
+  ~ModelsDir() {
+    if (had_) ::setenv("SEMAT_MODELS", old_.c_str(), 1);
+    else ::unsetenv("SEMAT_MODELS");
+    fs::remove_all(dir_);
+  }
+  // A sparse file of `size` bytes under the IS-Net model's name (resolve() checks the size only).
+  void place_isnet(std::uintmax_t size) const {
+    const fs::path f = dir_ / "isnet_medium_fp16.onnx";
+    std::ofstream(f, std::ios::binary).put('\0');
+    fs::resize_file(f, size);
+  }
+
+ private:
+  fs::path dir_;
+  std::string old_;
+  bool had_ = false;
+};
+
 TEST(PriorStage, FlagsResolveAndContradictionsAreRefused) {
   EngineSpec s;
   s.prior = "grabcut";
@@ -48,12 +87,13 @@ TEST(PriorStage, FlagsResolveAndContradictionsAreRefused) {
   EngineSpec bad;
   bad.prior = "magic";
   EXPECT_THROW(describe(bad), semat::ConfigError);
-  // This build has no IS-Net runner: --prior isnet says why, auto is GrabCut.
+  // No IS-Net installed (an empty models folder): --prior isnet says why, auto is GrabCut.
+  const ModelsDir empty;
   EngineSpec isnet;
   isnet.prior = "isnet";
   try {
     describe(isnet);
-    FAIL() << "--prior isnet resolved without a runner or a model";
+    FAIL() << "--prior isnet resolved without a model";
   } catch (const semat::ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("IS-Net"), std::string::npos) << e.what();
   }
@@ -63,6 +103,31 @@ TEST(PriorStage, FlagsResolveAndContradictionsAreRefused) {
   both.prior = "grabcut";
   both.sam = "sam.pth";
   EXPECT_THROW(describe(both), semat::ConfigError);
+}
+
+TEST(PriorStage, AutoPicksAnInstalledIsNetAndIgnoresATruncatedFile) {
+  const ModelsDir dir;
+  dir.place_isnet(1000);  // truncated: ignored with a warning
+  EXPECT_EQ(describe(EngineSpec{}), "grabcut>rule>closed-form");
+  dir.place_isnet(88188479);
+  if (!have_isnet_runner()) {
+    EXPECT_EQ(describe(EngineSpec{}), "grabcut>rule>closed-form");
+    GTEST_SKIP() << "this build has no IS-Net runner";
+  }
+  EXPECT_EQ(describe(EngineSpec{}), "isnet>isnet>closed-form");
+  EngineSpec g;
+  g.prior = "grabcut";
+  EXPECT_EQ(describe(g), "grabcut>rule>closed-form");
+  EngineSpec given;
+  given.mask = "given";
+  EXPECT_EQ(describe(given), "given>rule>closed-form");
+  // A SAM checkpoint still takes the mask stage; the installed IS-Net is then not an error.
+  EngineSpec sam;
+  sam.sam = "sam.pth";
+  const auto models = semat::engine::available_models();
+  if (std::find(models.begin(), models.end(), "sam") != models.end()) {
+    EXPECT_EQ(describe(sam), "sam>rule>closed-form");
+  }
 }
 
 TEST(PriorStage, InjectedProbabilityModelIsTheMaskAndTrimapStage) {

@@ -3,7 +3,7 @@
 // pipeline (box = tight box of gt > 0). Usage: semat_quality [--prior-weights w1,w2,...]
 //
 // Box-only coarse-mask stages through the matting engine (issue #13's comparison):
-//   semat_quality --prior grabcut,isnet [--isnet FILE] [--only NAME]
+//   semat_quality --prior grabcut,isnet [--isnet FILE] [--only NAME] [--dump DIR]
 // prints, per image and as means, SAD over the whole image and over trimap1's unknown region for
 // each --prior, and checks the targets against grabcut: mean whole-image SAD at most half of
 // GrabCut's, no image more than 25% worse. "oracle" is a stand-in network whose map is the ground
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "dev_data.h"
@@ -71,7 +72,8 @@ std::vector<std::string> split(const std::string& list) {
   return out;
 }
 
-int compare_priors(const std::vector<std::string>& priors, const std::string& isnet, const std::string& only) {
+int compare_priors(const std::vector<std::string>& priors, const std::string& isnet, const std::string& only,
+                   const std::string& dump) {
   const auto samples = bench::dev_samples();
   if (samples.empty()) {
     std::fprintf(stderr, "no development data under %s (set SEMAT_DEV_DATA)\n", bench::dev_data_root().c_str());
@@ -82,6 +84,7 @@ int compare_priors(const std::vector<std::string>& priors, const std::string& is
     double all = -1, unk = -1;
   };
   std::vector<std::vector<Row>> table(samples.size(), std::vector<Row>(priors.size()));
+  std::vector<std::unique_ptr<engine::Engine>> engines(priors.size());
   for (size_t i = 0; i < samples.size(); ++i) {
     const auto& s = samples[i];
     if (!only.empty() && s.name != only) continue;
@@ -98,14 +101,23 @@ int compare_priors(const std::vector<std::string>& priors, const std::string& is
           const cv::Rect crop = matting::prior_crop(image.size(), box, spec.prior_params.margin_fraction);
           eng = std::make_unique<engine::Engine>(
               spec, engine::make_prior_box_model(std::make_shared<OracleModel>(gt, crop), spec.prior_params));
-        } else {
+        } else if (!engines[j]) {  // loaded once (IS-Net's graph takes a while to import)
           spec.prior = priors[j];
           if (priors[j] == "isnet") spec.isnet = isnet;
-          eng = std::make_unique<engine::Engine>(spec);
+          engines[j] = std::make_unique<engine::Engine>(spec);
         }
-        const auto r = eng->run(image, {engine::Prompt::from_box(box)});
+        const engine::Engine& e = eng ? *eng : *engines[j];
+        const auto r = e.run(image, {engine::Prompt::from_box(box)});
         const Score sc = score(r[0].alpha, gt, tri1 == matting::kUnknown, r[0].seconds);
         table[i][j] = {sc.sad_all, sc.sad};
+        if (!dump.empty()) {  // mask, trimap and alpha, to look at
+          const std::string stem = dump + "/" + s.set + "_" + s.name.substr(0, s.name.size() - 4) + "_" + priors[j];
+          cv::imwrite(stem + "_mask.png", r[0].mask);
+          cv::imwrite(stem + "_trimap.png", r[0].trimap);
+          cv::Mat a8;
+          r[0].alpha.convertTo(a8, CV_8U, 255.0);
+          cv::imwrite(stem + "_alpha.png", a8);
+        }
         std::printf("%-13s %-8s %-8s %10.3f %10.3f %7.2f\n", s.set.c_str(), s.name.c_str(), priors[j].c_str(),
                     sc.sad_all, sc.sad, sc.seconds);
       } catch (const Error& e) {
@@ -148,14 +160,15 @@ int compare_priors(const std::vector<std::string>& priors, const std::string& is
 int main(int argc, char** argv) {
   {
     std::vector<std::string> priors;
-    std::string isnet, only;
+    std::string isnet, only, dump;
     for (int i = 1; i + 1 < argc; i += 2) {
       const std::string a = argv[i];
       if (a == "--prior") priors = split(argv[i + 1]);
       else if (a == "--isnet") isnet = argv[i + 1];
       else if (a == "--only") only = argv[i + 1];
+      else if (a == "--dump") dump = argv[i + 1];
     }
-    if (!priors.empty()) return compare_priors(priors, isnet, only);
+    if (!priors.empty()) return compare_priors(priors, isnet, only, dump);
   }
   std::vector<double> weights = {0.0, 0.02};
   if (argc == 3 && std::string(argv[1]) == "--prior-weights") {

@@ -124,10 +124,15 @@ FusedMask fuse_prior(const cv::Mat& image, const Box& box, const cv::Mat& probab
     const cv::Rect roi = prior_crop(image.size(), box, 0.05);
     const cv::Mat g = grabcut_labels(image, labels, roi, p.grabcut_iterations, p.grabcut_max_side);
     if (!g.empty()) mask = g & inside;
+    SEMAT_LOG_DEBUG("prior", cv::countNonZero(unsure) << " unsure px; " << cv::countNonZero(mask & unsure)
+                                                      << " of them subject"
+                                                      << (g.empty() ? " (GrabCut could not run)" : ""));
   }
   mask = keep_large_pieces(mask, p.min_piece_fraction);
   f.mask = mask;
-  f.sides_touched = sides_touched(mask, r, p.side_reach_fraction);
+  // Faint evidence counts for the network: a tight box reaches the subject's faintest parts
+  // (hair, fur, glass), where a map can be well under 0.5 and still right.
+  f.sides_touched = sides_touched(mask | ((P > p.lo) & inside), r, p.side_reach_fraction);
   f.source = "prior";
 
   // 2. The wrong-object check. GrabCut on the whole box does not trust the network's pixels

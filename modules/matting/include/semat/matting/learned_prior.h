@@ -31,8 +31,8 @@ struct LearnedPriorParams {
   /// The network is unsure where lo < p < hi; confident foreground is p >= hi, background p <= lo.
   double lo = 0.1, hi = 0.9;
   /// Wrong-object check: a box drawn around a subject touches it on all four sides. A side counts
-  /// as touched when the mask comes within max(2 px, this fraction of the box's extent across
-  /// that side) of it.
+  /// as touched when the mask (for the network's, also any p > lo) comes within max(2 px, this
+  /// fraction of the box's extent across that side) of it.
   double side_reach_fraction = 0.1;
   /// GrabCut iterations, both where it settles the unsure pixels and in the fallback; it runs on
   /// a copy whose long side is at most grabcut_max_side.
@@ -59,7 +59,7 @@ cv::Rect prior_crop(cv::Size image, const Box& box, double margin_fraction = Lea
 struct FusedMask {
   cv::Mat mask;         ///< CV_8U 0/255, the image's size, zero outside the box
   cv::Mat probability;  ///< CV_32F in [0, 1], the image's size: the network's map, 0 outside the crop
-  int sides_touched = 0;  ///< of the box's four sides, by `mask`
+  int sides_touched = 0;  ///< of the box's four sides, by `mask` (see side_reach_fraction)
   /// "prior" (the network's mask, its unsure pixels settled by GrabCut) or "prior+grabcut" (the
   /// wrong-object fallback: GrabCut on the box plus the network's pieces it overlaps).
   std::string source;
