@@ -3,7 +3,7 @@
 // pipeline (box = tight box of gt > 0). Usage: semat_quality [--prior-weights w1,w2,...]
 //
 // Box-only coarse-mask stages through the matting engine (issue #13's comparison):
-//   semat_quality --prior grabcut,isnet [--isnet FILE] [--only NAME] [--dump DIR]
+//   semat_quality --prior grabcut,isnet [--isnet FILE] [--only NAME] [--dump DIR] [--side-evidence P]
 // prints, per image and as means, SAD over the whole image and over trimap1's unknown region for
 // each --prior, and checks the targets against grabcut: mean whole-image SAD at most half of
 // GrabCut's, no image more than 25% worse. "oracle" is a stand-in network whose map is the ground
@@ -73,7 +73,7 @@ std::vector<std::string> split(const std::string& list) {
 }
 
 int compare_priors(const std::vector<std::string>& priors, const std::string& isnet, const std::string& only,
-                   const std::string& dump) {
+                   const std::string& dump, double side_evidence) {
   const auto samples = bench::dev_samples();
   if (samples.empty()) {
     std::fprintf(stderr, "no development data under %s (set SEMAT_DEV_DATA)\n", bench::dev_data_root().c_str());
@@ -95,6 +95,7 @@ int compare_priors(const std::vector<std::string>& priors, const std::string& is
     const Box box{double(tight.x), double(tight.y), double(tight.x + tight.width), double(tight.y + tight.height)};
     for (size_t j = 0; j < priors.size(); ++j) {
       engine::EngineSpec spec;
+      if (side_evidence >= 0) spec.prior_params.side_evidence = side_evidence;
       try {
         std::unique_ptr<engine::Engine> eng;
         if (priors[j] == "oracle") {
@@ -161,14 +162,16 @@ int main(int argc, char** argv) {
   {
     std::vector<std::string> priors;
     std::string isnet, only, dump;
+    double side_evidence = -1;
     for (int i = 1; i + 1 < argc; i += 2) {
       const std::string a = argv[i];
       if (a == "--prior") priors = split(argv[i + 1]);
       else if (a == "--isnet") isnet = argv[i + 1];
       else if (a == "--only") only = argv[i + 1];
       else if (a == "--dump") dump = argv[i + 1];
+      else if (a == "--side-evidence") side_evidence = std::stod(argv[i + 1]);
     }
-    if (!priors.empty()) return compare_priors(priors, isnet, only, dump);
+    if (!priors.empty()) return compare_priors(priors, isnet, only, dump, side_evidence);
   }
   std::vector<double> weights = {0.0, 0.02};
   if (argc == 3 && std::string(argv[1]) == "--prior-weights") {

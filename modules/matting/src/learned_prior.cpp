@@ -9,6 +9,7 @@
 #include "semat/core/error.h"
 #include "semat/core/log.h"
 #include "semat/core/timer.h"
+#include "semat/matting/coarse_mask.h"
 #include "semat/matting/trimap.h"
 
 namespace semat::matting {
@@ -130,21 +131,26 @@ FusedMask fuse_prior(const cv::Mat& image, const Box& box, const cv::Mat& probab
   }
   mask = keep_large_pieces(mask, p.min_piece_fraction);
   f.mask = mask;
-  // Faint evidence counts for the network: a tight box reaches the subject's faintest parts
-  // (hair, fur, glass), where a map can be well under 0.5 and still right.
-  f.sides_touched = sides_touched(mask | ((P > p.lo) & inside), r, p.side_reach_fraction);
+  // The map's evidence above side_evidence counts for the network too (see LearnedPriorParams).
+  f.sides_touched = sides_touched(mask | ((P > p.side_evidence) & inside), r, p.side_reach_fraction);
   f.source = "prior";
 
   // 2. The wrong-object check. GrabCut on the whole box does not trust the network's pixels
   //    (they may be the wrong object's); the network's pieces it overlaps are kept, since there
   //    the two agree (the head GrabCut found along with the sweater the network missed).
   if (f.sides_touched < 4) {
-    cv::Mat labels(image.size(), CV_8U, cv::Scalar(cv::GC_BGD));
-    labels.setTo(cv::GC_PR_FGD, inside);
-    const cv::Rect roi = prior_crop(image.size(), box, 0.1);
-    cv::Mat g = grabcut_labels(image, labels, roi, p.grabcut_iterations + 2, p.grabcut_max_side);
+    // The classical box GrabCut (it also copes with a box that fills the image).
+    GrabCutParams gp;
+    gp.iterations = p.grabcut_iterations + 2;
+    gp.max_side = p.grabcut_max_side;
+    gp.min_piece_fraction = p.min_piece_fraction;
+    cv::Mat g;
+    try {
+      g = grabcut_mask(image, box, gp);
+    } catch (const Error& e) {
+      SEMAT_LOG_DEBUG("prior", "fallback GrabCut found nothing: " << e.what());
+    }
     if (!g.empty()) {
-      g = keep_large_pieces(g & inside, p.min_piece_fraction);
       cv::Mat pieces, stats, centroids;
       const int n = cv::connectedComponentsWithStats(mask, pieces, stats, centroids, 8, CV_32S);
       for (int i = 1; i < n; ++i) {
@@ -154,7 +160,7 @@ FusedMask fuse_prior(const cv::Mat& image, const Box& box, const cv::Mat& probab
       const int s = sides_touched(g, r, p.side_reach_fraction);
       SEMAT_LOG_DEBUG("prior", "network mask touches " << f.sides_touched << " sides of the box, GrabCut "
                                                        << "on the box " << s);
-      if (s > f.sides_touched) {
+      if (s > f.sides_touched || cv::countNonZero(f.mask) == 0) {
         f.mask = g;
         f.sides_touched = s;
         f.source = "prior+grabcut";

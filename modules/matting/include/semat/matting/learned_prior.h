@@ -31,9 +31,13 @@ struct LearnedPriorParams {
   /// The network is unsure where lo < p < hi; confident foreground is p >= hi, background p <= lo.
   double lo = 0.1, hi = 0.9;
   /// Wrong-object check: a box drawn around a subject touches it on all four sides. A side counts
-  /// as touched when the mask (for the network's, also any p > lo) comes within max(2 px, this
+  /// as touched when the mask (for the network's, also any p > side_evidence) comes within max(2 px, this
   /// fraction of the box's extent across that side) of it.
   double side_reach_fraction = 0.1;
+  /// For the network's mask in that check, pixels with p above this count as subject too (a
+  /// tight box reaches the faintest hair or fur, where a right map can be under 0.5). On the dev
+  /// data 0.1 let a half-seen second flower pass the check; 0.5 (the mask before GrabCut) did not.
+  double side_evidence = 0.5;
   /// GrabCut iterations, both where it settles the unsure pixels and in the fallback; it runs on
   /// a copy whose long side is at most grabcut_max_side.
   int grabcut_iterations = 3;
@@ -69,7 +73,7 @@ struct FusedMask {
 /// image, and makes the coarse mask: p >= 0.5 inside the box, with the unsure pixels (lo < p < hi)
 /// decided by GrabCut's colour model seeded by the confident ones. When that mask leaves a side of
 /// the box untouched (a salient but wrong object: the pot without its plant, the head without the
-/// sweater), GrabCut on the whole box (plus the network's pieces it overlaps) is tried too and
+/// sweater), grabcut_mask on the box (plus the network's pieces it overlaps) is tried too and
 /// the mask that touches more sides wins (the network's on ties). `image`: CV_8UC3; `box` and `crop` inside it.
 /// Throws InvalidArgument for mismatched sizes, DataError when neither finds anything in the box.
 FusedMask fuse_prior(const cv::Mat& image, const Box& box, const cv::Mat& probability,
