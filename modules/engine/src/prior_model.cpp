@@ -2,8 +2,6 @@
 // runner and the installed model are found.
 #include "semat/engine/prior_model.h"
 
-#include <cstdlib>
-#include <filesystem>
 #include <mutex>
 #include <utility>
 
@@ -11,6 +9,7 @@
 #include "semat/core/error.h"
 #include "semat/core/log.h"
 #include "semat/core/timer.h"
+#include "semat/io/model_store.h"
 
 #ifdef SEMAT_ENGINE_WITH_ISNET
 #include "semat/onnx/isnet.h"
@@ -33,8 +32,20 @@ class PriorBoxModel : public BoxModel {
     std::vector<ModelOutput> out(boxes.size());
     for (size_t i = 0; i < boxes.size(); ++i) {
       const cv::Rect crop = matting::prior_crop(image.size(), boxes[i], params_.margin_fraction);
+      // Where the image ends before the margin does (a subject cut by the frame, or a box around
+      // the whole picture), the network sees the crop mirrored out to clipped_margin_fraction:
+      // IS-Net was trained on whole objects with surroundings, and on a close-up that fills its
+      // input it often finds nothing salient at all (issue #13's dev crops).
+      const cv::Vec4i pad = matting::prior_padding(image.size(), boxes[i], crop, params_.clipped_margin_fraction);
+      cv::Mat input = image(crop);
+      if (pad != cv::Vec4i()) cv::copyMakeBorder(input, input, pad[1], pad[3], pad[0], pad[2], cv::BORDER_REFLECT101);
       Timer t;
-      const cv::Mat p = model_->probability(image(crop));
+      cv::Mat p = model_->probability(input);
+      SEMAT_CHECK(p.type() == CV_32F && p.size() == input.size(), StateError,
+                  "model " << model_->name() << " returned a " << p.cols << "x" << p.rows
+                           << " map of type " << p.type() << " for a " << input.cols << "x" << input.rows
+                           << " input (CV_32F of the input's size expected)");
+      p = p(cv::Rect(pad[0], pad[1], crop.width, crop.height));
       SEMAT_CHECK(p.type() == CV_32F && p.size() == crop.size(), StateError,
                   "model " << model_->name() << " returned a " << p.cols << "x" << p.rows
                            << " map of type " << p.type() << " for a " << crop.width << "x" << crop.height
@@ -63,35 +74,16 @@ std::shared_ptr<BoxModel> make_prior_box_model(std::shared_ptr<ProbabilityModel>
 
 namespace detail {
 
-// The IS-Net model file semat fetches (scripts/fetch-models.sh, `make models`): its name in the
-// models folder and its pinned size. The folder follows the fetch script's rule: $SEMAT_MODELS,
-// else $XDG_DATA_HOME/semat/models, else $HOME/.local/share/semat/models.
-// TODO(model store): when semat/io/model_store.h lands, replace this with
-// io::find_model("isnet-medium") so the size and hash checks live in one place.
-constexpr const char* kIsnetFile = "isnet_medium_fp16.onnx";
-constexpr std::uintmax_t kIsnetSize = 88188479;
-
+// The installed IS-Net (`make models`; semat/io/model_store.h checks the folder rule and the
+// pinned size), or empty.
 std::string installed_isnet() {
 #ifdef SEMAT_ENGINE_WITH_ISNET
-  namespace fs = std::filesystem;
-  fs::path dir;
-  const char* models = std::getenv("SEMAT_MODELS");
-  const char* xdg = std::getenv("XDG_DATA_HOME");
-  const char* home = std::getenv("HOME");
-  if (models && *models) dir = models;
-  else if (xdg && *xdg) dir = fs::path(xdg) / "semat" / "models";
-  else if (home && *home) dir = fs::path(home) / ".local" / "share" / "semat" / "models";
-  else return {};
-  const fs::path file = dir / kIsnetFile;
-  std::error_code ec;
-  if (!fs::is_regular_file(file, ec)) return {};
-  const auto size = fs::file_size(file, ec);
-  if (ec || size != kIsnetSize) {
-    SEMAT_LOG_WARN("prior", file.string() << " is " << size << " bytes, not IS-Net's " << kIsnetSize
-                                          << ": ignored (run `make models` to fetch it again)");
+  try {
+    return io::find_model("isnet-medium").value_or("");
+  } catch (const ConfigError& e) {  // no HOME, no SEMAT_MODELS: nothing can be installed
+    SEMAT_LOG_DEBUG("prior", e.what());
     return {};
   }
-  return file.string();
 #else
   return {};
 #endif

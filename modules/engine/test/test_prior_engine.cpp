@@ -131,7 +131,7 @@ TEST(PriorStage, AutoPicksAnInstalledIsNetAndIgnoresATruncatedFile) {
 }
 
 TEST(PriorStage, InjectedProbabilityModelIsTheMaskAndTrimapStage) {
-  const semat::test::Scene s = semat::test::make_scene(200, 160, 7, 1.0, 0);
+  const semat::test::Scene s = semat::test::make_scene(200, 160, 7, 0);
   const cv::Rect crop = semat::matting::prior_crop(s.image.size(), s.box);
   cv::Mat p;
   cv::GaussianBlur(s.alpha, p, {0, 0}, 1.0);
@@ -156,7 +156,7 @@ TEST(PriorStage, InjectedProbabilityModelIsTheMaskAndTrimapStage) {
 }
 
 TEST(PriorStage, WrongObjectMapThroughTheEngine) {
-  const semat::test::Scene s = semat::test::make_scene(200, 160, 8, 1.0, 0);
+  const semat::test::Scene s = semat::test::make_scene(200, 160, 8, 0);
   const cv::Rect crop = semat::matting::prior_crop(s.image.size(), s.box);
   const cv::Rect box = s.box.pixel_rect();
   cv::Mat head = s.alpha.clone();
@@ -168,7 +168,7 @@ TEST(PriorStage, WrongObjectMapThroughTheEngine) {
 }
 
 TEST(PriorStage, AModelReturningTheWrongSizeIsAStateError) {
-  const semat::test::Scene s = semat::test::make_scene(120, 100, 9, 1.0, 0);
+  const semat::test::Scene s = semat::test::make_scene(120, 100, 9, 0);
   class Bad : public ProbabilityModel {
    public:
     std::string name() const override { return "isnet"; }

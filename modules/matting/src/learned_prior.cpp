@@ -87,6 +87,20 @@ cv::Rect prior_crop(cv::Size image, const Box& box, double margin_fraction) {
   return cv::Rect(r.x - m, r.y - m, r.width + 2 * m, r.height + 2 * m) & cv::Rect(0, 0, image.width, image.height);
 }
 
+cv::Vec4i prior_padding(cv::Size image, const Box& box, const cv::Rect& crop, double clipped_fraction) {
+  if (clipped_fraction <= 0) return {};
+  const cv::Rect r = box.pixel_rect() & cv::Rect(0, 0, image.width, image.height);
+  const int want = static_cast<int>(std::lround(clipped_fraction * std::max(r.width, r.height)));
+  // Margin the crop has beyond the box on each side, and whether the image cut that side.
+  const int have[4] = {r.x - crop.x, r.y - crop.y, crop.br().x - r.br().x, crop.br().y - r.br().y};
+  const bool cut[4] = {crop.x == 0, crop.y == 0, crop.br().x == image.width, crop.br().y == image.height};
+  const int limit[4] = {crop.width - 1, crop.height - 1, crop.width - 1, crop.height - 1};
+  cv::Vec4i pad;
+  for (int i = 0; i < 4; ++i)
+    if (cut[i]) pad[i] = std::clamp(want - have[i], 0, limit[i]);
+  return pad;
+}
+
 FusedMask fuse_prior(const cv::Mat& image, const Box& box, const cv::Mat& probability, const cv::Rect& crop,
                      const LearnedPriorParams& p) {
   SEMAT_CHECK(image.type() == CV_8UC3, InvalidArgument, "fuse_prior: CV_8UC3 image expected");
@@ -160,7 +174,12 @@ FusedMask fuse_prior(const cv::Mat& image, const Box& box, const cv::Mat& probab
       const int s = sides_touched(g, r, p.side_reach_fraction);
       SEMAT_LOG_DEBUG("prior", "network mask touches " << f.sides_touched << " sides of the box, GrabCut "
                                                        << "on the box " << s);
-      if (s > f.sides_touched || cv::countNonZero(f.mask) == 0) {
+      // Masks that mostly agree are one subject seen twice: the network's keeps its edges (a
+      // tight box is set by the faintest strands, which neither mask reaches).
+      const double inter = cv::countNonZero(g & f.mask), uni = cv::countNonZero(g | f.mask);
+      const double agreement = uni > 0 ? inter / uni : 0.0;
+      SEMAT_LOG_DEBUG("prior", "network and GrabCut masks agree at IoU " << agreement);
+      if ((s > f.sides_touched && agreement < p.agree_iou) || cv::countNonZero(f.mask) == 0) {
         f.mask = g;
         f.sides_touched = s;
         f.source = "prior+grabcut";

@@ -17,7 +17,7 @@ namespace semat::matting {
 namespace {
 
 // A scene whose box is tight (box of alpha > 0), as a user draws it around a subject.
-test::Scene tight_scene(unsigned seed, int w = 220, int h = 180) { return test::make_scene(w, h, seed, 1.0, 0); }
+test::Scene tight_scene(unsigned seed, int w = 220, int h = 180) { return test::make_scene(w, h, seed, 0); }
 
 cv::Mat crop_of(const cv::Mat& full, const cv::Rect& crop) { return full(crop).clone(); }
 
@@ -34,6 +34,22 @@ TEST(LearnedPrior, CropIsTheBoxPlusAMarginClippedToTheImage) {
   const cv::Rect e = prior_crop({200, 100}, Box{0, 0, 200, 100}, 0.1);
   EXPECT_EQ(e, cv::Rect(0, 0, 200, 100));
   EXPECT_THROW(prior_crop({200, 100}, Box{150, 20, 250, 80}), InvalidArgument);
+}
+
+TEST(LearnedPrior, PaddingMirrorsOnlyTheSidesTheImageCut) {
+  // Box well inside: the crop has its margin everywhere, no padding.
+  EXPECT_EQ(prior_padding({400, 300}, Box{100, 100, 200, 200}, prior_crop({400, 300}, Box{100, 100, 200, 200}), 0.25),
+            cv::Vec4i(0, 0, 0, 0));
+  // Box against the left and top edges: those sides get 25% of the longer side (100 px) minus
+  // the margin the crop has there (none).
+  const Box b{0, 0, 100, 80};
+  const cv::Rect c = prior_crop({400, 300}, b);
+  EXPECT_EQ(c, cv::Rect(0, 0, 110, 90));
+  EXPECT_EQ(prior_padding({400, 300}, b, c, 0.25), cv::Vec4i(25, 25, 0, 0));
+  // A box around the whole image: every side, never more than BORDER_REFLECT101 can mirror.
+  const Box all{0, 0, 40, 30};
+  EXPECT_EQ(prior_padding({40, 30}, all, prior_crop({40, 30}, all), 2.0), cv::Vec4i(39, 29, 39, 29));
+  EXPECT_EQ(prior_padding({40, 30}, all, prior_crop({40, 30}, all), 0.0), cv::Vec4i(0, 0, 0, 0));
 }
 
 TEST(LearnedPrior, RejectsAMapOfTheWrongSize) {

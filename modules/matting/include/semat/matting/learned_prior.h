@@ -28,6 +28,9 @@ struct LearnedPriorParams {
   /// The network's crop is the box grown on every side by this fraction of its longer side
   /// (then clipped to the image): context for the network, and room for the band outside.
   double margin_fraction = 0.1;
+  /// On sides where the image ends before that margin, the network's input is the crop mirrored
+  /// outwards to this fraction of the box's longer side (0: no padding). See prior_padding.
+  double clipped_margin_fraction = 0.25;
   /// The network is unsure where lo < p < hi; confident foreground is p >= hi, background p <= lo.
   double lo = 0.1, hi = 0.9;
   /// Wrong-object check: a box drawn around a subject touches it on all four sides. A side counts
@@ -38,6 +41,8 @@ struct LearnedPriorParams {
   /// tight box reaches the faintest hair or fur, where a right map can be under 0.5). On the dev
   /// data 0.1 let a half-seen second flower pass the check; 0.5 (the mask before GrabCut) did not.
   double side_evidence = 0.5;
+  /// The fallback replaces the network's mask only when the two disagree: IoU below this.
+  double agree_iou = 0.85;
   /// GrabCut iterations, both where it settles the unsure pixels and in the fallback; it runs on
   /// a copy whose long side is at most grabcut_max_side.
   int grabcut_iterations = 3;
@@ -60,6 +65,12 @@ struct LearnedPriorParams {
 /// on every side, clipped to the image. `box` must lie inside the image.
 cv::Rect prior_crop(cv::Size image, const Box& box, double margin_fraction = LearnedPriorParams{}.margin_fraction);
 
+/// Pixels of mirrored padding the network's input gets on each side of `crop` (left, top, right,
+/// bottom): zero where the crop already has its margin; on a side where the image cut it short,
+/// enough for clipped_fraction of the box's longer side beyond the box, at most the crop's own
+/// extent minus one (what BORDER_REFLECT101 can mirror).
+cv::Vec4i prior_padding(cv::Size image, const Box& box, const cv::Rect& crop, double clipped_fraction);
+
 struct FusedMask {
   cv::Mat mask;         ///< CV_8U 0/255, the image's size, zero outside the box
   cv::Mat probability;  ///< CV_32F in [0, 1], the image's size: the network's map, 0 outside the crop
@@ -74,7 +85,8 @@ struct FusedMask {
 /// decided by GrabCut's colour model seeded by the confident ones. When that mask leaves a side of
 /// the box untouched (a salient but wrong object: the pot without its plant, the head without the
 /// sweater), grabcut_mask on the box (plus the network's pieces it overlaps) is tried too and
-/// the mask that touches more sides wins (the network's on ties). `image`: CV_8UC3; `box` and `crop` inside it.
+/// it replaces the network's when it touches more sides and the two disagree (IoU below
+/// agree_iou), or when the network found nothing. `image`: CV_8UC3; `box` and `crop` inside it.
 /// Throws InvalidArgument for mismatched sizes, DataError when neither finds anything in the box.
 FusedMask fuse_prior(const cv::Mat& image, const Box& box, const cv::Mat& probability,
                      const cv::Rect& crop, const LearnedPriorParams& params = {});

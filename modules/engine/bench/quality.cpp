@@ -4,12 +4,14 @@
 //
 // Box-only coarse-mask stages through the matting engine (issue #13's comparison):
 //   semat_quality --prior grabcut,isnet [--isnet FILE] [--only NAME] [--dump DIR] [--side-evidence P]
+//                 [--maps DIR]   (IS-Net's maps cached there: computed once, read back later)
 // prints, per image and as means, SAD over the whole image and over trimap1's unknown region for
 // each --prior, and checks the targets against grabcut: mean whole-image SAD at most half of
 // GrabCut's, no image more than 25% worse. "oracle" is a stand-in network whose map is the ground
 // truth blurred (sigma 2 px) and cut to the crop: an upper bound for the fusion/trimap/closed-form
 // half, not a result of any network.
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <memory>
 #include <sstream>
@@ -25,6 +27,8 @@
 #include "semat/engine/engine.h"
 #include "semat/engine/prior_model.h"
 #include "semat/io/image_io.h"
+#include "semat/io/model_store.h"
+#include "semat/onnx/isnet.h"
 #include "semat/matting/pipeline.h"
 #include "semat/matting/trimap.h"
 
@@ -53,16 +57,44 @@ Score score(const cv::Mat& alpha, const cv::Mat& gt, const cv::Mat& unknown, dou
 // The stand-in network of "oracle": the ground truth, blurred, for one crop.
 class OracleModel : public engine::ProbabilityModel {
  public:
-  OracleModel(const cv::Mat& gt, const cv::Rect& crop) : crop_(crop) { cv::GaussianBlur(gt, map_, {0, 0}, 2.0); }
+  OracleModel(const cv::Mat& gt, const cv::Rect& crop, const cv::Vec4i& pad) {
+    cv::Mat blurred;
+    cv::GaussianBlur(gt, blurred, {0, 0}, 2.0);
+    cv::copyMakeBorder(blurred(crop), map_, pad[1], pad[3], pad[0], pad[2], cv::BORDER_REFLECT101);
+  }
   std::string name() const override { return "isnet"; }
-  cv::Mat probability(const cv::Mat& crop) override {
-    SEMAT_CHECK(crop.size() == crop_.size(), StateError, "oracle asked about an unexpected crop");
-    return map_(crop_).clone();
+  cv::Mat probability(const cv::Mat& input) override {
+    SEMAT_CHECK(input.size() == map_.size(), StateError, "oracle asked about an unexpected crop");
+    return map_.clone();
   }
 
  private:
   cv::Mat map_;
-  cv::Rect crop_;
+};
+
+// IS-Net with its maps cached on disk (16-bit PNG per image, the crop's size): the network runs
+// once per image; later runs of the table (tuning the fusion) read its maps back.
+class CachedIsnet : public engine::ProbabilityModel {
+ public:
+  CachedIsnet(std::string path, std::string file) : path_(std::move(path)), file_(std::move(file)) {}
+  std::string name() const override { return "isnet"; }
+  cv::Mat probability(const cv::Mat& crop) override {
+    cv::Mat p16 = cv::imread(file_, cv::IMREAD_UNCHANGED), p;
+    if (!p16.empty() && p16.size() == crop.size()) {
+      p16.convertTo(p, CV_32F, 1.0 / 65535);
+      return p;
+    }
+    if (!net_) net_ = std::make_unique<onnx::IsNet>(path_, "cpu");
+    p = net_->probability(crop);
+    p.convertTo(p16, CV_16U, 65535.0);
+    cv::imwrite(file_, p16);
+    return p;
+  }
+  void set_file(std::string file) { file_ = std::move(file); }
+
+ private:
+  std::string path_, file_;
+  static inline std::unique_ptr<onnx::IsNet> net_;
 };
 
 std::vector<std::string> split(const std::string& list) {
@@ -73,7 +105,7 @@ std::vector<std::string> split(const std::string& list) {
 }
 
 int compare_priors(const std::vector<std::string>& priors, const std::string& isnet, const std::string& only,
-                   const std::string& dump, double side_evidence) {
+                   const std::string& dump, double side_evidence, const std::string& maps) {
   const auto samples = bench::dev_samples();
   if (samples.empty()) {
     std::fprintf(stderr, "no development data under %s (set SEMAT_DEV_DATA)\n", bench::dev_data_root().c_str());
@@ -96,12 +128,22 @@ int compare_priors(const std::vector<std::string>& priors, const std::string& is
     for (size_t j = 0; j < priors.size(); ++j) {
       engine::EngineSpec spec;
       if (side_evidence >= 0) spec.prior_params.side_evidence = side_evidence;
+      if (const char* c = std::getenv("SEMAT_QUALITY_CLIPPED_MARGIN")) spec.prior_params.clipped_margin_fraction = std::atof(c);
+      if (const char* c = std::getenv("SEMAT_QUALITY_SIDE_REACH")) spec.prior_params.side_reach_fraction = std::atof(c);
+      if (const char* c = std::getenv("SEMAT_QUALITY_AGREE")) spec.prior_params.agree_iou = std::atof(c);
       try {
         std::unique_ptr<engine::Engine> eng;
-        if (priors[j] == "oracle") {
-          const cv::Rect crop = matting::prior_crop(image.size(), box, spec.prior_params.margin_fraction);
+        if (priors[j] == "isnet" && !maps.empty()) {
+          const std::string path = isnet.empty() ? io::find_model("isnet-medium").value_or("") : isnet;
+          const std::string file = maps + "/" + s.set + "_" + s.name.substr(0, s.name.size() - 4) + ".png";
           eng = std::make_unique<engine::Engine>(
-              spec, engine::make_prior_box_model(std::make_shared<OracleModel>(gt, crop), spec.prior_params));
+              spec, engine::make_prior_box_model(std::make_shared<CachedIsnet>(path, file), spec.prior_params));
+        } else if (priors[j] == "oracle") {
+          const cv::Rect crop = matting::prior_crop(image.size(), box, spec.prior_params.margin_fraction);
+          const cv::Vec4i pad =
+              matting::prior_padding(image.size(), box, crop, spec.prior_params.clipped_margin_fraction);
+          eng = std::make_unique<engine::Engine>(
+              spec, engine::make_prior_box_model(std::make_shared<OracleModel>(gt, crop, pad), spec.prior_params));
         } else if (!engines[j]) {  // loaded once (IS-Net's graph takes a while to import)
           spec.prior = priors[j];
           if (priors[j] == "isnet") spec.isnet = isnet;
@@ -161,7 +203,7 @@ int compare_priors(const std::vector<std::string>& priors, const std::string& is
 int main(int argc, char** argv) {
   {
     std::vector<std::string> priors;
-    std::string isnet, only, dump;
+    std::string isnet, only, dump, maps;
     double side_evidence = -1;
     for (int i = 1; i + 1 < argc; i += 2) {
       const std::string a = argv[i];
@@ -169,9 +211,10 @@ int main(int argc, char** argv) {
       else if (a == "--isnet") isnet = argv[i + 1];
       else if (a == "--only") only = argv[i + 1];
       else if (a == "--dump") dump = argv[i + 1];
+      else if (a == "--maps") maps = argv[i + 1];
       else if (a == "--side-evidence") side_evidence = std::stod(argv[i + 1]);
     }
-    if (!priors.empty()) return compare_priors(priors, isnet, only, dump, side_evidence);
+    if (!priors.empty()) return compare_priors(priors, isnet, only, dump, side_evidence, maps);
   }
   std::vector<double> weights = {0.0, 0.02};
   if (argc == 3 && std::string(argv[1]) == "--prior-weights") {
