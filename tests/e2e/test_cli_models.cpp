@@ -129,6 +129,9 @@ TEST_F(CliModels, WrongContentPassesTheSizeCheckAndFailsVerify) {
 
 // The real model, when `make models` has installed it (make test runs make models first).
 TEST(CliModelsInstalled, InstalledModelVerifies) {
+  // Under ctest SEMAT_MODELS is an empty folder and SEMAT_TEST_MODELS the one `make models` filled.
+  const char* test_models = std::getenv("SEMAT_TEST_MODELS");
+  if (test_models && *test_models) ::setenv("SEMAT_MODELS", test_models, 1);
   const char* env = std::getenv("SEMAT_MODELS");
   const char* home = std::getenv("HOME");
   const fs::path dir = env && *env ? fs::path(env)

@@ -191,6 +191,7 @@ class Builder {
   const BuildOptions& o_;
   engine::EngineSpec spec_;
   std::unique_ptr<engine::Engine> engine_;
+  bool isnet_masks_ = false;  // --mask isnet: the engine makes each mask from the box
   std::string backend_name_;
   CocoDataset ds_;
   std::int64_t person_cat_ = -1;
@@ -518,7 +519,7 @@ void Builder::process(const ImageWork& w) {
                        std::clamp(person.box.y0, 0.0, double(image.rows)),
                        std::clamp(person.box.x1, 0.0, double(image.cols)),
                        std::clamp(person.box.y1, 0.0, double(image.rows))};
-      prompt.mask = fused;
+      if (!isnet_masks_) prompt.mask = fused;
       matte = std::move(engine_->run(image, {prompt}).at(0));
       SEMAT_CHECK(matte.alpha.type() == CV_32F && matte.alpha.size() == image.size(), DataError,
                   "backend " << backend_name_ << " returned a matte of the wrong type or size");
@@ -666,9 +667,14 @@ json Builder::run() {
   {
     // The builder's masks are the fused COCO masks; its trimap rule is the paper's, with --eta.
     engine::EngineSpec spec = spec_;
-    SEMAT_CHECK(spec.mask == "auto" || spec.mask == "given", ConfigError,
-                "--mask " << spec.mask << ": build-dataset takes its masks from the annotations");
-    spec.mask = "given";
+    // Or, with --mask isnet, from the learned prior on each person's box (the annotation's mask
+    // still decides the IoU filter); --prior does not apply (the annotations are the default).
+    SEMAT_CHECK(spec.mask == "auto" || spec.mask == "given" || spec.mask == "isnet", ConfigError,
+                "--mask " << spec.mask << ": build-dataset takes its masks from the annotations "
+                          << "(--mask given, the default) or from the learned prior (--mask isnet)");
+    isnet_masks_ = spec.mask == "isnet";
+    if (!isnet_masks_) spec.mask = "given";
+    spec.prior = "auto";
     spec.classical.trimap.eta = o_.eta;
     if (spec.classical.crop_margin < 0) spec.classical.crop_margin = 8;
     engine_ = std::make_unique<engine::Engine>(spec);
