@@ -153,7 +153,7 @@ cv::Mat alpha_in(py::handle obj, const std::string& what) {
 }
 
 py::array to_numpy(const cv::Mat& m) {
-  if (m.empty()) return py::none();
+  SEMAT_CHECK(!m.empty(), Error, "to_numpy: empty result");
   py::dtype dt;
   switch (m.depth()) {
     case CV_8U: dt = py::dtype::of<std::uint8_t>(); break;

@@ -243,7 +243,11 @@ One subject's matte, from semat.matte(). Arrays are views of the result (no copi
 )doc")
       .def_property_readonly("alpha", [](const Matte& s) { return to_numpy(s.r().alpha); })
       .def_property_readonly("trimap", [](const Matte& s) { return to_numpy(s.r().trimap); })
-      .def_property_readonly("mask", [](const Matte& s) { return to_numpy(s.r().mask); })
+      .def_property_readonly("mask",
+                             [](const Matte& s) -> py::object {
+                               if (s.r().mask.empty()) return py::none();  // a trimap was given
+                               return to_numpy(s.r().mask);
+                             })
       .def_property_readonly("foreground",
                              [](const Matte& s) { return to_numpy(rgb_of(s.r().foreground, cv::COLOR_BGR2RGB)); })
       .def_property_readonly("box",

@@ -1,5 +1,6 @@
 // semat.SamPredictor: models::SamPredictor with segment_anything's SamPredictor interface
 // (set_image / predict names, arguments, return shapes and dtypes).
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -123,7 +124,9 @@ class PySamPredictor {
       py::gil_scoped_release unlocked;
       std::lock_guard<std::mutex> lock(mutex_);
       SEMAT_CHECK(image_set_, StateError, "SamPredictor::predict: call set_image first");
+      const auto t0 = std::chrono::steady_clock::now();
       r = predictor_->predict(prompt, multimask_output);
+      last_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
     py::array_t<float> iou(static_cast<py::ssize_t>(r.iou.size()));
     std::memcpy(iou.mutable_data(), r.iou.data(), r.iou.size() * sizeof(float));
@@ -162,6 +165,9 @@ class PySamPredictor {
   std::unique_ptr<models::SamPredictor> predictor_;
   mutable std::mutex mutex_;  // set_image and predict of one predictor do not overlap
   bool image_set_ = false;
+
+ public:
+  double last_seconds_ = 0;  // the C++ predict of the last call, for the overhead figure
 };
 
 }  // namespace
@@ -181,7 +187,8 @@ void bind_sam(py::module_& m) {
       .def_property_readonly("original_size", &PySamPredictor::original_size)
       .def_property_readonly("model_type", &PySamPredictor::model_type)
       .def_property_readonly("device", &PySamPredictor::device)
-      .def_property_readonly("img_size", &PySamPredictor::img_size);
+      .def_property_readonly("img_size", &PySamPredictor::img_size)
+      .def_readonly("_last_predict_seconds", &PySamPredictor::last_seconds_);
 }
 
 #else  // a build without LibTorch

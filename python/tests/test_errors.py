@@ -30,7 +30,7 @@ def test_python_bases_follow_the_kind():
     (np.zeros((0, 10, 3), np.uint8), "empty"),
     (np.zeros((4, 4, 4, 3), np.uint8), "shape (4, 4, 4, 3)"),
     (None, "None"),
-    (object(), "neither a path nor an array"),
+    (object(), "shape () dtype object"),
 ])
 def test_bad_images_are_refused_with_their_shape_and_dtype(image, words):
     with pytest.raises(semat.InvalidArgument) as e:
@@ -89,7 +89,7 @@ def test_same_message_as_the_cli(tmp_path):
 
 def test_metrics_and_eval_refuse_bad_input(tmp_path):
     a = np.zeros((8, 8), np.float32)
-    with pytest.raises(semat.InvalidArgument, match=r"\[0, 2\]"):
+    with pytest.raises(semat.InvalidArgument, match=r"\[2, 2\]"):
         semat.metrics.sad(a + 2, a)
     with pytest.raises(semat.InvalidArgument, match="int64"):
         semat.metrics.sad(a.astype(np.int64), a)

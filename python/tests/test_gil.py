@@ -45,12 +45,12 @@ def test_python_threads_run_while_a_matte_runs(one_cv_thread):
         ticks += 1
         time.perf_counter()  # the same work per iteration as _spin
     elapsed = time.perf_counter() - start
-    assert elapsed > 0.1, "the matte finished too fast to tell"
+    assert elapsed > 0.2, "the matte finished too fast to tell"
     # With the GIL held for the call, the loop would only run in the few milliseconds before and
-    # after it; released, it keeps a good part of its free rate all along (a loaded machine
-    # shares the cores, hence the generous factor).
+    # after it (a share of ~1-3%); released, it keeps a good part of its free rate all along
+    # (21% measured with a load of 10 on 2 cores, ~100% on an idle machine).
     share = ticks / (free_rate * elapsed)
-    assert share > 0.25, f"the loop ran at {share:.0%} of its free rate during the matte: GIL held?"
+    assert share > 0.1, f"the loop ran at {share:.0%} of its free rate during the matte: GIL held?"
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
