@@ -42,7 +42,8 @@ cv::Mat wrap_packed(const py::array& a, int type) {
   const auto h = a.shape(0), w = a.shape(1);
   const int ch = CV_MAT_CN(type);
   const auto esize = static_cast<py::ssize_t>(CV_ELEM_SIZE1(type));
-  const bool packed = (a.ndim() == 2 || a.strides(2) == esize) && a.strides(1) == esize * ch &&
+  // (numpy gives a length-1 axis any stride, e.g. 0 for x[..., None])
+  const bool packed = (a.ndim() == 2 || a.shape(2) == 1 || a.strides(2) == esize) && a.strides(1) == esize * ch &&
                       a.strides(0) >= w * esize * ch;
   if (!packed) return {};
   return cv::Mat(static_cast<int>(h), static_cast<int>(w), type, const_cast<void*>(a.data()),

@@ -53,8 +53,15 @@ def test_python_threads_run_while_a_matte_runs(one_cv_thread):
     assert share > 0.1, f"the loop ran at {share:.0%} of its free rate during the matte: GIL held?"
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
 def test_two_threads_matte_in_less_than_1_6x_the_time_of_one(one_cv_thread):
+    cores = len(os.sched_getaffinity(0))
+    if cores < 2:
+        pytest.skip("needs two cores")
+    # Two threads can only finish together when two cores are free: on a machine busy with other
+    # work (load average above cores - 1.5) the ratio measures the load, not the GIL, and the
+    # test above is the check that still holds.
+    if os.getloadavg()[0] > cores - 1.5:
+        pytest.skip(f"load average {os.getloadavg()[0]:.1f} on {cores} cores: no two free cores")
     job = _work()
     job()
     ratios = []

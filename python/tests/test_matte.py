@@ -68,6 +68,7 @@ def test_rgb_bgr_rgba_grey_and_path_inputs_follow_the_rule(tmp_path, scene):
     grey = np.ascontiguousarray(image[..., 0])  # the red channel: a bright disc on a dark ground
     g = semat.matte(grey, boxes=box)
     assert np.array_equal(g.alpha, semat.matte(np.repeat(grey[..., None], 3, -1), boxes=box).alpha)
+    assert np.array_equal(g.alpha, semat.matte(grey[..., None], boxes=box).alpha)  # HxWx1
 
 
 def test_copies_on_the_way_in():
