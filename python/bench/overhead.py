@@ -35,6 +35,7 @@ def matte_overhead(image, box, fmt, n):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sam", default=os.path.join(ROOT, "tests/data/sam_tiny/sam_tiny.pth"))
+    ap.add_argument("--model-type", default="tiny", help="of --sam: tiny (the fixture), auto, vit_b...")
     ap.add_argument("--n", type=int, default=7)
     a = ap.parse_args()
     image = semat.read_image(os.path.join(ROOT, "examples/astronaut.png"))
@@ -46,7 +47,7 @@ def main():
     o, c = matte_overhead(bgr, box, "BGR", a.n)
     print(f"matte 512px BGR array: C++ {c * 1e3:.1f} ms, Python overhead {o * 1e3:.2f} ms (median of {a.n})")
     if semat._semat._have_models and os.path.exists(a.sam):
-        p = semat.SamPredictor(a.sam, device="cpu")
+        p = semat.SamPredictor(a.sam, model_type=a.model_type, device="cpu")
         p.set_image(image)
         kw = dict(box=np.array(box, dtype=float), multimask_output=True)
         p.predict(**kw)
@@ -59,7 +60,7 @@ def main():
             over.append(wall - cpp[-1])
         o, c = statistics.median(over), statistics.median(cpp)
         print(f"SamPredictor.predict ({p.model_type}, 512px, multimask): C++ {c * 1e3:.2f} ms, "
-              f"Python overhead {o * 1e3:.3f} ms = {100 * o / c:.1f}% (median of {len(cpp)})")
+              f"Python overhead {o * 1e3:.3f} ms = {100 * o / c:.3f}% (median of {len(cpp)})")
 
 
 if __name__ == "__main__":
