@@ -1,10 +1,10 @@
-# Entry points: make demo | make test | make test-fast | make bench | make deps | make models
+# Entry points: make demo | make test | make test-fast | make bench | make deps | make models | make python
 BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 SEMAT := $(BUILD)/bin/semat
 
-.PHONY: deps models configure build demo test test-fast bench clean
+.PHONY: deps models configure build demo test test-fast bench python clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -35,6 +35,13 @@ bench: deps
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DSEMAT_BUILD_BENCHMARKS=ON $(CMAKE_FLAGS)
 	@cmake --build $(BUILD) -j $(JOBS) --target semat_bench semat_torch_bench semat_quality
 	@while read -r b; do echo "== $$b"; "$$b" $(BENCH_ARGS) || exit 1; done < $(BUILD)/benchmarks.txt
+
+# The Python package in place: python/semat/ gets the _semat extension of this build, so
+# `PYTHONPATH=python python3 -c 'import semat'` works (pip install: see README, Python).
+python: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target semat_python
+	@cp $(BUILD)/python/semat/_semat*.so python/semat/
+	@echo "python: PYTHONPATH=$(CURDIR)/python /usr/bin/python3 -c 'import semat'"
 
 clean:
 	@rm -rf $(BUILD) out

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages semat needs. Idempotent: only missing packages are installed.
+# Installs the Debian 12 packages semat needs (the Python binding's too: python/). Idempotent: only missing packages are installed.
 # Works as root, or as a user with sudo.
 set -euo pipefail
 
@@ -9,6 +9,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev libopenblas0-openmp libgloo-dev libonnx-dev libprotobuf-dev
   chromium
+  python3-dev python3-venv python3-pip python3-setuptools pybind11-dev python3-pybind11
+  python3-numpy python3-pytest
 )
 # The browser test drives chromium from node, and scripts/fetch-models.sh gets the IS-Net model
 # with npm; an existing node (e.g. NodeSource's, which bundles npm and conflicts with Debian's npm

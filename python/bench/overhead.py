@@ -1,0 +1,67 @@
+"""The Python binding's overhead over the C++ calls it wraps (issue #18's figures).
+
+    PYTHONPATH=build/python /usr/bin/python3 python/bench/overhead.py [--sam tests/data/sam_tiny/sam_tiny.pth]
+
+matte: wall time of semat.matte(rgb_array, boxes=box) on the 512 px demo photo minus the C++
+engine's own time for that prompt (report["instances"][0]["seconds"], measured in C++ around the
+pipeline), i.e. argument handling, the RGB->BGR copy, the report, the GIL hand-over. Also with a
+BGR array (no copy). predict: wall time of SamPredictor.predict minus the C++ predict's time
+(measured in C++ around models::SamPredictor::predict), as a share of the C++ time.
+"""
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+import semat
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def matte_overhead(image, box, fmt, n):
+    over, cpp = [], []
+    for _ in range(n):
+        t = time.perf_counter()
+        m = semat.matte(image, boxes=box, image_format=fmt)
+        wall = time.perf_counter() - t
+        c = m.report["instances"][0]["seconds"]
+        over.append(wall - c)
+        cpp.append(c)
+    return statistics.median(over), statistics.median(cpp)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sam", default=os.path.join(ROOT, "tests/data/sam_tiny/sam_tiny.pth"))
+    ap.add_argument("--model-type", default="tiny", help="of --sam: tiny (the fixture), auto, vit_b...")
+    ap.add_argument("--n", type=int, default=7)
+    a = ap.parse_args()
+    image = semat.read_image(os.path.join(ROOT, "examples/astronaut.png"))
+    box = [int(v) for v in open(os.path.join(ROOT, "examples/astronaut.box")).read().split(",")]
+    semat.matte(image, boxes=box)  # warm-up
+    o, c = matte_overhead(image, box, "RGB", a.n)
+    print(f"matte 512px RGB array: C++ {c * 1e3:.1f} ms, Python overhead {o * 1e3:.2f} ms (median of {a.n})")
+    bgr = np.ascontiguousarray(image[..., ::-1])
+    o, c = matte_overhead(bgr, box, "BGR", a.n)
+    print(f"matte 512px BGR array: C++ {c * 1e3:.1f} ms, Python overhead {o * 1e3:.2f} ms (median of {a.n})")
+    if semat._semat._have_models and os.path.exists(a.sam):
+        p = semat.SamPredictor(a.sam, model_type=a.model_type, device="cpu")
+        p.set_image(image)
+        kw = dict(box=np.array(box, dtype=float), multimask_output=True)
+        p.predict(**kw)
+        over, cpp = [], []
+        for _ in range(max(a.n, 20)):
+            t = time.perf_counter()
+            p.predict(**kw)
+            wall = time.perf_counter() - t
+            cpp.append(p._p._last_predict_seconds)
+            over.append(wall - cpp[-1])
+        o, c = statistics.median(over), statistics.median(cpp)
+        print(f"SamPredictor.predict ({p.model_type}, 512px, multimask): C++ {c * 1e3:.2f} ms, "
+              f"Python overhead {o * 1e3:.3f} ms = {100 * o / c:.3f}% (median of {len(cpp)})")
+
+
+if __name__ == "__main__":
+    main()
