@@ -63,8 +63,8 @@ def matte(image: Any, boxes=None, trimap=None, prior: str = "auto", sam: Optiona
         list of N Mattes (one engine call: SAM encodes the image once).
     trimap: instead of boxes, a uint8 HxW trimap (0 background, 128 unknown, 255 foreground; any
         encoder's values: < 85 background, >= 170 foreground) or its path -> one Matte.
-    prior: the box-only coarse mask: "auto", "grabcut" (or "isnet", the learned prior, once this
-        build has it).
+    prior: the box-only coarse mask: "isnet" (the learned prior; `make models` installs it),
+        "grabcut" (classical), or "auto" (IS-Net when installed, else GrabCut), as the CLI's --prior.
     sam, semat: checkpoint paths (the CLI's --sam / --semat); refine: --refine.
     precision: "auto" or "float32" ("bfloat16" later); device: "auto", "cpu" or "cuda".
     The model of a configuration is loaded once per process and reused by later calls.

@@ -42,14 +42,12 @@ void apply_prior_and_precision(engine::EngineSpec& spec, const std::string& prio
               "prior='" << prior << "' is not one of 'auto', 'grabcut', 'isnet'");
   SEMAT_CHECK(precision == "auto" || precision == "float32" || precision == "bfloat16", ConfigError,
               "precision='" << precision << "' is not one of 'auto', 'float32', 'bfloat16'");
-  SEMAT_CHECK(prior != "isnet", ConfigError,
-              "prior='isnet' (the learned box prior) is not in this build of semat yet; use "
-              "prior='grabcut' or 'auto'");
   SEMAT_CHECK(precision != "bfloat16", ConfigError,
               "precision='bfloat16' is not in this build of semat yet; use precision='float32' or 'auto'");
-  // "grabcut" is the box-only coarse mask, as --mask grabcut; "auto" leaves the choice to
-  // engine::resolve (GrabCut unless a model is given). float32 is what every stage runs in now.
-  if (prior == "grabcut") spec.mask = "grabcut";
+  // The CLI's --prior: "isnet" the learned prior (ConfigError naming `make models` when it is not
+  // installed), "grabcut" the classical box pipeline, "auto" IS-Net when installed. float32 is
+  // what every stage runs in now.
+  spec.prior = prior;
 }
 
 // Engines by configuration: a model is loaded once per process, not once per call. Engine::run is
@@ -57,7 +55,7 @@ void apply_prior_and_precision(engine::EngineSpec& spec, const std::string& prio
 std::shared_ptr<const engine::Engine> engine_for(const engine::EngineSpec& spec) {
   static std::mutex mutex;
   static std::map<std::string, std::shared_ptr<const engine::Engine>> cache;
-  const nlohmann::json key = {spec.mask,  spec.trimap, spec.alpha,      spec.refine,
+  const nlohmann::json key = {spec.prior, spec.isnet, spec.mask,  spec.trimap, spec.alpha,      spec.refine,
                               spec.sam,   spec.semat,  spec.model_type, spec.device,
                               spec.resize, spec.batch};
   std::lock_guard<std::mutex> lock(mutex);
