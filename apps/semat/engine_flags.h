@@ -10,7 +10,7 @@ class App;
 
 namespace semat::cli {
 
-/// Adds --sam, --semat, --refine, --mask, --trimap-from, --alpha, --model-type, --device,
+/// Adds --sam, --semat, --vitmatte, --vitmatte-max-pixels, --diffmatte, --diffmatte-steps, --refine, --mask, --trimap-from, --alpha, --model-type, --device,
 /// --resize and --batch to `cmd`, writing into `spec` (which must outlive parsing).
 void add_engine_flags(CLI::App* cmd, engine::EngineSpec& spec);
 

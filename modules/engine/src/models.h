@@ -7,6 +7,7 @@
 
 #include "semat/engine/box_model.h"
 #include "semat/engine/spec.h"
+#include "semat/engine/trimap_model.h"
 
 namespace semat::engine::detail {
 
@@ -22,6 +23,11 @@ struct ModelEntry {
 /// Every box model semat knows, in auto-selection priority order; `load` is null for the models
 /// this build cannot run (all of them without LibTorch).
 const std::vector<ModelEntry>& model_table();
+
+/// Loads the trimap network the spec's alpha stage names ("vitmatte", "diffmatte"); null in builds without
+/// LibTorch (trimap_models_available() is false there).
+std::shared_ptr<TrimapModel> load_trimap_model(const EngineSpec& spec, const std::string& name);
+bool trimap_models_available();
 
 /// resolve() with an optional model built elsewhere standing in for the table.
 Stages resolve(const EngineSpec& spec, const BoxModel* injected);
