@@ -181,9 +181,10 @@ TEST(VitMatteBuild, RefusesOtherFamiliesAndWrongModelTypes) {
 
 TEST(VitMatteFixture, PaddingRuleGrowsBothSides) {
   using M = vitmatte::VitMatteImpl;
-  EXPECT_EQ(M::padded_size(256, 256), std::make_pair<int64_t, int64_t>(256, 256));
-  EXPECT_EQ(M::padded_size(256, 200), std::make_pair<int64_t, int64_t>(288, 224));
-  EXPECT_EQ(M::padded_size(100, 64), std::make_pair<int64_t, int64_t>(128, 96));
+  using P = std::pair<int64_t, int64_t>;
+  EXPECT_EQ(M::padded_size(256, 256), P(256, 256));
+  EXPECT_EQ(M::padded_size(256, 200), P(288, 224));
+  EXPECT_EQ(M::padded_size(100, 64), P(128, 96));
 }
 
 TEST(VitMatteFixture, MainCaseMatchesEveryStoredTensor) {
