@@ -29,8 +29,8 @@ struct VitMattePredictorOptions {
   /// (VitMatteAlpha::scale < 1 tells the caller to sharpen it, e.g. closed-form in the band).
   /// Memory grows about linearly with the pixels (global attention runs in query blocks; the
   /// decoder's full-resolution layers dominate): measured peak RSS at 1024 x 1024 on CPU 1.9 GiB
-  /// (S) / 2.1 GiB (B) for the whole process; the default cap, 2048 x 2048, is extrapolated to
-  /// roughly 4x the activations (not measured). 0: no cap.
+  /// (S) / 2.1 GiB (B) for the whole process, 6.9 GiB for S at the default cap, 2048 x 2048
+  /// (B there not measured; expect a little more). Lower it on small machines. 0: no cap.
   int64_t max_pixels = int64_t{2048} * 2048;
 };
 
