@@ -1,5 +1,6 @@
 // semat info [--arch semat-vit-l] [--json]: the architecture and its trainable parameters per
-// component, counted on the built modules (random weights; no checkpoint needed).
+// component, counted on the built modules (random weights; no checkpoint needed). Also the
+// trimap-based matting networks (--arch vitmatte-s / vitmatte-b).
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "commands.h"
 #include "semat/core/timer.h"
 #include "semat/models/semat_config.h"
+#include "semat/models/vitmatte_config.h"
 
 namespace semat::cli {
 namespace {
@@ -20,7 +22,65 @@ struct InfoArgs {
   bool json = false;
 };
 
+std::vector<std::string> arch_names() {
+  auto names = models::semat_preset_names();
+  for (const auto& n : models::vitmatte_preset_names()) names.push_back(n);
+  for (const auto& n : models::diffmatte_preset_names()) names.push_back(n);
+  return names;
+}
+
+void run_diffmatte_info(const InfoArgs& a) {
+  const models::DiffMatteConfig cfg = models::diffmatte_preset(a.arch);
+  const models::DiffMatteParameterCounts c = models::diffmatte_parameter_counts(cfg);
+  if (a.json) {
+    nlohmann::json j = {{"arch", a.arch},
+                        {"backbone",
+                         {{"embed_dim", cfg.vit.embed_dim},
+                          {"depth", cfg.vit.depth},
+                          {"num_heads", cfg.vit.num_heads},
+                          {"img_size", cfg.vit.img_size}}},
+                        {"decoder",
+                         {{"model_channels", cfg.model_channels},
+                          {"emb_channels", cfg.emb_channels},
+                          {"downsample_in", cfg.downsample_in},
+                          {"upsample_in", cfg.upsample_in}}},
+                        {"parameters", {{"backbone", c.backbone}, {"decoder", c.decoder}}},
+                        {"all_parameters", c.total}};
+    std::cout << j.dump(2) << '\n';
+    return;
+  }
+  std::cout << a.arch << ": ViT (embed " << cfg.vit.embed_dim << ", depth " << cfg.vit.depth << ") + DUNet decoder\n"
+            << "  backbone " << c.backbone << ", decoder " << c.decoder << ", all " << c.total << "\n";
+}
+
+void run_vitmatte_info(const InfoArgs& a) {
+  const models::VitMatteConfig cfg = models::vitmatte_preset(a.arch);
+  const models::VitMatteParameterCounts c = models::vitmatte_parameter_counts(cfg);
+  if (a.json) {
+    nlohmann::json j = {{"arch", a.arch},
+                        {"backbone",
+                         {{"embed_dim", cfg.embed_dim},
+                          {"depth", cfg.depth},
+                          {"num_heads", cfg.num_heads},
+                          {"window_size", cfg.window_size},
+                          {"window_block_indexes", cfg.window_block_indexes},
+                          {"residual_block_indexes", cfg.residual_block_indexes}}},
+                        {"decoder", {{"convstream_out", cfg.convstream_out}, {"fusion_out", cfg.fusion_out}}},
+                        {"parameters",
+                         {{"backbone", c.backbone}, {"residual_blocks", c.residual}, {"decoder", c.decoder}}},
+                        {"all_parameters", c.total}};
+    std::cout << j.dump(2) << '\n';
+    return;
+  }
+  std::cout << a.arch << ": ViT (embed " << cfg.embed_dim << ", depth " << cfg.depth << ", " << cfg.num_heads
+            << " heads, window " << cfg.window_size << ") + detail capture decoder\n"
+            << "  backbone " << c.backbone << " (residual blocks " << c.residual << "), decoder " << c.decoder
+            << ", all " << c.total << "\n";
+}
+
 void run_info(const InfoArgs& a) {
+  if (a.arch.rfind("vitmatte-", 0) == 0) return run_vitmatte_info(a);
+  if (a.arch.rfind("diffmatte-", 0) == 0) return run_diffmatte_info(a);
   const models::SematConfig cfg = models::semat_preset(a.arch);
   Timer t;
   const models::SematParameterCounts c = models::semat_parameter_counts(cfg);
@@ -71,8 +131,10 @@ void register_info(CLI::App& app) {
   auto args = std::make_shared<InfoArgs>();
   CLI::App* cmd = app.add_subcommand("info", "Model architectures and their parameter counts");
   cmd->add_option("--arch", args->arch,
-                  "semat-vit-b, semat-vit-l (official SEMat), semat-vit-h, semat-tiny")
-      ->check(CLI::IsMember(models::semat_preset_names()))
+                  "semat-vit-b, semat-vit-l (official SEMat), semat-vit-h, semat-tiny; "
+                  "vitmatte-s, vitmatte-b (official ViTMatte), vitmatte-tiny; diffmatte-vits, "
+                  "diffmatte-vitb, diffmatte-vits-1024, diffmatte-tiny")
+      ->check(CLI::IsMember(arch_names()))
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "print JSON");
   cmd->callback([args] { run_info(*args); });

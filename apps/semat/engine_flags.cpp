@@ -26,7 +26,18 @@ void add_engine_flags(CLI::App* cmd, engine::EngineSpec& s) {
   cmd->add_option("--trimap-from", s.trimap,
                   "trimap stage: auto, rule (the paper's mask-to-matte rule) or model")
       ->capture_default_str();
-  cmd->add_option("--alpha", s.alpha, "alpha stage: auto, closed-form, model or refine")
+  cmd->add_option("--vitmatte", s.vitmatte,
+                  "ViTMatte checkpoint (ViTMatte_{S,B}_{Com,DIS}.pth or .safetensors): the trimap, "
+                  "from any mask stage or --trimap, goes through the trained network (--alpha vitmatte)");
+  cmd->add_option("--vitmatte-max-pixels", s.vitmatte_max_pixels,
+                  "larger images run through ViTMatte / DiffMatte shrunk to this many pixels, then closed-form "
+                  "sharpens the band at full resolution (0 = never shrink)")
+      ->capture_default_str();
+  cmd->add_option("--diffmatte", s.diffmatte,
+                  "DiffMatte checkpoint (official ViTS/ViTB .pth): the trimap goes through the diffusion "
+                  "matting network (--alpha diffmatte), deterministic (noise seeded with 0)");
+  cmd->add_option("--diffmatte-steps", s.diffmatte_steps, "DiffMatte DDIM steps")->capture_default_str();
+  cmd->add_option("--alpha", s.alpha, "alpha stage: auto, closed-form, model, refine, vitmatte or diffmatte")
       ->capture_default_str();
   cmd->add_option("--model-type", s.model_type,
                   "model type: auto (from tensor shapes); SAM vit_b, vit_l, vit_h; SEMat "

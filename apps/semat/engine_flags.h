@@ -10,7 +10,8 @@ class App;
 
 namespace semat::cli {
 
-/// Adds --sam, --semat, --refine, --prior, --isnet, --mask, --trimap-from, --alpha, --model-type, --device,
+/// Adds --sam, --semat, --vitmatte, --vitmatte-max-pixels, --diffmatte, --diffmatte-steps, --refine,
+/// --prior, --isnet, --mask, --trimap-from, --alpha, --model-type, --device,
 /// --resize and --batch to `cmd`, writing into `spec` (which must outlive parsing).
 void add_engine_flags(CLI::App* cmd, engine::EngineSpec& spec);
 

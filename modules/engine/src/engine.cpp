@@ -36,6 +36,7 @@ struct Engine::Impl {
   EngineSpec spec;
   Stages stages;
   std::shared_ptr<BoxModel> model;  // null when no stage uses a model
+  std::shared_ptr<TrimapModel> trimap_net;  // the alpha stage's network (vitmatte, diffmatte), else null
 
   bool mask_from_model() const { return !stages.model.empty() && stages.mask == stages.model; }
 
@@ -65,6 +66,21 @@ struct Engine::Impl {
     SEMAT_CHECK(stages.mask != "given", InvalidArgument,
                 "this engine takes its masks from the caller (mask stage 'given'), and none was given");
     SEMAT_CHECK(p.box.has_value(), InvalidArgument, "give a box, a mask or a trimap");
+  }
+
+  // The trimap network's alpha with the known pixels forced (0 / 255 in the trimap -> 0 / 1: the
+  // network leaves small errors there, and a caller's trimap is a statement about them). When
+  // the network ran shrunk (a large image), the band is sharpened by closed-form matting against
+  // the full-resolution image with the network's alpha as the prior.
+  cv::Mat network_alpha(const cv::Mat& image, const cv::Mat& trimap, matting::SolveStats* stats) const {
+    Timer t;
+    double scale = 1.0;
+    cv::Mat alpha = trimap_net->predict(image, trimap, &scale);
+    SEMAT_LOG_DEBUG("engine", trimap_net->name() << ": " << t.seconds() << " s at scale " << scale);
+    alpha.setTo(0.0f, trimap == 0);
+    alpha.setTo(1.0f, trimap == 255);
+    if (scale < 1.0) alpha = matting::refine_in_band(image, alpha, trimap, spec.classical, stats);
+    return alpha;
   }
 
   matting::MatteResult matte_one(const cv::Mat& image, const Prompt& p, const ModelOutput* out) const {
@@ -110,6 +126,11 @@ struct Engine::Impl {
         matting::solve_in_trimap(image, trimap, mask, omega, o, r);
       return r;
     }
+    if (trimap_net) {
+      r.alpha = network_alpha(image, trimap, &r.solve);
+      r.foreground = matting::estimate_foreground(image, r.alpha, o.foreground).foreground;
+      return r;
+    }
     r.alpha = stages.alpha == "refine" ? matting::refine_in_band(image, out->alpha, trimap, o, &r.solve)
                                        : out->alpha;
     r.foreground = matting::estimate_foreground(image, r.alpha, o.foreground).foreground;
@@ -131,10 +152,12 @@ Engine::Engine(const EngineSpec& spec, std::shared_ptr<BoxModel> model) : impl_(
   }
   // One line when the learned prior could run but its model is missing (a build without the
   // runner has nothing to install, and says nothing).
-  if (!model && detail::isnet_loader() && spec.prior == "auto" && spec.mask == "auto" &&
+  if (!impl_->model && detail::isnet_loader() && spec.prior == "auto" && spec.mask == "auto" &&
       impl_->stages.mask == "grabcut")
     SEMAT_LOG_INFO("engine", "coarse masks by GrabCut: the learned prior (IS-Net) is not installed; "
                              "`make models` installs it");
+  if (impl_->stages.alpha == "vitmatte" || impl_->stages.alpha == "diffmatte")
+    impl_->trimap_net = detail::load_trimap_model(spec, impl_->stages.alpha);
   SEMAT_LOG_DEBUG("engine", "stages " << description());
 }
 

@@ -11,6 +11,7 @@
 #ifdef SEMAT_ENGINE_WITH_MODELS
 #include "semat/models/sam_predictor.h"
 #include "semat/models/semat_predictor.h"
+#include "semat/models/vitmatte_predictor.h"
 #endif
 
 namespace semat::engine::detail {
@@ -107,8 +108,75 @@ class SematModel : public BoxModel {
   const models::SematPredictor predictor_;
 };
 
+// ViTMatte as the alpha stage: one model copy, callers in turn.
+class VitMatteNet : public TrimapModel {
+ public:
+  explicit VitMatteNet(const EngineSpec& s) : predictor_(s.vitmatte, options(s)) {
+    SEMAT_LOG_DEBUG("vitmatte", "loaded " << predictor_.config().name << " on " << predictor_.device());
+  }
+  std::string name() const override { return "vitmatte"; }
+  cv::Mat predict(const cv::Mat& image, const cv::Mat& trimap, double* scale) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    models::VitMatteAlpha a = predictor_.predict(image, trimap);
+    if (scale) *scale = a.scale;
+    return a.alpha;
+  }
+
+ private:
+  static models::VitMattePredictor::Options options(const EngineSpec& s) {
+    models::VitMattePredictor::Options o;
+    o.device = s.device;
+    o.max_pixels = s.vitmatte_max_pixels;
+    return o;
+  }
+  std::mutex mu_;
+  models::VitMattePredictor predictor_;
+};
+
+// DiffMatte as the alpha stage: one model copy, callers in turn.
+class DiffMatteNet : public TrimapModel {
+ public:
+  explicit DiffMatteNet(const EngineSpec& s) : predictor_(s.diffmatte, options(s)) {
+    SEMAT_LOG_DEBUG("diffmatte", "loaded " << predictor_.config().name << " on " << predictor_.device());
+  }
+  std::string name() const override { return "diffmatte"; }
+  cv::Mat predict(const cv::Mat& image, const cv::Mat& trimap, double* scale) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    models::VitMatteAlpha a = predictor_.predict(image, trimap);
+    if (scale) *scale = a.scale;
+    return a.alpha;
+  }
+
+ private:
+  static models::DiffMattePredictor::Options options(const EngineSpec& s) {
+    models::DiffMattePredictor::Options o;
+    o.device = s.device;
+    o.max_pixels = s.vitmatte_max_pixels;
+    o.steps = s.diffmatte_steps;
+    return o;
+  }
+  std::mutex mu_;
+  models::DiffMattePredictor predictor_;
+};
+
 }  // namespace
 #endif
+
+bool trimap_models_available() {
+#ifdef SEMAT_ENGINE_WITH_MODELS
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::shared_ptr<TrimapModel> load_trimap_model(const EngineSpec& spec, const std::string& name) {
+#ifdef SEMAT_ENGINE_WITH_MODELS
+  if (name == "vitmatte") return std::make_shared<VitMatteNet>(spec);
+  if (name == "diffmatte") return std::make_shared<DiffMatteNet>(spec);
+#endif
+  throw ConfigError("no trimap network '" + name + "' in this build");
+}
 
 const std::vector<ModelEntry>& model_table() {
   // Priority order for mask = auto: SEMat (when --semat is given) before SAM, since with

@@ -7,6 +7,7 @@
 
 #include "semat/engine/box_model.h"
 #include "semat/engine/spec.h"
+#include "semat/engine/trimap_model.h"
 
 namespace semat::engine::detail {
 
@@ -31,6 +32,10 @@ std::string installed_isnet();
 
 /// Builds the "isnet" box model (prior_model.cpp); null when this build has no IS-Net runner.
 ModelLoader isnet_loader();
+/// Loads the trimap network the spec's alpha stage names ("vitmatte", "diffmatte"); null in builds without
+/// LibTorch (trimap_models_available() is false there).
+std::shared_ptr<TrimapModel> load_trimap_model(const EngineSpec& spec, const std::string& name);
+bool trimap_models_available();
 
 /// resolve() with an optional model built elsewhere standing in for the table.
 Stages resolve(const EngineSpec& spec, const BoxModel* injected);

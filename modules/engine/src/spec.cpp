@@ -67,8 +67,31 @@ Stages resolve(const EngineSpec& spec, const BoxModel* injected) {
                 "--refine and --alpha " << alpha << " contradict each other: drop one");
     alpha = "refine";
   }
-  SEMAT_CHECK(alpha == "auto" || alpha == "closed-form" || alpha == "model" || alpha == "refine",
-              ConfigError, "--alpha " << alpha << ": use auto, closed-form, model or refine");
+  SEMAT_CHECK(alpha == "auto" || alpha == "closed-form" || alpha == "model" || alpha == "refine" ||
+                  alpha == "vitmatte" || alpha == "diffmatte",
+              ConfigError,
+              "--alpha " << alpha << ": use auto, closed-form, model, refine, vitmatte or diffmatte");
+  // The trimap networks: --alpha NET needs its checkpoint, and a checkpoint means that stage.
+  struct Net {
+    const char* name;
+    const std::string& checkpoint;
+  };
+  for (const Net& n : {Net{"vitmatte", spec.vitmatte}, Net{"diffmatte", spec.diffmatte}}) {
+    const std::string flag = std::string("--") + n.name;
+    if (alpha == "auto" && !n.checkpoint.empty()) alpha = n.name;
+    SEMAT_CHECK(alpha != n.name || !n.checkpoint.empty(), ConfigError,
+                "--alpha " << n.name << " needs its checkpoint: " << flag << " CKPT");
+    SEMAT_CHECK(n.checkpoint.empty() || alpha == n.name, ConfigError,
+                flag << " " << n.checkpoint << " is not used by --alpha " << alpha << ": drop one (" << flag
+                     << " means --alpha " << n.name << ")");
+    SEMAT_CHECK(alpha != n.name || trimap_models_available(), ConfigError,
+                flag << " " << n.checkpoint << " needs a build with the " << n.name
+                     << " model (LibTorch), which this semat lacks: install libtorch-dev and rebuild");
+  }
+  SEMAT_CHECK(spec.vitmatte_max_pixels >= 0, ConfigError,
+              "--vitmatte-max-pixels must be 0 (no cap) or positive, got " << spec.vitmatte_max_pixels);
+  SEMAT_CHECK(spec.diffmatte_steps >= 1, ConfigError,
+              "--diffmatte-steps must be positive, got " << spec.diffmatte_steps);
   SEMAT_CHECK(spec.trimap == "auto" || spec.trimap == "rule" || spec.trimap == "model", ConfigError,
               "--trimap-from " << spec.trimap << ": use auto, rule or model");
   const bool mask_is_model = find(mask) != nullptr;
@@ -130,7 +153,7 @@ Stages resolve(const EngineSpec& spec, const BoxModel* injected) {
               : (mask_from_model && model->trimaps) ? "model"
                                                     : "rule";
   st.alpha = alpha != "auto" ? alpha : (model && model->alphas) ? "model" : "closed-form";
-  SEMAT_CHECK(!model || mask_from_model || st.trimap == "model" || st.alpha != "closed-form",
+  SEMAT_CHECK(!model || mask_from_model || st.trimap == "model" || st.alpha == "model" || st.alpha == "refine",
               ConfigError,
               "--mask " << st.mask << " with " << model->flag << ": the model would not be used; drop one");
   return st;

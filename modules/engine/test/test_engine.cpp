@@ -117,6 +117,48 @@ TEST(EngineSpec, ResolvesTheDefaultsAndEveryFlagCombination) {
   EXPECT_THROW(describe(sam), semat::ConfigError);
 }
 
+TEST(EngineSpec, VitMatteIsTheAlphaStageOfAnyTrimap) {
+  EngineSpec need;
+  need.alpha = "vitmatte";  // without its checkpoint
+  try {
+    describe(need);
+    FAIL() << "--alpha vitmatte without --vitmatte resolved";
+  } catch (const semat::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("--vitmatte CKPT"), std::string::npos) << e.what();
+  }
+  EngineSpec v;
+  v.vitmatte = "vitmatte.pth";  // resolve() only names stages; nothing is loaded
+  if (!have_models()) {
+    EXPECT_THROW(describe(v), semat::ConfigError);
+    return;
+  }
+  EXPECT_EQ(describe(v), "grabcut>rule>vitmatte");
+  v.alpha = "closed-form";  // the checkpoint would be loaded for nothing
+  EXPECT_THROW(describe(v), semat::ConfigError);
+  v.alpha = "vitmatte";
+  v.mask = "given";
+  EXPECT_EQ(describe(v), "given>rule>vitmatte");
+  v.mask = "auto";
+  v.sam = "sam.pth";
+  EXPECT_EQ(describe(v), "sam>rule>vitmatte");
+  v.sam.clear();
+  v.semat = "semat.pth";  // SEMat's own trimap goes through the network
+  EXPECT_EQ(describe(v), "semat>semat>vitmatte");
+  v.refine = true;  // refine sharpens a model's alpha, not the network's
+  EXPECT_THROW(describe(v), semat::ConfigError);
+  v.refine = false;
+  v.vitmatte_max_pixels = -1;
+  EXPECT_THROW(describe(v), semat::ConfigError);
+  EngineSpec d;
+  d.diffmatte = "diffmatte.pth";
+  EXPECT_EQ(describe(d), "grabcut>rule>diffmatte");
+  d.vitmatte = "vitmatte.pth";  // two alpha networks: one would be loaded for nothing
+  EXPECT_THROW(describe(d), semat::ConfigError);
+  d.vitmatte.clear();
+  d.diffmatte_steps = 0;
+  EXPECT_THROW(describe(d), semat::ConfigError);
+}
+
 TEST(Engine, ClassicalBoxPipelineIsTheMattingModulesByteForByte) {
   const auto scene = semat::test::make_scene(120, 100, 5, 10);
   const Engine engine(EngineSpec{});

@@ -14,51 +14,6 @@ namespace semat::models::sam {
 namespace F = torch::nn::functional;
 namespace {
 
-// ref: image_encoder.py get_rel_pos. Relative position embeddings for every (query, key) pair
-// along one axis: [q_size, k_size, head_dim].
-torch::Tensor get_rel_pos(int64_t q_size, int64_t k_size, const torch::Tensor& rel_pos) {
-  const int64_t max_rel_dist = 2 * std::max(q_size, k_size) - 1;
-  torch::Tensor resized = rel_pos;
-  if (rel_pos.size(0) != max_rel_dist) {
-    resized = F::interpolate(rel_pos.reshape({1, rel_pos.size(0), -1}).permute({0, 2, 1}),
-                             F::InterpolateFuncOptions()
-                                 .size(std::vector<int64_t>{max_rel_dist})
-                                 .mode(torch::kLinear)
-                                 .align_corners(false))
-                  .reshape({-1, max_rel_dist})
-                  .permute({1, 0});
-  }
-  const double qs = std::max(static_cast<double>(k_size) / q_size, 1.0);
-  const double ks = std::max(static_cast<double>(q_size) / k_size, 1.0);
-  const auto opts = torch::TensorOptions().dtype(torch::kFloat64).device(rel_pos.device());
-  const auto q_coords = torch::arange(q_size, opts).unsqueeze(1) * qs;
-  const auto k_coords = torch::arange(k_size, opts).unsqueeze(0) * ks;
-  const auto rel = (q_coords - k_coords) + (k_size - 1) * ks;
-  return resized.index({rel.to(torch::kLong)});
-}
-
-std::pair<torch::Tensor, std::pair<int64_t, int64_t>> window_partition(const torch::Tensor& x,
-                                                                        int64_t ws) {
-  const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
-  const int64_t pad_h = (ws - H % ws) % ws, pad_w = (ws - W % ws) % ws;
-  torch::Tensor y = x;
-  if (pad_h > 0 || pad_w > 0) y = F::pad(x, F::PadFuncOptions({0, 0, 0, pad_w, 0, pad_h}));
-  const int64_t Hp = H + pad_h, Wp = W + pad_w;
-  y = y.view({B, Hp / ws, ws, Wp / ws, ws, C}).permute({0, 1, 3, 2, 4, 5}).contiguous();
-  return {y.view({-1, ws, ws, C}), {Hp, Wp}};
-}
-
-torch::Tensor window_unpartition(const torch::Tensor& windows, int64_t ws,
-                                 std::pair<int64_t, int64_t> pad_hw, int64_t H, int64_t W) {
-  const auto [Hp, Wp] = pad_hw;
-  const int64_t B = windows.size(0) / (Hp * Wp / ws / ws);
-  auto x = windows.view({B, Hp / ws, Wp / ws, ws, ws, -1}).permute({0, 1, 3, 2, 4, 5}).contiguous();
-  x = x.view({B, Hp, Wp, -1});
-  if (Hp > H || Wp > W) x = x.index({torch::indexing::Slice(), torch::indexing::Slice(0, H),
-                                      torch::indexing::Slice(0, W)}).contiguous();
-  return x;
-}
-
 // Scores of one block of queries are at most about this many floats: the full 4096 x 4096 maps
 // of the global blocks are never materialised (they cost 0.8 GB per image for ViT-B and were
 // the main cost of the official implementation on CPU).
@@ -164,6 +119,52 @@ struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
 };
 
 }  // namespace
+
+// ref: image_encoder.py get_rel_pos. Relative position embeddings for every (query, key) pair
+// along one axis: [q_size, k_size, head_dim].
+torch::Tensor get_rel_pos(int64_t q_size, int64_t k_size, const torch::Tensor& rel_pos) {
+  const int64_t max_rel_dist = 2 * std::max(q_size, k_size) - 1;
+  torch::Tensor resized = rel_pos;
+  if (rel_pos.size(0) != max_rel_dist) {
+    resized = F::interpolate(rel_pos.reshape({1, rel_pos.size(0), -1}).permute({0, 2, 1}),
+                             F::InterpolateFuncOptions()
+                                 .size(std::vector<int64_t>{max_rel_dist})
+                                 .mode(torch::kLinear)
+                                 .align_corners(false))
+                  .reshape({-1, max_rel_dist})
+                  .permute({1, 0});
+  }
+  const double qs = std::max(static_cast<double>(k_size) / q_size, 1.0);
+  const double ks = std::max(static_cast<double>(q_size) / k_size, 1.0);
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat64).device(rel_pos.device());
+  const auto q_coords = torch::arange(q_size, opts).unsqueeze(1) * qs;
+  const auto k_coords = torch::arange(k_size, opts).unsqueeze(0) * ks;
+  const auto rel = (q_coords - k_coords) + (k_size - 1) * ks;
+  return resized.index({rel.to(torch::kLong)});
+}
+
+// ref: image_encoder.py window_partition / window_unpartition (also ViTDet's, used by ViTMatte).
+std::pair<torch::Tensor, std::pair<int64_t, int64_t>> window_partition(const torch::Tensor& x,
+                                                                        int64_t ws) {
+  const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  const int64_t pad_h = (ws - H % ws) % ws, pad_w = (ws - W % ws) % ws;
+  torch::Tensor y = x;
+  if (pad_h > 0 || pad_w > 0) y = F::pad(x, F::PadFuncOptions({0, 0, 0, pad_w, 0, pad_h}));
+  const int64_t Hp = H + pad_h, Wp = W + pad_w;
+  y = y.view({B, Hp / ws, ws, Wp / ws, ws, C}).permute({0, 1, 3, 2, 4, 5}).contiguous();
+  return {y.view({-1, ws, ws, C}), {Hp, Wp}};
+}
+
+torch::Tensor window_unpartition(const torch::Tensor& windows, int64_t ws,
+                                 std::pair<int64_t, int64_t> pad_hw, int64_t H, int64_t W) {
+  const auto [Hp, Wp] = pad_hw;
+  const int64_t B = windows.size(0) / (Hp * Wp / ws / ws);
+  auto x = windows.view({B, Hp / ws, Wp / ws, ws, ws, -1}).permute({0, 1, 3, 2, 4, 5}).contiguous();
+  x = x.view({B, Hp, Wp, -1});
+  if (Hp > H || Wp > W) x = x.index({torch::indexing::Slice(), torch::indexing::Slice(0, H),
+                                      torch::indexing::Slice(0, W)}).contiguous();
+  return x;
+}
 
 void set_attention_score_budget(int64_t floats) { g_score_budget = std::max<int64_t>(1, floats); }
 int64_t attention_score_budget() { return g_score_budget.load(); }

@@ -27,9 +27,11 @@ struct EngineSpec {
   /// else rule. A trimap carried by a prompt (the user's) always wins.
   std::string trimap = "auto";
   /// Alpha: "auto", "closed-form" (in the trimap's unknown band, with the blurred coarse mask
-  /// as a weak prior), "model" (the box model's alpha) or "refine" (the model's alpha sharpened
-  /// by closed-form in the band at full resolution). auto = model when a model makes alpha, else
-  /// closed-form.
+  /// as a weak prior), "model" (the box model's alpha), "refine" (the model's alpha sharpened
+  /// by closed-form in the band at full resolution), "vitmatte" or "diffmatte" (the trimap,
+  /// whatever made it, through the trained ViTMatte / DiffMatte network of `vitmatte` /
+  /// `diffmatte`). auto = that network when its checkpoint is given, else model when a model
+  /// makes alpha, else closed-form.
   std::string alpha = "auto";
   /// Same as alpha = "refine" (the historical flag).
   bool refine = false;
@@ -38,6 +40,17 @@ struct EngineSpec {
                       ///< slim SEMat checkpoint lacks
   std::string semat;  ///< SEMat checkpoint
   std::string isnet;  ///< IS-Net ONNX file; empty: the installed one (`make models`), if any
+  /// ViTMatte checkpoint (ViTMatte_{S,B}_{Com,DIS}.pth): the alpha stage "vitmatte". The
+  /// network's alpha is kept where the trimap is unknown; known pixels (trimap 0 / 255) are set
+  /// to 0 / 1. Images over `vitmatte_max_pixels` run through the network shrunk to that size
+  /// and the alpha is then sharpened by closed-form matting in the band at full resolution.
+  std::string vitmatte;
+  long long vitmatte_max_pixels = 2048LL * 2048;  ///< 0: always full resolution (also DiffMatte's)
+  /// DiffMatte checkpoint (the official ViTS / ViTB / ViTS-1024 .pth): the alpha stage "diffmatte",
+  /// `diffmatte_steps` DDIM steps from noise seeded with 0 (deterministic; the official script
+  /// leaves it unseeded); known pixels forced and large images handled as for ViTMatte.
+  std::string diffmatte;
+  int diffmatte_steps = 10;
   std::string model_type = "auto";  ///< auto (from tensor shapes) or a preset name
   std::string device = "auto";      ///< auto, cpu or cuda
   std::string resize = "cv2";       ///< SEMat's resize to the model frame: cv2, pil or torch
@@ -49,8 +62,9 @@ struct EngineSpec {
   matting::LearnedPriorParams prior_params;
 };
 
-/// The stages an EngineSpec resolves to: "grabcut" | "given" | model name ("isnet" included); "rule" | "model";
-/// "closed-form" | "model" | "refine". `model` names the box model to load ("" for none).
+/// The stages an EngineSpec resolves to: "grabcut" | "given" | model name ("isnet" included);
+/// "rule" | "model"; "closed-form" | "model" | "refine" | "vitmatte" | "diffmatte". `model` names
+/// the box model to load ("" for none).
 struct Stages {
   std::string mask, trimap, alpha, model;
 };

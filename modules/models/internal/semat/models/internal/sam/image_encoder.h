@@ -1,6 +1,8 @@
 // SAM's ViT image encoder (segment_anything/modeling/image_encoder.py).
 #pragma once
 
+#include <utility>
+
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/container/sequential.h>
@@ -19,6 +21,17 @@ using models::ImageEncoderConfig;
 /// floats (default 8M = 32 MB). Exposed so tests can force the blocked path on small inputs.
 void set_attention_score_budget(int64_t floats);
 int64_t attention_score_budget();
+
+/// Relative position embeddings for every (query, key) pair along one axis, the table linearly
+/// resized (align_corners=False) to 2 * max(q_size, k_size) - 1 rows when it has another length:
+/// [q_size, k_size, head_dim].
+torch::Tensor get_rel_pos(int64_t q_size, int64_t k_size, const torch::Tensor& rel_pos);
+/// Splits [B, H, W, C] into [B * nW, ws, ws, C] windows after zero-padding H and W at the
+/// bottom/right to multiples of `ws`; returns the windows and the padded (Hp, Wp).
+std::pair<torch::Tensor, std::pair<int64_t, int64_t>> window_partition(const torch::Tensor& x, int64_t ws);
+/// Inverse of window_partition, cropping the padding: [B, H, W, C].
+torch::Tensor window_unpartition(const torch::Tensor& windows, int64_t ws,
+                                 std::pair<int64_t, int64_t> pad_hw, int64_t H, int64_t W);
 
 class PatchEmbedImpl : public torch::nn::Module {
  public:
