@@ -52,7 +52,8 @@ def _boxes(boxes) -> tuple[list[list[float]], bool]:
 def matte(image: Any, boxes=None, trimap=None, prior: str = "auto", sam: Optional[str] = None,
           semat: Optional[str] = None, refine: bool = False, precision: str = "auto",
           device: str = "auto", model_type: str = "auto",
-          image_format: str = "RGB") -> Union[Matte, list]:
+          image_format: str = "RGB", vitmatte: Optional[str] = None,
+          diffmatte: Optional[str] = None) -> Union[Matte, list]:
     """The alpha matte of the subject in each box (or in the trimap's unknown band), exactly as
     `semat matte IMAGE --box ... [--sam/--semat/--refine]` computes it.
 
@@ -66,13 +67,17 @@ def matte(image: Any, boxes=None, trimap=None, prior: str = "auto", sam: Optiona
     prior: the box-only coarse mask: "isnet" (the learned prior; `make models` installs it),
         "grabcut" (classical), or "auto" (IS-Net when installed, else GrabCut), as the CLI's --prior.
     sam, semat: checkpoint paths (the CLI's --sam / --semat); refine: --refine.
+    vitmatte, diffmatte: trimap-network checkpoints (the CLI's --vitmatte / --diffmatte): the
+        alpha stage for the trimap, whichever stage made it.
     precision: "auto" or "float32" ("bfloat16" later); device: "auto", "cpu" or "cuda".
     The model of a configuration is loaded once per process and reused by later calls.
     """
     box_list, single = _boxes(boxes)
     mattes = _semat._matte(image, box_list, trimap, prior, "" if sam is None else os.fspath(sam),
                            "" if semat is None else os.fspath(semat), bool(refine), precision,
-                           device, model_type, image_format)
+                           device, model_type, image_format,
+                           "" if vitmatte is None else os.fspath(vitmatte),
+                           "" if diffmatte is None else os.fspath(diffmatte))
     return mattes[0] if single else mattes
 
 

@@ -55,7 +55,7 @@ void apply_prior_and_precision(engine::EngineSpec& spec, const std::string& prio
 std::shared_ptr<const engine::Engine> engine_for(const engine::EngineSpec& spec) {
   static std::mutex mutex;
   static std::map<std::string, std::shared_ptr<const engine::Engine>> cache;
-  const nlohmann::json key = {spec.prior, spec.isnet, spec.mask,  spec.trimap, spec.alpha,      spec.refine,
+  const nlohmann::json key = {spec.prior, spec.isnet, spec.vitmatte, spec.diffmatte, spec.mask,  spec.trimap, spec.alpha,      spec.refine,
                               spec.sam,   spec.semat,  spec.model_type, spec.device,
                               spec.resize, spec.batch};
   std::lock_guard<std::mutex> lock(mutex);
@@ -126,7 +126,8 @@ std::vector<std::shared_ptr<Matte>> run_matte(py::handle image, const std::vecto
                                               const std::string& sam, const std::string& semat_ckpt,
                                               bool refine, const std::string& precision,
                                               const std::string& device, const std::string& model_type,
-                                              const std::string& image_format) {
+                                              const std::string& image_format, const std::string& vitmatte,
+                                              const std::string& diffmatte) {
   Timer total;
   SEMAT_CHECK(boxes.empty() || trimap.is_none(), ConfigError,
               "boxes and trimap cannot be combined: a trimap already says where the subject is");
@@ -135,6 +136,8 @@ std::vector<std::shared_ptr<Matte>> run_matte(py::handle image, const std::vecto
   engine::EngineSpec spec;
   spec.sam = sam;
   spec.semat = semat_ckpt;
+  spec.vitmatte = vitmatte;
+  spec.diffmatte = diffmatte;
   spec.refine = refine;
   spec.device = device;
   spec.model_type = model_type;
@@ -287,7 +290,7 @@ One subject's matte, from semat.matte(). Arrays are views of the result (no copi
 
   m.def("_matte", &run_matte, py::arg("image"), py::arg("boxes"), py::arg("trimap"), py::arg("prior"),
         py::arg("sam"), py::arg("semat"), py::arg("refine"), py::arg("precision"), py::arg("device"),
-        py::arg("model_type"), py::arg("image_format"));
+        py::arg("model_type"), py::arg("image_format"), py::arg("vitmatte"), py::arg("diffmatte"));
   m.def("_save", &save, py::arg("mattes"), py::arg("out"), py::arg("background"), py::arg("alpha_depth"));
   m.def(
       "_image_copies",

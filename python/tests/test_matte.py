@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import semat
-from conftest import assert_same_8bit, SOURCE_DIR, cli_json, synthetic_scene
+from conftest import assert_same_8bit, SOURCE_DIR, TEST_DATA, cli_json, synthetic_scene
 
 
 def test_matte_outputs_have_the_documented_shapes_and_ranges(scene):
@@ -161,3 +161,15 @@ def test_trimap_path_and_matte_save_method(tmp_path, scene):
     report = m.save(tmp_path / "o")
     assert sorted(os.path.basename(f) for f in report["files"]) == [
         "alpha.png", "composite.png", "cutout.png", "overlay.png", "trimap.png"]
+
+
+def test_vitmatte_alpha_stage_equals_the_cli(tmp_path):
+    """ViTMatte (the tiny fixture's random weights) as the alpha stage of a user trimap."""
+    d = os.path.join(TEST_DATA, "vitmatte_tiny")
+    image, trimap = os.path.join(d, "image.png"), os.path.join(d, "trimap.png")
+    ckpt = os.path.join(d, "vitmatte_tiny.pth")
+    m = semat.matte(image, trimap=trimap, vitmatte=ckpt, device="cpu")
+    cli = cli_json("matte", image, "--trimap", trimap, "--vitmatte", ckpt, "--device", "cpu", "--out", tmp_path,
+                   "--json")
+    assert m.report["engine"] == cli["engine"]
+    assert_same_8bit(m.alpha, semat.read_alpha(str(tmp_path / "alpha.png")))
