@@ -28,6 +28,7 @@
 #include "semat/core/log.h"
 #include "semat/core/timer.h"
 #include "semat/io/image_io.h"
+#include "semat/io/json.h"
 #include "semat/matting/compose.h"
 #include "semat/serve/image_probe.h"
 #include "web_assets.h"
@@ -58,14 +59,18 @@ class HttpError : public Error {
   int retry_after_s_;
 };
 
+// Answers are dumped with invalid UTF-8 replaced (U+FFFD): a message quoting a client's bytes
+// must not turn a 400 into a 500 (nlohmann's dump() throws on invalid UTF-8 by default).
+std::string dump_answer(const json& body) { return body.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
   res.status = status;
-  res.set_content(json{{"error", {{"code", code}, {"message", message}}}}.dump(), "application/json");
+  res.set_content(dump_answer(json{{"error", {{"code", code}, {"message", message}}}}), "application/json");
 }
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(dump_answer(body), "application/json");
 }
 
 std::string base64(const std::vector<std::uint8_t>& in) {
@@ -101,12 +106,22 @@ std::string content_type_for(const std::string& name) {
   return "application/octet-stream";
 }
 
+// Nesting is limited while parsing (io::parse_json): values are copied and described below, and
+// both recurse on the value.
 json parse_json_text(const std::string& text, const std::string& what) {
   try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw HttpError(400, "invalid_json", what + " is not valid JSON: " + e.what());
+    return io::parse_json(text, what + " is not valid JSON");
+  } catch (const DataError& e) {
+    throw HttpError(400, "invalid_json", e.what());
   }
+}
+
+/// A multipart text field: must be UTF-8 (it may be quoted back in an answer).
+const std::string& form_text(const httplib::Request& req, const char* name) {
+  const auto it = req.files.find(name);
+  if (!io::is_valid_utf8(it->second.content))
+    throw HttpError(400, "invalid_utf8", std::string("the form field '") + name + "' is not valid UTF-8");
+  return it->second.content;
 }
 
 /// `[[x0,y0,x1,y1], ...]` or a single `[x0,y0,x1,y1]`.
@@ -124,10 +139,10 @@ std::vector<Box> boxes_from_json(const json& j, int max_boxes) {
     const std::string name = "boxes[" + std::to_string(i) + "]";
     if (!b.is_array() || b.size() != 4 ||
         !std::all_of(b.begin(), b.end(), [](const json& v) { return v.is_number(); }))
-      throw HttpError(400, "invalid_box", name + " must be four numbers [x0,y0,x1,y1]; got " + b.dump());
+      throw HttpError(400, "invalid_box", name + " must be four numbers [x0,y0,x1,y1]; got " + io::describe_json(b));
     Box box{b[0].get<double>(), b[1].get<double>(), b[2].get<double>(), b[3].get<double>()};
     if (!(box.x1 > box.x0 && box.y1 > box.y0))
-      throw HttpError(400, "invalid_box", name + " " + b.dump() + " is empty or inverted: need x1 > x0 and y1 > y0");
+      throw HttpError(400, "invalid_box", name + " " + box.str() + " is empty or inverted: need x1 > x0 and y1 > y0");
     boxes.push_back(box);
   }
   return boxes;
@@ -151,9 +166,12 @@ std::vector<std::string> outputs_from_json(const json& j) {
     throw HttpError(400, "invalid_outputs", "outputs must be a non-empty list of alpha, cutout, composite, trimap, overlay");
   std::vector<std::string> out;
   for (const json& v : j) {
-    const std::string name = v.is_string() ? v.get<std::string>() : v.dump();
-    if (std::find(kAllOutputs.begin(), kAllOutputs.end(), name) == kAllOutputs.end())
-      throw HttpError(400, "invalid_outputs", "unknown output '" + name + "': choose from alpha, cutout, composite, trimap, overlay");
+    const auto known = v.is_string() ? std::find(kAllOutputs.begin(), kAllOutputs.end(), v.get<std::string>())
+                                     : kAllOutputs.end();
+    if (known == kAllOutputs.end())
+      throw HttpError(400, "invalid_outputs", "unknown output " + io::describe_json(v) +
+                                                  ": choose from alpha, cutout, composite, trimap, overlay");
+    const std::string& name = *known;
     if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
   }
   return out;
@@ -175,7 +193,7 @@ std::vector<std::string> outputs_from_text(const std::string& text) {
 
 cv::Scalar background_from_text(const std::string& text) {
   if (auto c = matting::parse_color(text)) return *c;
-  throw HttpError(400, "invalid_background", "background '" + text +
+  throw HttpError(400, "invalid_background", "background '" + io::printable_prefix(text) +
                                                  "' is not a colour: use #RRGGBB, #RGB, R,G,B or a name such as white");
 }
 
@@ -207,10 +225,10 @@ MatteParams params_from_form(const httplib::Request& req, int max_boxes) {
   p.png = wants_png(req);
   if (!req.has_file("boxes"))
     throw HttpError(400, "missing_field", "the form needs a 'boxes' field: [[x0,y0,x1,y1], ...] in pixels");
-  p.boxes = boxes_from_json(parse_json_text(req.get_file_value("boxes").content, "boxes"), max_boxes);
+  p.boxes = boxes_from_json(parse_json_text(form_text(req, "boxes"), "boxes"), max_boxes);
   const bool outputs_given = req.has_file("outputs");
-  if (outputs_given) p.outputs = outputs_from_text(req.get_file_value("outputs").content);
-  if (req.has_file("background")) p.background = background_from_text(req.get_file_value("background").content);
+  if (outputs_given) p.outputs = outputs_from_text(form_text(req, "outputs"));
+  if (req.has_file("background")) p.background = background_from_text(form_text(req, "background"));
   finish_params(p, outputs_given);
   return p;
 }
@@ -500,7 +518,7 @@ void Server::Impl::answer_matte(const MatteAnswer& a, const MatteParams& p, http
   // With a charset parameter httplib does not compress: base64 PNGs barely shrink, and its
   // brotli runs at quality 11, which costs ~0.8 s per megabyte.
   res.status = 200;
-  res.set_content(body.dump(), "application/json; charset=utf-8");
+  res.set_content(dump_answer(body), "application/json; charset=utf-8");
 }
 
 json Server::Impl::info() const {

@@ -412,6 +412,40 @@ TEST_F(ServeApi, RefusesBadBoxesAndFields) {
   EXPECT_EQ(error_code(c->Get("/v1/images"), 404), "not_found");
 }
 
+// Issue #14: a value nested 300k levels deep used to crash the server (SIGSEGV while the error
+// message dumped it); invalid UTF-8 used to give 500.
+TEST_F(ServeApi, HostileJsonAndUtf8Are400) {
+  start();
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  EXPECT_EQ(error_code(matte(png_, deep), 400), "invalid_json");
+  EXPECT_EQ(error_code(matte(png_, "[" + deep + "]"), 400), "invalid_json");
+  EXPECT_EQ(error_code(matte(png_, box_json_, {}, {{"outputs", "[" + deep + "]", "", ""}}), 400), "invalid_json");
+  // Moderately nested values (within the parser's limit) are described, not dumped.
+  EXPECT_EQ(error_code(matte(png_, "[[[[[[1]]]]], [1,2,3,4]]"), 400), "invalid_box");
+  EXPECT_EQ(error_code(matte(png_, box_json_, {}, {{"outputs", "[[[[\"alpha\"]]]]", "", ""}}), 400),
+            "invalid_outputs");
+  EXPECT_EQ(error_code(matte(png_, box_json_, {}, {{"background", "#ff\xff\xfe", "", ""}}), 400), "invalid_utf8");
+  EXPECT_EQ(error_code(matte(png_, box_json_, {}, {{"outputs", "alpha,\xc0\xaf", "", ""}}), 400), "invalid_utf8");
+  EXPECT_EQ(error_code(matte(png_, "[[1,2,30,40]]\xff"), 400), "invalid_utf8");
+  auto c = client();
+  const std::string id = upload(png_);
+  const std::string path = "/v1/images/" + id + "/matte";
+  EXPECT_EQ(error_code(c->Post(path.c_str(), "{\"boxes\": " + deep + "}", "application/json"), 400), "invalid_json");
+  EXPECT_EQ(error_code(c->Post(path.c_str(), "{\"boxes\": [[1,2,30,40]], \"outputs\": " + deep + "}",
+                               "application/json"),
+                       400),
+            "invalid_json");
+  EXPECT_EQ(error_code(c->Post(path.c_str(), "{\"boxes\": [[1,2,30,40]], \"background\": \"\xff\"}",
+                               "application/json"),
+                       400),
+            "invalid_json");
+  EXPECT_EQ(error_code(c->Post(path.c_str(), "{\"boxes\": [[1,2,30,40]], \"background\": \"\\udc00x\"}",
+                               "application/json"),
+                       400),
+            "invalid_json");
+  EXPECT_EQ(c->Get("/healthz")->status, 200);
+}
+
 TEST_F(ServeApi, RefusesTooLargeUploads) {
   ServerOptions o;
   o.max_upload_mb = 1;
