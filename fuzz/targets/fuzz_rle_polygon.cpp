@@ -18,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     if (polygon) {
       std::vector<double> xy(size / sizeof(double));
-      std::memcpy(xy.data(), data, xy.size() * sizeof(double));
+      if (!xy.empty()) std::memcpy(xy.data(), data, xy.size() * sizeof(double));
       const cv::Mat m = semat::data::polygons_to_mask({xy}, h, w);
       if (m.rows != h || m.cols != w) __builtin_trap();
     } else {

@@ -442,9 +442,9 @@ TensorCheckReport compare_tensors(const Checkpoint& checkpoint,
     if (!selected(e.name)) continue;
     wanted.emplace(e.name, true);
     const auto it = present.find(e.name);
-    if (it == present.end())
-      report.missing.push_back(e.name);
-    else if (it->second->shape != e.shape)
+    if (it == present.end()) {
+      if (!starts_with_any(e.name, options.optional_prefixes)) report.missing.push_back(e.name);
+    } else if (it->second->shape != e.shape)
       report.mismatched.push_back({e.name, e.shape, it->second->shape});
   }
   for (const TensorData& t : checkpoint.tensors)
