@@ -20,7 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       std::vector<double> xy(size / sizeof(double));
       if (!xy.empty()) std::memcpy(xy.data(), data, xy.size() * sizeof(double));
       const cv::Mat m = semat::data::polygons_to_mask({xy}, h, w);
-      if (m.rows != h || m.cols != w) __builtin_trap();
+      if (h > 0 && w > 0 && (m.rows != h || m.cols != w)) __builtin_trap();  // 0-area: any empty Mat
     } else {
       const semat::data::Rle r =
           semat::data::rle_from_string(std::string(reinterpret_cast<const char*>(data), size), h, w);
