@@ -45,7 +45,7 @@ fuzz: deps
 	@cmake -S fuzz -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DFUZZ_SMOKE_SECONDS=$(FUZZ_SECONDS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	@cd $(FUZZ_BUILD) && ctest --output-on-failure -V -L fuzz > fuzz.log 2>&1; rc=$$?; \
-	  grep -E "^[0-9]+: (#[0-9]+ *DONE|stat::|fuzz:|==[0-9]+==ERROR)|Test +#|tests passed|Failed" fuzz.log; exit $$rc
+	  grep -E "^[0-9]+: (#[0-9]+[[:space:]]*DONE|stat::|fuzz:|==[0-9]+==ERROR)|Test +#|tests passed|Failed" fuzz.log; exit $$rc
 
 # The seeds plus 5 s per target: a regression check (~2 min with the clang build).
 fuzz-smoke:

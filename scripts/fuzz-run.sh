@@ -12,7 +12,7 @@ rm -f "$scratch"/crash-* "$scratch"/leak-* "$scratch"/oom-* "$scratch"/timeout-*
 if [ "$seconds" -gt 0 ]; then
   "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
     -artifact_prefix="$scratch/" -print_final_stats=1 "$scratch/new" "$corpus" 2>&1 |
-    grep -E "^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY)" || true
+    grep -E "^(#[0-9]+[[:space:]]*DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY)" || true
   shopt -s nullglob
   found=("$scratch"/crash-* "$scratch"/leak-* "$scratch"/oom-* "$scratch"/timeout-*)
   if [ ${#found[@]} -gt 0 ]; then
