@@ -4,7 +4,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?=
 SEMAT := $(BUILD)/bin/semat
 
-.PHONY: deps models configure build demo test test-fast bench python clean
+.PHONY: deps models configure build demo test test-fast bench python fuzz fuzz-smoke sanitize clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -43,5 +43,29 @@ python: configure
 	@cp $(BUILD)/python/semat/_semat*.so python/semat/
 	@echo "python: PYTHONPATH=$(CURDIR)/python /usr/bin/python3 -c 'import semat'"
 
+# Coverage-guided fuzzing (issue #14) in its own clang build (fuzz/CMakeLists.txt): every target
+# for FUZZ_SECONDS each (default 100 s: 10 min for the six) from the committed seeds (fuzz/corpus);
+# new inputs stay in build-fuzz/.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 100
+fuzz: deps
+	@cmake -S fuzz -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DFUZZ_SMOKE_SECONDS=$(FUZZ_SECONDS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@cd $(FUZZ_BUILD) && ctest --output-on-failure -V -L fuzz > fuzz.log 2>&1; rc=$$?; \
+	  grep -E "^[0-9]+: (#[0-9]+[[:space:]]*DONE|stat::|fuzz:|==[0-9]+==ERROR)|Test +#|tests passed|Failed" fuzz.log; exit $$rc
+
+# The seeds plus 5 s per target: a regression check (~2 min with the clang build).
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=5
+
+# ASan + UBSan build of everything that builds without LibTorch, and its tests (not the slow ones).
+SANITIZE_BUILD ?= build-sanitize
+sanitize: deps
+	@cmake -S . -B $(SANITIZE_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_DISABLE_FIND_PACKAGE_Torch=ON \
+	  -DSEMAT_SANITIZE=address,undefined -DCMAKE_CXX_FLAGS="-fno-sanitize-recover=undefined" >/dev/null
+	@cmake --build $(SANITIZE_BUILD) -j $(JOBS)
+	@cd $(SANITIZE_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) -LE slow
+
 clean:
-	@rm -rf $(BUILD) out
+	@rm -rf $(BUILD) out $(FUZZ_BUILD) $(SANITIZE_BUILD)

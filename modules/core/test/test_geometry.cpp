@@ -21,6 +21,12 @@ TEST(Geometry, RejectsMalformedBoxes) {
   EXPECT_THROW(parse_box(""), InvalidArgument);
   EXPECT_THROW(parse_box("10,,30,40"), InvalidArgument);
   EXPECT_THROW(parse_box("nan,1,2,3"), InvalidArgument);
+  // Issue #14: hex, infinities and padded fields used to be accepted by strtod.
+  EXPECT_THROW(parse_box("0x8,0,20,20"), InvalidArgument);
+  EXPECT_THROW(parse_box("0,0,infinity,20"), InvalidArgument);
+  EXPECT_THROW(parse_box(" 1,0,20,20"), InvalidArgument);
+  EXPECT_THROW(parse_box("1e999,0,20,20"), InvalidArgument);
+  EXPECT_NO_THROW(parse_box("-1.5e1,0,2E1,+20"));
   EXPECT_THROW(parse_box("10,20,10,40"), InvalidArgument);  // zero width
   EXPECT_THROW(parse_box("50,20,10,40"), InvalidArgument);  // inverted
 }

@@ -17,6 +17,7 @@
 #include <opencv2/core/utility.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <new>
 #include <regex>
 #include <set>
 #include <thread>
@@ -74,6 +75,15 @@ Shard parse_shard(const std::string& text) {
 // Builder
 
 namespace {
+
+// The reason recorded for one item that failed with any exception: a semat::Error says what is
+// wrong; anything else (std::bad_alloc from a crafted annotation, a cv::Exception from a codec) is
+// named by its kind, so that one bad item is skipped instead of ending the whole run.
+std::string item_error(const std::exception& e) {
+  if (dynamic_cast<const Error*>(&e)) return e.what();
+  if (dynamic_cast<const std::bad_alloc*>(&e)) return "out of memory while processing this item";
+  return std::string("internal error: ") + e.what();
+}
 
 const char* kConcatDir = "SEMat_concat";  // 'SEMat' in the path makes the official loader read
                                           // 3 panels: image | alpha | trimap
@@ -405,8 +415,8 @@ void Builder::process(const ImageWork& w) {
   cv::Mat image;
   try {
     image = io::read_color(image_path);
-  } catch (const Error& e) {
-    return skip_persons(pending, "bad_image", e.what(), im);
+  } catch (const std::exception& e) {
+    return skip_persons(pending, "bad_image", item_error(e), im);
   }
   if (image.cols != im.width || image.rows != im.height)
     return skip_persons(pending, "bad_image",
@@ -422,8 +432,8 @@ void Builder::process(const ImageWork& w) {
       return skip_persons(pending, "missing_panoptic_png", "no file '" + png + "'", im);
     try {
       panoptic = panoptic_ids(cv::imdecode(io::read_file(png), cv::IMREAD_COLOR));
-    } catch (const Error& e) {
-      return skip_persons(pending, "missing_panoptic_png", png + ": " + e.what(), im);
+    } catch (const std::exception& e) {
+      return skip_persons(pending, "missing_panoptic_png", png + ": " + item_error(e), im);
     }
   }
 
@@ -433,8 +443,8 @@ void Builder::process(const ImageWork& w) {
     try {
       out->id = a->id;
       out->mask = decode_mask(*a, im, panoptic);
-    } catch (const Error& e) {
-      return e.what();
+    } catch (const std::exception& e) {
+      return item_error(e);
     }
     if (cv::countNonZero(out->mask) == 0) return "";
     if (a->has_bbox) {
@@ -523,12 +533,13 @@ void Builder::process(const ImageWork& w) {
       matte = std::move(engine_->run(image, {prompt}).at(0));
       SEMAT_CHECK(matte.alpha.type() == CV_32F && matte.alpha.size() == image.size(), DataError,
                   "backend " << backend_name_ << " returned a matte of the wrong type or size");
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
+      const std::string why = item_error(e);
       skipped_->append({{"image_id", im.id},
                         {"ann_id", p->id},
                         {"reason", "matting_failed"},
-                        {"error", e.what()}});
-      progress_->warn("skipped person " + stem + " (matting_failed): " + e.what());
+                        {"error", why}});
+      progress_->warn("skipped person " + stem + " (matting_failed): " + why);
       progress_->add(1, 0);
       ++solved_;
       continue;

@@ -1,5 +1,7 @@
 #include "semat/data/coco.h"
 
+#include <climits>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -7,28 +9,26 @@
 
 #include "semat/core/error.h"
 #include "semat/data/rle.h"
+#include "semat/io/json.h"
 
 namespace semat::data {
 namespace {
 
 using nlohmann::json;
 
-// Field access that reports the field instead of nlohmann's generic type_error.
-std::int64_t get_int(const json& j, const char* key) {
+// Field access that reports the field instead of nlohmann's generic type_error, and refuses
+// values outside [lo, hi] instead of truncating them.
+std::int64_t get_int(const json& j, const char* key, std::int64_t lo = INT64_MIN, std::int64_t hi = INT64_MAX) {
   const auto it = j.find(key);
   if (it == j.end()) throw DataError(std::string("missing \"") + key + "\"");
-  if (it->is_number_integer()) return it->get<std::int64_t>();
-  // Some exporters write ids as 12.0.
-  if (it->is_number_float() && it->get<double>() == static_cast<double>(it->get<std::int64_t>()))
-    return it->get<std::int64_t>();
-  throw DataError(std::string("\"") + key + "\" is not an integer");
+  return io::json_int(*it, lo, hi, std::string("\"") + key + "\"");
 }
 
 bool get_bbox(const json& j, Box* box) {
   const auto it = j.find("bbox");
   if (it == j.end() || !it->is_array() || it->size() != 4) return false;
   for (const json& v : *it)
-    if (!v.is_number()) return false;
+    if (!v.is_number() || !std::isfinite(v.get<double>())) return false;
   const double x = (*it)[0].get<double>(), y = (*it)[1].get<double>();
   box->x0 = x;
   box->y0 = y;
@@ -58,7 +58,8 @@ Segmentation read_segmentation(const json& j) {
       std::vector<double> xy;
       xy.reserve(poly.size());
       for (const json& v : poly) {
-        if (!v.is_number()) throw DataError("\"segmentation\" polygon holds a non-number");
+        if (!v.is_number() || !std::isfinite(v.get<double>()))
+          throw DataError("\"segmentation\" polygon holds " + io::describe_json(v) + ", not a finite number");
         xy.push_back(v.get<double>());
       }
       s.polygons.push_back(std::move(xy));
@@ -68,11 +69,10 @@ Segmentation read_segmentation(const json& j) {
   if (!seg.is_object()) throw DataError("\"segmentation\" is neither polygons nor an RLE object");
   const auto size = seg.find("size");
   const auto counts = seg.find("counts");
-  if (size == seg.end() || !size->is_array() || size->size() != 2 ||
-      !(*size)[0].is_number_integer() || !(*size)[1].is_number_integer())
+  if (size == seg.end() || !size->is_array() || size->size() != 2)
     throw DataError("RLE \"size\" must be [height, width]");
-  s.rle_height = (*size)[0].get<int>();
-  s.rle_width = (*size)[1].get<int>();
+  s.rle_height = static_cast<int>(io::json_int((*size)[0], 0, INT32_MAX, "RLE \"size\" height"));
+  s.rle_width = static_cast<int>(io::json_int((*size)[1], 0, INT32_MAX, "RLE \"size\" width"));
   if (counts == seg.end()) throw DataError("RLE has no \"counts\"");
   if (counts->is_string()) {
     s.kind = Segmentation::Kind::kRleString;
@@ -92,6 +92,17 @@ Segmentation read_segmentation(const json& j) {
   return s;
 }
 
+// An images entry in one bounded line: its id and file name when readable, else its shape.
+std::string describe_entry(const json& j) {
+  if (!j.is_object()) return io::describe_json(j);
+  std::string out = "{";
+  for (const char* key : {"id", "file_name"}) {
+    const auto it = j.find(key);
+    if (it != j.end()) out += std::string(out.size() > 1 ? ", " : "") + key + ": " + io::describe_json(*it);
+  }
+  return out + "}";
+}
+
 class Collector {
  public:
   Collector(CocoDataset& ds, const LoadOptions& o) : ds_(ds), o_(o) {}
@@ -106,13 +117,17 @@ class Collector {
       const auto fn = j.find("file_name");
       if (fn == j.end() || !fn->is_string()) throw DataError("missing \"file_name\"");
       im.file_name = fn->get<std::string>();
-      im.width = static_cast<int>(get_int(j, "width"));
-      im.height = static_cast<int>(get_int(j, "height"));
-      if (im.width <= 0 || im.height <= 0) throw DataError("non-positive width or height");
+      im.width = static_cast<int>(get_int(j, "width", 1, INT32_MAX));
+      im.height = static_cast<int>(get_int(j, "height", 1, INT32_MAX));
     } catch (const DataError& e) {
-      ds_.image_errors.push_back("images entry " + j.dump().substr(0, 120) + ": " + e.what());
+      ds_.image_errors.push_back("images entry " + describe_entry(j) + ": " + e.what());
       return;
     }
+    // Two entries with one id would silently merge their annotations onto one file.
+    SEMAT_CHECK(ds_.images.count(im.id) == 0, DataError,
+                "annotations '" << ds_.source << "': image id " << im.id << " appears twice ('"
+                                << ds_.images[im.id].file_name << "' and '" << im.file_name
+                                << "'); ids must be unique: fix the export");
     ds_.images[im.id] = std::move(im);
   }
 
@@ -200,6 +215,11 @@ CocoDataset parse_any(Input&& input, const std::string& source, const LoadOption
   std::string section;
   bool seen_images = false, seen_annotations = false, seen_categories = false;
   const json::parser_callback_t cb = [&](int depth, json::parse_event_t event, json& parsed) {
+    // Values are copied and described recursively later; refuse absurd nesting while parsing.
+    if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
+        depth >= io::kMaxJsonDepth)
+      throw DataError("annotations '" + source + "': malformed JSON: nested deeper than " +
+                      std::to_string(io::kMaxJsonDepth) + " levels; the file is corrupt or not COCO");
     if (depth == 1 && event == json::parse_event_t::key) {
       section = parsed.get<std::string>();
       return true;
@@ -239,6 +259,10 @@ CocoDataset parse_any(Input&& input, const std::string& source, const LoadOption
   } catch (const json::parse_error& e) {
     throw DataError("annotations '" + source + "': malformed JSON at byte " +
                     std::to_string(e.byte) + " (" + e.what() +
+                    "); the file is truncated or corrupt: re-download or re-export it");
+  } catch (const json::exception& e) {
+    // out_of_range 406: a number beyond the double range such as 1e400.
+    throw DataError("annotations '" + source + "': malformed JSON (" + e.what() +
                     "); the file is truncated or corrupt: re-download or re-export it");
   }
   SEMAT_CHECK(root.is_object(), DataError,

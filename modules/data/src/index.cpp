@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "semat/core/error.h"
+#include "semat/io/json.h"
 
 namespace semat::data {
 
@@ -107,8 +108,16 @@ JournalContents read_journal(const std::string& path, bool repair) {
     const std::string line = text.substr(pos, nl - pos);
     pos = nl + 1;
     if (line.empty()) continue;
-    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object()) {
+    // Bounded parse (io::parse_json): the records are copied and converted later, which
+    // recurses on nested values; a damaged or planted line must not crash a resumed run.
+    json j;
+    try {
+      j = io::parse_json(line, path);
+    } catch (const DataError&) {
+      ++out.corrupt_lines;
+      continue;
+    }
+    if (!j.is_object()) {
       ++out.corrupt_lines;
       continue;
     }

@@ -19,6 +19,39 @@ int c_int(double v) {
   return static_cast<int>(v);
 }
 
+// Sutherland-Hodgman clip of polygon `xy` (x,y pairs) to the box [x0, x1] x [y0, y1]. Inside the
+// box the clipped polygon has the same edges, so the rasterised mask is unchanged there; the
+// edges it adds lie on the box, outside the image.
+std::vector<double> clip_polygon(const std::vector<double>& xy, double x0, double y0, double x1, double y1) {
+  std::vector<double> in = xy, out;
+  // Edge e: 0 x >= x0, 1 x <= x1, 2 y >= y0, 3 y <= y1.
+  for (int e = 0; e < 4 && in.size() >= 2; ++e) {
+    const int axis = e / 2;
+    const double bound = e == 0 ? x0 : e == 1 ? x1 : e == 2 ? y0 : y1;
+    auto inside = [&](double px, double py) {
+      const double v = axis == 0 ? px : py;
+      return e % 2 == 0 ? v >= bound : v <= bound;
+    };
+    out.clear();
+    const std::size_t n = in.size() / 2;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double ax = in[2 * i], ay = in[2 * i + 1];
+      const double bx = in[2 * ((i + 1) % n)], by = in[2 * ((i + 1) % n) + 1];
+      const bool a_in = inside(ax, ay), b_in = inside(bx, by);
+      if (a_in) out.insert(out.end(), {ax, ay});
+      if (a_in != b_in) {
+        const double t = axis == 0 ? (bound - ax) / (bx - ax) : (bound - ay) / (by - ay);
+        if (axis == 0)
+          out.insert(out.end(), {bound, ay + t * (by - ay)});
+        else
+          out.insert(out.end(), {ax + t * (bx - ax), bound});
+      }
+    }
+    in.swap(out);
+  }
+  return in;
+}
+
 }  // namespace
 
 Rle rle_from_string(const std::string& s, int height, int width) {
@@ -117,11 +150,36 @@ cv::Mat rle_to_mask(const Rle& rle) {
   return mask;
 }
 
-Rle rle_from_polygon(const std::vector<double>& xy, int h, int w) {
+Rle rle_from_polygon(const std::vector<double>& xy_in, int h, int w) {
   SEMAT_CHECK(
-      xy.size() >= 6 && xy.size() % 2 == 0, DataError,
-      "polygon has " << xy.size() << " coordinates; expected x,y pairs of at least 3 points");
+      xy_in.size() >= 6 && xy_in.size() % 2 == 0, DataError,
+      "polygon has " << xy_in.size() << " coordinates; expected x,y pairs of at least 3 points");
+  SEMAT_CHECK(h >= 0 && w >= 0 && static_cast<std::int64_t>(h) * w <= INT32_MAX, DataError,
+              "polygon mask of " << w << "x" << h << " pixels is negative or too large");
+  for (double v : xy_in)
+    SEMAT_CHECK(std::isfinite(v), DataError, "polygon holds a coordinate that is not a finite number");
+  // The boundary walk below visits every (5x upsampled) point of every edge, so its work follows
+  // the coordinates: a vertex at 1e8 would mean billions of points. Polygons reaching beyond a
+  // one-pixel margin around the image are clipped to it first (those inside it, the normal case,
+  // are rasterised unchanged, bit for bit like pycocotools).
+  bool outside = false;
+  for (std::size_t j = 0; j < xy_in.size(); j += 2)
+    outside |= xy_in[j] < -1 || xy_in[j] > w + 1 || xy_in[j + 1] < -1 || xy_in[j + 1] > h + 1;
+  const std::vector<double> xy = outside ? clip_polygon(xy_in, -1, -1, w + 1, h + 1) : xy_in;
+  if (xy.size() < 6) return Rle{h, w, {static_cast<std::uint32_t>(h * w)}};  // wholly outside
   const double scale = 5;
+  {
+    // Points the walk will produce: bounded by the image now, but a polygon with millions of
+    // vertices zigzagging across a large image still could be too many.
+    double points = 0;
+    for (std::size_t j = 0; j < xy.size(); j += 2) {
+      const std::size_t n = (j + 2) % xy.size();
+      points += scale * std::max(std::abs(xy[n] - xy[j]), std::abs(xy[n + 1] - xy[j + 1])) + 2;
+    }
+    SEMAT_CHECK(points <= double{1 << 27}, DataError,
+                "polygon of " << xy.size() / 2 << " points is too long to rasterise (boundary of "
+                              << points / scale << " pixels)");
+  }
   const size_t k = xy.size() / 2;
   // Upsample and get discrete points densely along the entire boundary.
   std::vector<int> x(k + 1), y(k + 1);

@@ -372,3 +372,19 @@ TEST_F(Builder, ShardsAreDisjointCoverEverythingAndMerge) {
 }
 
 }  // namespace
+
+// Issue #14: a journal line nested 300k levels deep (a planted or damaged index) is a corrupt
+// line, skipped on resume, not a stack overflow.
+TEST(Journal, DeeplyNestedLineIsCorruptNotACrash) {
+  const fs::path p = fs::temp_directory_path() / ("semat_journal_" + std::to_string(::getpid()) + ".jsonl");
+  {
+    std::ofstream out(p);
+    out << "{\"image_id\": 1, \"ann_id\": 2}\n";
+    out << "{\"x\": " << std::string(300000, '[') << std::string(300000, ']') << "}\n";
+    out << "{\"image_id\": 3, \"ann_id\": 4}\n";
+  }
+  const auto jc = semat::data::read_journal(p.string(), false);
+  EXPECT_EQ(jc.lines.size(), 2u);
+  EXPECT_EQ(jc.corrupt_lines, 1);
+  fs::remove(p);
+}

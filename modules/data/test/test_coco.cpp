@@ -101,6 +101,70 @@ TEST(Coco, MalformedJsonReportsTheByteOffset) {
   }
 }
 
+// Issue #14: hostile numbers and nesting are clean DataErrors (exit 3), never truncated or crashes.
+TEST(Coco, HostileValuesAreRefusedCleanly) {
+  auto expect_error = [](const std::string& text, const std::string& part) {
+    try {
+      semat::data::parse_coco(text, "evil.json");
+      ADD_FAILURE() << "no DataError for " << part;
+    } catch (const semat::DataError& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("evil.json"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(part), std::string::npos) << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+      EXPECT_LT(msg.size(), 400u) << msg;
+    }
+  };
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  expect_error(R"({"images": [{"id": 1, "file_name": )" + deep + R"(, "width": 8, "height": 5}],)"
+                   R"( "annotations": [], "categories": []})",
+               "nested deeper than");
+  expect_error(R"({"images": [], "annotations": [{"id": 1, "segmentation": )" + deep +
+                   R"(}], "categories": []})",
+               "nested deeper than");
+  expect_error(R"({"images": [{"id": 1, "file_name": "a.jpg", "width": 1e400, "height": 5}],)"
+               R"( "annotations": [], "categories": []})",
+               "malformed JSON");
+  expect_error(R"({"images": [{"id": 7, "file_name": "a.jpg", "width": 8, "height": 5},)"
+               R"( {"id": 7, "file_name": "b.jpg", "width": 8, "height": 5}],)"
+               R"( "annotations": [], "categories": []})",
+               "image id 7 appears twice");
+  // 2^32 + 160 used to be read as 160; a 64-bit id is fine.
+  const CocoDataset ds = semat::data::parse_coco(
+      R"({"images": [{"id": 1, "file_name": "a.jpg", "width": 4294967456, "height": 5},)"
+      R"( {"id": 9007199254740993, "file_name": "b.jpg", "width": 8, "height": 5.0},)"
+      R"( {"id": 3, "file_name": "c.jpg", "width": 8, "height": 5.5}],)"
+      R"( "annotations": [{"id": 1, "image_id": 3, "category_id": 1,)"
+      R"( "segmentation": {"size": [4294967301, 8], "counts": [40]}}], "categories": []})",
+      "big.json");
+  EXPECT_EQ(ds.images.size(), 1u);
+  EXPECT_EQ(ds.images.count(9007199254740993), 1u);
+  ASSERT_EQ(ds.image_errors.size(), 2u);
+  EXPECT_NE(ds.image_errors[0].find("\"width\" must be an integer in [1, 2147483647], got number 4294967456"),
+            std::string::npos)
+      << ds.image_errors[0];
+  EXPECT_NE(ds.image_errors[1].find("\"height\""), std::string::npos) << ds.image_errors[1];
+  ASSERT_EQ(ds.annotations.size(), 1u);
+  EXPECT_NE(ds.annotations[0].error.find("RLE \"size\" height"), std::string::npos) << ds.annotations[0].error;
+}
+
+// Issue #14: a polygon with a vertex near 1e8 made the rasteriser walk billions of points.
+TEST(Coco, FarPolygonIsClippedToTheImage) {
+  const CocoDataset ds = semat::data::parse_coco(
+      R"({"images": [{"id": 1, "file_name": "a.jpg", "width": 6, "height": 6}],)"
+      R"( "annotations": [{"id": 1, "image_id": 1, "category_id": 1,)"
+      R"( "segmentation": [[2, 2, 1e8, 2, 1e8, 4, 2, 4]]},)"
+      R"( {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [[-1e300, -1e300, 1e300, -1e300, 0, 1e300]]}],)"
+      R"( "categories": []})",
+      "far.json");
+  ASSERT_EQ(ds.annotations.size(), 2u);
+  const cv::Mat m = semat::data::decode_mask(ds.annotations[0], ds.images.at(1), cv::Mat());
+  EXPECT_EQ(cv::countNonZero(m), 8);  // x 2..5, y 2..3
+  EXPECT_EQ(cv::countNonZero(m(cv::Rect(2, 2, 4, 2))), 8);
+  const cv::Mat all = semat::data::decode_mask(ds.annotations[1], ds.images.at(1), cv::Mat());
+  EXPECT_EQ(cv::countNonZero(all), 36);
+}
+
 TEST(Coco, MissingSectionsAreNamed) {
   try {
     semat::data::parse_coco(R"({"images": [], "categories": []})", "x.json");

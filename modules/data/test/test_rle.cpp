@@ -1,6 +1,8 @@
 // RLE and polygon decoding against values worked out by hand from pycocotools' maskApi.c.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
@@ -97,6 +99,22 @@ TEST(Polygon, ClipsToImageAndMergesPolygons) {
   EXPECT_EQ(cv::countNonZero(m(cv::Rect(4, 0, 2, 2))), 4);
   EXPECT_EQ(cv::countNonZero(m(cv::Rect(0, 3, 2, 2))), 4);
   EXPECT_EQ(cv::countNonZero(m), 8);
+}
+
+// Issue #14: the boundary walk is bounded by the image, not by the coordinates.
+TEST(Polygon, HugeAndNonFiniteCoordinates) {
+  const cv::Mat near = semat::data::polygons_to_mask({{2, 2, 7, 2, 7, 4, 2, 4}}, 6, 6);  // inside the margin
+  const cv::Mat far = semat::data::polygons_to_mask({{2, 2, 1e8, 2, 1e8, 4, 2, 4}}, 6, 6);
+  EXPECT_TRUE(same(near, far));
+  EXPECT_EQ(cv::countNonZero(far), 8);
+  // Wholly outside: an empty mask.
+  EXPECT_EQ(cv::countNonZero(semat::data::polygons_to_mask({{1e9, 1e9, 2e9, 1e9, 2e9, 2e9}}, 6, 6)), 0);
+  for (double bad : {std::nan(""), double(INFINITY), -double(INFINITY)})
+    EXPECT_THROW(semat::data::rle_from_polygon({1, 1, 4, 1, bad, 4}, 6, 6), semat::DataError);
+  // A polygon whose clipped boundary is still absurdly long (a zigzag of many vertices).
+  std::vector<double> zigzag;
+  for (int i = 0; i < 200000; ++i) zigzag.insert(zigzag.end(), {i % 2 ? 5000.0 : 0.0, i * 0.02});
+  EXPECT_THROW(semat::data::rle_from_polygon(zigzag, 4000, 5000), semat::DataError);
 }
 
 TEST(Polygon, RepeatedVertexAndTinyInputs) {

@@ -186,9 +186,25 @@ void read_pytorch_zip(const std::uint8_t* data, std::size_t size, Checkpoint* ou
   out->format = "pytorch-zip";
   out->unwrapped = dict.unwrapped;
   out->tensors.reserve(dict.entries.size());
+  // Entries may be views of one storage (tied weights), each copied out on its own. Thousands of
+  // views of one large storage would turn a small file into gigabytes, so the copies together may
+  // not exceed twice the file size (plus slack for tiny files); real checkpoints stay near 1x.
+  const unsigned __int128 budget = static_cast<unsigned __int128>(size) * 2 + (std::uint64_t{1} << 20);
+  unsigned __int128 materialized = 0;
   for (const auto& [name, index] : dict.entries) {
     const detail::PickledTensor& t = dict.tensors[index];
     const detail::PickledStorage& s = dict.storages[t.storage];
+    // materialize() refuses views with more elements than their storage, so this is the most a
+    // view can copy: its element count capped at the storage's.
+    unsigned __int128 view_numel = 1;
+    for (std::int64_t d : t.size)
+      view_numel = std::min<unsigned __int128>(view_numel * static_cast<std::uint64_t>(std::max<std::int64_t>(d, 0)),
+                                               static_cast<std::uint64_t>(s.numel));
+    materialized += view_numel * dtype_size(s.dtype);
+    SEMAT_CHECK(materialized <= budget, CheckpointError,
+                where << ": its tensors would take more than twice the file's " << size
+                      << " bytes once copied (tensor '" << name
+                      << "' and earlier ones are views of shared storages); refusing a crafted file");
     TensorData td;
     td.name = name;
     td.dtype = s.dtype;
@@ -426,9 +442,9 @@ TensorCheckReport compare_tensors(const Checkpoint& checkpoint,
     if (!selected(e.name)) continue;
     wanted.emplace(e.name, true);
     const auto it = present.find(e.name);
-    if (it == present.end())
-      report.missing.push_back(e.name);
-    else if (it->second->shape != e.shape)
+    if (it == present.end()) {
+      if (!starts_with_any(e.name, options.optional_prefixes)) report.missing.push_back(e.name);
+    } else if (it->second->shape != e.shape)
       report.mismatched.push_back({e.name, e.shape, it->second->shape});
   }
   for (const TensorData& t : checkpoint.tensors)

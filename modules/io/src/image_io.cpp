@@ -60,14 +60,27 @@ cv::Mat to_gray(const cv::Mat& img) {
 
 std::vector<std::uint8_t> read_file(const std::string& path) {
   std::error_code ec;
-  SEMAT_CHECK(std::filesystem::exists(path, ec), IoError, "'" << path << "' does not exist");
-  SEMAT_CHECK(!std::filesystem::is_directory(path, ec), IoError,
+  const auto status = std::filesystem::status(path, ec);
+  SEMAT_CHECK(std::filesystem::exists(status), IoError, "'" << path << "' does not exist");
+  SEMAT_CHECK(!std::filesystem::is_directory(status), IoError,
               "'" << path << "' is a folder, expected a file");
+  // Devices and pipes (/dev/zero, a FIFO) have no size and may never end: refuse them rather
+  // than reading without a bound.
+  SEMAT_CHECK(std::filesystem::is_regular_file(status), IoError,
+              "'" << path << "' is not a regular file (a device, pipe or socket); expected an image file");
+  const std::uintmax_t size = std::filesystem::file_size(path, ec);
+  SEMAT_CHECK(!ec, IoError, "cannot read the size of '" << path << "': " << ec.message());
+  SEMAT_CHECK(size <= kMaxReadFileBytes, IoError,
+              "'" << path << "' is " << size << " bytes, over the " << (kMaxReadFileBytes >> 20)
+                  << " MiB limit for one input file");
   std::ifstream in(path, std::ios::binary);
   SEMAT_CHECK(in.good(), IoError, "cannot open '" << path << "': " << std::strerror(errno));
-  std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(in)),
-                                 std::istreambuf_iterator<char>());
-  SEMAT_CHECK(!in.bad(), IoError, "error while reading '" << path << "'");
+  // The size is known, so the buffer is allocated once; a file that grows meanwhile is cut at
+  // that size, one that shrinks is a read error.
+  std::vector<std::uint8_t> data(static_cast<std::size_t>(size));
+  in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(size));
+  SEMAT_CHECK(!in.bad() && in.gcount() == static_cast<std::streamsize>(size), IoError,
+              "error while reading '" << path << "' (the file changed while it was read?)");
   return data;
 }
 

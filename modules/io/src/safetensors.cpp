@@ -8,6 +8,7 @@
 
 #include "semat/core/error.h"
 #include "semat/io/files.h"
+#include "semat/io/json.h"
 
 namespace semat::io {
 namespace detail {
@@ -45,9 +46,10 @@ void read_safetensors(const std::uint8_t* data, std::size_t size, Checkpoint* ou
 
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(data + 8, data_begin);
-  } catch (const nlohmann::json::exception& e) {
-    throw CheckpointError(where + ": bad safetensors header: " + e.what());
+    header = parse_json(std::string_view(reinterpret_cast<const char*>(data + 8), header_len),
+                        where + ": bad safetensors header");
+  } catch (const DataError& e) {
+    throw CheckpointError(e.what());
   }
   SEMAT_CHECK(header.is_object(), CheckpointError,
               where << ": safetensors header is not a JSON object");
@@ -80,16 +82,16 @@ void read_safetensors(const std::uint8_t* data, std::size_t size, Checkpoint* ou
       Item item;
       item.tensor.name = name;
       SEMAT_CHECK(dt.is_string() && dtype_from_name(dt.get<std::string>(), &item.tensor.dtype),
-                  CheckpointError, what << ": unsupported dtype " << dt.dump());
+                  CheckpointError, what << ": unsupported dtype " << describe_json(dt));
       SEMAT_CHECK(sh.is_array() && sh.size() <= 64, CheckpointError,
-                  what << ": bad shape " << sh.dump());
+                  what << ": bad shape " << describe_json(sh));
       for (const nlohmann::json& d : sh) {
-        SEMAT_CHECK(d.is_number_integer(), CheckpointError, what << ": bad shape " << sh.dump());
+        SEMAT_CHECK(d.is_number_integer(), CheckpointError, what << ": bad shape " << describe_json(sh));
         item.tensor.shape.push_back(d.get<std::int64_t>());
       }
       SEMAT_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() &&
                       off[1].is_number_unsigned(),
-                  CheckpointError, what << ": bad data_offsets " << off.dump());
+                  CheckpointError, what << ": bad data_offsets " << describe_json(off));
       const std::uint64_t begin = off[0].get<std::uint64_t>(), end = off[1].get<std::uint64_t>();
       const std::uint64_t nbytes =
           checked_numel(item.tensor.shape, what) * dtype_size(item.tensor.dtype);
@@ -108,7 +110,21 @@ void read_safetensors(const std::uint8_t* data, std::size_t size, Checkpoint* ou
   }
   // The JSON object is read in name order; the file order is the data order.
   std::stable_sort(items.begin(), items.end(),
-                   [](const Item& a, const Item& b) { return a.begin < b.begin; });
+                   [](const Item& a, const Item& b) {
+                     // Empty tensors first at equal offsets, so they never seem to overlap.
+                     return a.begin != b.begin ? a.begin < b.begin : a.tensor.numel() < b.tensor.numel();
+                   });
+  // Entries must not share bytes: overlapping entries would let a small file materialise each
+  // byte many times (memory amplification), so what is copied never exceeds the data size.
+  std::uint64_t previous_end = 0;
+  std::string previous_name;
+  for (const Item& item : items) {
+    SEMAT_CHECK(item.begin >= previous_end, CheckpointError,
+                where << ": tensor '" << item.tensor.name << "' overlaps tensor '" << previous_name
+                      << "' in the data section (each tensor needs its own bytes)");
+    previous_end = item.begin + static_cast<std::uint64_t>(item.tensor.numel()) * dtype_size(item.tensor.dtype);
+    previous_name = item.tensor.name;
+  }
   out->tensors.reserve(items.size());
   for (Item& item : items) {
     const std::size_t n =

@@ -486,6 +486,70 @@ TEST(Safetensors, BadHeadersAreCheckpointErrors) {
       {"negative dimension"});
 }
 
+// Issue #14: hostile headers. A value nested 300k levels deep used to overflow the stack while
+// the error message dumped it; overlapping entries used to materialise the same bytes many times.
+TEST(Safetensors, HostileHeadersAreCleanErrors) {
+  auto file = [](const std::string& header, std::size_t data_bytes) {
+    std::vector<std::uint8_t> b;
+    put_le(&b, header.size(), 8);
+    b.insert(b.end(), header.begin(), header.end());
+    b.resize(b.size() + data_bytes);
+    return b;
+  };
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  for (const std::string field : {"dtype", "shape", "data_offsets"}) {
+    std::string h = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+    const std::string key = "\"" + field + "\":";
+    const std::size_t at = h.find(key) + key.size();
+    const std::size_t end = h.find_first_of(",}", h[at] == '[' ? h.find(']', at) : at);
+    h.replace(at, end - at, deep);
+    expect_checkpoint_error([&] { load_bytes(file(h, 4)); }, {"nested deeper than"});
+  }
+  expect_checkpoint_error(
+      [&] { load_bytes(file(R"({"a":{"dtype":"F32","shape":[1e400],"data_offsets":[0,4]}})", 4)); },
+      {"malformed JSON"});
+  // Two entries over the same bytes, and a third inside them.
+  expect_checkpoint_error(
+      [&] {
+        load_bytes(file(R"({"a":{"dtype":"U8","shape":[64],"data_offsets":[0,64]},)"
+                        R"("b":{"dtype":"U8","shape":[64],"data_offsets":[0,64]}})",
+                        64));
+      },
+      {"overlaps"});
+  expect_checkpoint_error(
+      [&] {
+        load_bytes(file(R"({"a":{"dtype":"U8","shape":[64],"data_offsets":[0,64]},)"
+                        R"("b":{"dtype":"U8","shape":[8],"data_offsets":[8,16]}})",
+                        64));
+      },
+      {"overlaps", "'b'"});
+  // Adjacent entries and empty ones are fine.
+  const Checkpoint ok = load_bytes(file(R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]},)"
+                                        R"("e":{"dtype":"U8","shape":[0],"data_offsets":[8,8]},)"
+                                        R"("b":{"dtype":"U8","shape":[8],"data_offsets":[8,16]}})",
+                                        16));
+  EXPECT_EQ(ok.tensors.size(), 3u);
+}
+
+// Issue #14: 3,000 entries that are all views of one storage used to be copied 3,000 times.
+TEST(Checkpoint, ViewsOfOneStorageCannotAmplifyMemory) {
+  auto archive = [](int views) {
+    Pickle p;
+    p.empty_ordered_dict().op('(');
+    for (int i = 0; i < views; ++i)
+      p.str("w" + std::to_string(i)).tensor("FloatStorage", "0", 16384, 0, {128, 128}, {128, 1});
+    p.op('u');
+    std::vector<ZipItem> items = {{"archive/data.pkl", p.stop()},
+                                  {"archive/data/0", std::vector<std::uint8_t>(16384 * 4)},
+                                  {"archive/version", {'3', '\n'}}};
+    return make_zip(items);
+  };
+  // Tied weights (a few views of one storage) still load.
+  EXPECT_EQ(load_bytes(archive(2)).tensors.size(), 2u);
+  const std::vector<std::uint8_t> hostile = archive(3000);
+  expect_checkpoint_error([&] { load_bytes(hostile); }, {"twice the file", "views of shared storages"});
+}
+
 TEST(Checkpoint, StrictCheckerNamesEveryProblem) {
   const Checkpoint ckpt = load_checkpoint(kData + "sam_tiny.pth");
   std::vector<ExpectedTensor> expected;

@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <opencv2/imgcodecs.hpp>
 
 #include "semat/core/error.h"
@@ -51,6 +55,23 @@ TEST(ImageIo, RejectsNonImages) {
   EXPECT_THROW(decode_color({text.begin(), text.end()}, "x.png"), IoError);
   EXPECT_THROW(decode_color({}, "empty.png"), IoError);
   EXPECT_THROW(read_color("/nonexistent/semat.png"), IoError);
+}
+
+// Issue #14: devices and pipes used to be read without a bound (/dev/zero until memory ran out).
+TEST(ImageIo, ReadFileRefusesDevicesAndPipes) {
+  for (const char* dev : {"/dev/zero", "/dev/urandom"}) {
+    try {
+      read_color(dev);
+      ADD_FAILURE() << dev;
+    } catch (const IoError& e) {
+      EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+    }
+  }
+  const std::string fifo =
+      (std::filesystem::temp_directory_path() / ("semat_fifo_" + std::to_string(::getpid()))).string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_THROW(read_file(fifo), IoError);  // refused before open(), which would block
+  std::filesystem::remove(fifo);
 }
 
 TEST(ImageIo, GreyDecodingScalesBitDepths) {

@@ -126,6 +126,57 @@ TEST(SamBuild, StrictLoadingNamesEveryProblem) {
   EXPECT_THROW(sam::build_sam(io::load_checkpoint(kDir + "sam_tiny.pth"), "vit_b"), CheckpointError);
 }
 
+// Issue #14: shape inference trusted ranks and sizes (SIGFPE on a zero rel_pos_h head size,
+// SIGSEGV on a 0-d neck weight, a 31-line LibTorch backtrace on an empty patch_embed). Each
+// crafted tensor must give one CheckpointError line naming the key, for build_sam with "auto"
+// (inference from shapes) and with a preset.
+TEST(SamBuild, CraftedShapesAreCleanErrors) {
+  const io::Checkpoint good = io::load_checkpoint(kDir + "sam_tiny.safetensors");
+  struct Case {
+    std::string key;
+    std::vector<int64_t> shape;
+  };
+  const std::vector<Case> cases = {
+      {"image_encoder.blocks.0.attn.rel_pos_h", {7, 0}},     // zero head size: embed / 0
+      {"image_encoder.blocks.0.attn.rel_pos_h", {7}},        // missing dimension
+      {"image_encoder.blocks.1.attn.rel_pos_h", {0, 32}},    // zero positions
+      {"image_encoder.blocks.0.attn.rel_pos_h", {7, 48}},    // head size not dividing 64
+      {"image_encoder.neck.0.weight", {}},                   // 0-d
+      {"image_encoder.patch_embed.proj.weight", {0, 3, 16, 16}},
+      {"image_encoder.patch_embed.proj.weight", {64, 3, 0, 0}},
+      {"image_encoder.pos_embed", {1, 0, 8, 64}},
+      {"mask_decoder.iou_token.weight", {1, 0}},
+      {"mask_decoder.mask_tokens.weight", {1, 32}},          // no multimask outputs
+      {"mask_decoder.transformer.layers.0.mlp.lin1.weight", {64}},
+      {"mask_decoder.iou_prediction_head.layers.0.weight", {0, 32}},
+      {"prompt_encoder.mask_downscaling.3.weight", {6, 2, 2, 2}},
+  };
+  for (const Case& c : cases) {
+    io::Checkpoint ck = good;
+    bool found = false;
+    for (io::TensorData& t : ck.tensors) {
+      if (t.name != c.key) continue;
+      found = true;
+      t.shape = c.shape;
+      int64_t n = 1;
+      for (int64_t d : c.shape) n *= d;
+      t.bytes.assign(static_cast<size_t>(n) * 4, 0);
+    }
+    ASSERT_TRUE(found) << c.key;
+    for (const std::string type : {"auto", "tiny"}) {
+      SCOPED_TRACE(c.key + " " + io::shape_to_string(c.shape) + " " + type);
+      try {
+        sam::build_sam(ck, type);
+        ADD_FAILURE() << "no CheckpointError";
+      } catch (const CheckpointError& e) {
+        const std::string msg = e.what();
+        EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+        EXPECT_NE(msg.find(kDir), std::string::npos) << msg;
+      }
+    }
+  }
+}
+
 TEST(SamPredictor, ReproducesTheOfficialImageEmbedding) {
   auto& p = predictor();
   p.set_image(io::read_color(kDir + "image.png"));

@@ -489,6 +489,65 @@ TEST(SematBuild, RefusesOtherCheckpointsClearly) {
   EXPECT_NE(semat_as_sam.find("SEMat"), std::string::npos) << semat_as_sam;
 }
 
+// Issue #14: every key prefix is loaded strictly. The frozen SAM decoder of training checkpoints
+// is not used for inference, but a mis-shaped tensor under it used to be accepted silently; and
+// crafted sizes in SEMat's own parts must be clean errors, never crashes.
+TEST(SematBuild, CraftedTensorsAreRefused) {
+  auto reshaped = [](const io::Checkpoint& ck, const std::string& key, std::vector<int64_t> shape) {
+    io::Checkpoint c = ck;
+    bool found = false;
+    for (io::TensorData& t : c.tensors) {
+      if (t.name != key) continue;
+      found = true;
+      t.shape = shape;
+      int64_t n = 1;
+      for (int64_t d : shape) n *= d;
+      t.bytes.assign(static_cast<size_t>(n) * io::dtype_size(t.dtype), 0);
+    }
+    EXPECT_TRUE(found) << key;
+    return c;
+  };
+  // A training checkpoint: the SEMat one plus the frozen decoder (the SAM base's mask decoder).
+  io::Checkpoint training = semat_ckpt();
+  for (const auto& t : sam_base().tensors) {
+    if (t.name.rfind("mask_decoder.", 0) != 0) continue;
+    io::TensorData f = t;
+    f.name = "sam_model.frozen_" + t.name;
+    training.tensors.push_back(f);
+  }
+  EXPECT_NO_THROW(semat_net::build_semat(training));
+  const std::string frozen_key = "sam_model.frozen_mask_decoder.iou_prediction_head.layers.0.weight";
+  const std::string bad = error_of([&] { semat_net::build_semat(reshaped(training, frozen_key, {3, 5})); });
+  EXPECT_NE(bad.find(frozen_key), std::string::npos) << bad;
+  const std::string unknown =
+      error_of([&] { semat_net::build_semat(with_extra(training, "sam_model.frozen_mask_decoder.bogus")); });
+  EXPECT_NE(unknown.find("sam_model.frozen_mask_decoder.bogus"), std::string::npos) << unknown;
+
+  const std::string enc = "sam_model.image_encoder.base_model.model.";
+  for (const auto& [key, shape] : std::vector<std::pair<std::string, std::vector<int64_t>>>{
+           {enc + "blocks.0.attn.rel_pos_h", {7, 0}},
+           {enc + "neck.0.weight", {}},
+           {enc + "patch_embed.proj.base_layer.weight", {0, 3, 16, 16}},
+           {"sam_model.mask_decoder.matting_hf_token.weight", {0, 32}},
+           {"matting_decoder.big_kernel_process.0.weight", {16, 0, 13, 13}},
+           {"matting_decoder.matting_head.weight", {1}},
+           {"matting_decoder.down_blks.0.res_layer.weight", {}},
+       }) {
+    const std::string msg = error_of([&] { semat_net::build_semat(reshaped(semat_ckpt(), key, shape)); });
+    EXPECT_NE(msg.find("semat_tiny.pth"), std::string::npos) << key << ": " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << key << ": " << msg;
+  }
+  // A vit_feat_proj index that names no global block, or is not a number.
+  for (const std::string idx : {"7", "x"}) {
+    io::Checkpoint c = semat_ckpt();
+    for (io::TensorData& t : c.tensors)
+      if (t.name.rfind("matting_decoder.vit_feat_proj.0.", 0) == 0)
+        t.name = "matting_decoder.vit_feat_proj." + idx + t.name.substr(std::string("matting_decoder.vit_feat_proj.0").size());
+    const std::string msg = error_of([&] { semat_net::build_semat(c); });
+    EXPECT_NE(msg.find("vit_feat_proj." + idx), std::string::npos) << msg;
+  }
+}
+
 TEST(SematBuild, SlimCheckpointTakesSamWeightsFromTheBase) {
   // Only SEMat's own parts (LoRA, prompt enhancement, matting parts): the SAM part comes from
   // the base checkpoint, and the result equals the full checkpoint's.

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -62,9 +63,16 @@ const std::set<std::string>& fresh_ops() {
   return ops;
 }
 
+// Element count, or -1 when a dimension is negative or the product exceeds 2^40 (no tensor of
+// a model under 2 GiB is that large; a crafted dims list must not overflow into a small count
+// that matches its data).
 std::int64_t numel_of(const std::vector<std::int64_t>& dims) {
+  constexpr std::int64_t kMax = std::int64_t{1} << 40;
   std::int64_t n = 1;
-  for (auto d : dims) n *= d;
+  for (auto d : dims) {
+    if (d < 0 || (d > 0 && n > kMax / d)) return -1;
+    n *= d;
+  }
   return n;
 }
 
@@ -109,6 +117,7 @@ struct Model::Impl {
     for (auto d : dims)
       if (d < 0) fail(what + " '" + t.name() + "' has a negative dimension");
     const std::int64_t n = numel_of(dims);
+    if (n < 0) fail(what + " '" + t.name() + "' has dims whose product is absurdly large");
     auto check_count = [&](std::int64_t have) {
       if (have != n)
         fail(what + " '" + t.name() + "' holds " + std::to_string(have) + " values, its dims say " +
@@ -649,6 +658,10 @@ std::unique_ptr<Model::Impl> load_bytes(const std::string& bytes, const std::str
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Model::Model(const std::string& path, const std::string& device) {
+  // A device or pipe (/dev/zero) would be read without end.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw IoError(path + ": not a regular file (missing, a folder, a device or a pipe), not an ONNX model");
   std::ifstream f(path, std::ios::binary);
   if (!f) throw IoError(path + ": cannot open the ONNX model");
   std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

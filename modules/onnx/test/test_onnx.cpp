@@ -472,6 +472,8 @@ TEST(OnnxErrors, TruncatedCorruptAndMissingFilesNameTheFile) {
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   }
   EXPECT_THROW(Model{(dir / "absent.onnx").string()}, semat::IoError);
+  // Issue #14: a device used to be read without a bound.
+  EXPECT_THROW(Model{"/dev/zero"}, semat::IoError);
   std::filesystem::remove_all(dir);
 }
 
@@ -491,6 +493,19 @@ TEST(OnnxErrors, MissingInitializerAndBadInitializerSize) {
   h.node("Conv", {"x", "w"}, {"y"});
   h.output("y");
   EXPECT_THROW(h.load(), ModelError);
+}
+
+// Issue #14: dims whose product overflows int64 must not wrap into a count matching the data.
+TEST(OnnxErrors, OverflowingInitializerDimsAreRefused) {
+  Graph h;
+  h.input("x", {1, 3, 8, 8});
+  // 2^62 * 4 wraps to 0 in int64 arithmetic, which an empty raw_data would match.
+  auto* t = h.init("w", {std::int64_t{1} << 62, 4, 1, 1}, pb::TensorProto::FLOAT);
+  t->set_raw_data(std::string());
+  h.node("Conv", {"x", "w"}, {"y"});
+  h.output("y");
+  const std::string msg = error_of([&] { h.load(); });
+  EXPECT_NE(msg.find("'w'"), std::string::npos) << msg;
 }
 
 TEST(OnnxErrors, WrongInputRankOrSizeOrMissingInput) {

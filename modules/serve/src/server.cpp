@@ -1,6 +1,7 @@
 #include "semat/serve/server.h"
 
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -28,6 +30,7 @@
 #include "semat/core/log.h"
 #include "semat/core/timer.h"
 #include "semat/io/image_io.h"
+#include "semat/io/json.h"
 #include "semat/matting/compose.h"
 #include "semat/serve/image_probe.h"
 #include "web_assets.h"
@@ -41,6 +44,14 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kTag = "serve";
 const std::vector<std::string> kAllOutputs = {"alpha", "cutout", "composite", "trimap", "overlay"};
 const std::vector<std::string> kDefaultOutputs = {"alpha", "cutout", "composite"};
+// Connection handling (see ConnectionThreads): at most this many open connections are served at
+// once (more wait for a thread); idle connections close after kIdleTimeoutS, a read that stalls
+// for kReadTimeoutS ends its connection.
+constexpr std::size_t kMaxConnectionThreads = 2048;
+constexpr time_t kIdleTimeoutS = 5;
+constexpr time_t kReadTimeoutS = 5;
+// Request headers beyond this count are refused (431); httplib itself caps each line at 8 KiB.
+constexpr std::size_t kMaxHeaders = 64;
 
 /// A request that cannot be served, with its HTTP status and a stable machine-readable code.
 /// Only this file turns it (and every other semat::Error) into a response.
@@ -58,14 +69,18 @@ class HttpError : public Error {
   int retry_after_s_;
 };
 
+// Answers are dumped with invalid UTF-8 replaced (U+FFFD): a message quoting a client's bytes
+// must not turn a 400 into a 500 (nlohmann's dump() throws on invalid UTF-8 by default).
+std::string dump_answer(const json& body) { return body.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
   res.status = status;
-  res.set_content(json{{"error", {{"code", code}, {"message", message}}}}.dump(), "application/json");
+  res.set_content(dump_answer(json{{"error", {{"code", code}, {"message", message}}}}), "application/json");
 }
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(dump_answer(body), "application/json");
 }
 
 std::string base64(const std::vector<std::uint8_t>& in) {
@@ -101,12 +116,22 @@ std::string content_type_for(const std::string& name) {
   return "application/octet-stream";
 }
 
+// Nesting is limited while parsing (io::parse_json): values are copied and described below, and
+// both recurse on the value.
 json parse_json_text(const std::string& text, const std::string& what) {
   try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw HttpError(400, "invalid_json", what + " is not valid JSON: " + e.what());
+    return io::parse_json(text, what + " is not valid JSON");
+  } catch (const DataError& e) {
+    throw HttpError(400, "invalid_json", e.what());
   }
+}
+
+/// A multipart text field: must be UTF-8 (it may be quoted back in an answer).
+const std::string& form_text(const httplib::Request& req, const char* name) {
+  const auto it = req.files.find(name);
+  if (!io::is_valid_utf8(it->second.content))
+    throw HttpError(400, "invalid_utf8", std::string("the form field '") + name + "' is not valid UTF-8");
+  return it->second.content;
 }
 
 /// `[[x0,y0,x1,y1], ...]` or a single `[x0,y0,x1,y1]`.
@@ -124,10 +149,10 @@ std::vector<Box> boxes_from_json(const json& j, int max_boxes) {
     const std::string name = "boxes[" + std::to_string(i) + "]";
     if (!b.is_array() || b.size() != 4 ||
         !std::all_of(b.begin(), b.end(), [](const json& v) { return v.is_number(); }))
-      throw HttpError(400, "invalid_box", name + " must be four numbers [x0,y0,x1,y1]; got " + b.dump());
+      throw HttpError(400, "invalid_box", name + " must be four numbers [x0,y0,x1,y1]; got " + io::describe_json(b));
     Box box{b[0].get<double>(), b[1].get<double>(), b[2].get<double>(), b[3].get<double>()};
     if (!(box.x1 > box.x0 && box.y1 > box.y0))
-      throw HttpError(400, "invalid_box", name + " " + b.dump() + " is empty or inverted: need x1 > x0 and y1 > y0");
+      throw HttpError(400, "invalid_box", name + " " + box.str() + " is empty or inverted: need x1 > x0 and y1 > y0");
     boxes.push_back(box);
   }
   return boxes;
@@ -151,9 +176,12 @@ std::vector<std::string> outputs_from_json(const json& j) {
     throw HttpError(400, "invalid_outputs", "outputs must be a non-empty list of alpha, cutout, composite, trimap, overlay");
   std::vector<std::string> out;
   for (const json& v : j) {
-    const std::string name = v.is_string() ? v.get<std::string>() : v.dump();
-    if (std::find(kAllOutputs.begin(), kAllOutputs.end(), name) == kAllOutputs.end())
-      throw HttpError(400, "invalid_outputs", "unknown output '" + name + "': choose from alpha, cutout, composite, trimap, overlay");
+    const auto known = v.is_string() ? std::find(kAllOutputs.begin(), kAllOutputs.end(), v.get<std::string>())
+                                     : kAllOutputs.end();
+    if (known == kAllOutputs.end())
+      throw HttpError(400, "invalid_outputs", "unknown output " + io::describe_json(v) +
+                                                  ": choose from alpha, cutout, composite, trimap, overlay");
+    const std::string& name = *known;
     if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
   }
   return out;
@@ -175,7 +203,7 @@ std::vector<std::string> outputs_from_text(const std::string& text) {
 
 cv::Scalar background_from_text(const std::string& text) {
   if (auto c = matting::parse_color(text)) return *c;
-  throw HttpError(400, "invalid_background", "background '" + text +
+  throw HttpError(400, "invalid_background", "background '" + io::printable_prefix(text) +
                                                  "' is not a colour: use #RRGGBB, #RGB, R,G,B or a name such as white");
 }
 
@@ -207,10 +235,10 @@ MatteParams params_from_form(const httplib::Request& req, int max_boxes) {
   p.png = wants_png(req);
   if (!req.has_file("boxes"))
     throw HttpError(400, "missing_field", "the form needs a 'boxes' field: [[x0,y0,x1,y1], ...] in pixels");
-  p.boxes = boxes_from_json(parse_json_text(req.get_file_value("boxes").content, "boxes"), max_boxes);
+  p.boxes = boxes_from_json(parse_json_text(form_text(req, "boxes"), "boxes"), max_boxes);
   const bool outputs_given = req.has_file("outputs");
-  if (outputs_given) p.outputs = outputs_from_text(req.get_file_value("outputs").content);
-  if (req.has_file("background")) p.background = background_from_text(req.get_file_value("background").content);
+  if (outputs_given) p.outputs = outputs_from_text(form_text(req, "outputs"));
+  if (req.has_file("background")) p.background = background_from_text(form_text(req, "background"));
   finish_params(p, outputs_given);
   return p;
 }
@@ -323,6 +351,61 @@ struct MatteAnswer {
 
 thread_local Clock::time_point t_request_start;
 
+/// httplib serves each connection on one thread of its task queue, for as long as the connection
+/// is open. A fixed pool lets a few hundred idle or slow clients take every thread, so /healthz
+/// and real requests wait behind them. This queue starts a thread whenever a connection arrives
+/// and none is free, up to `max_threads`; combined with short keep-alive and read timeouts, slow
+/// clients only ever cost a thread each, never the server's answers.
+class ConnectionThreads : public httplib::TaskQueue {
+ public:
+  explicit ConnectionThreads(std::size_t max_threads) : max_(max_threads) {}
+  ~ConnectionThreads() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    jobs_.push_back(std::move(fn));
+    if (jobs_.size() > waiting_ && threads_.size() < max_) threads_.emplace_back([this] { run(); });
+    cv_.notify_one();
+  }
+
+  void shutdown() override {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      threads.swap(threads_);
+    }
+    cv_.notify_all();
+    for (auto& t : threads)
+      if (t.joinable()) t.join();
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        ++waiting_;
+        cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+        --waiting_;
+        if (jobs_.empty()) return;  // stopping, nothing left
+        fn = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      fn();
+    }
+  }
+
+  const std::size_t max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  std::size_t waiting_ = 0;
+  bool stop_ = false;
+};
+
 /// httplib binds with SO_REUSEPORT, so a second server on a taken port would silently share it
 /// with the first. A plain bind first turns that into a clear error.
 void check_port_free(const std::string& host, int port) {
@@ -345,6 +428,25 @@ void check_port_free(const std::string& host, int port) {
   SEMAT_CHECK(err == 0, IoError,
               "cannot listen on " << host << ":" << port << ": " << std::strerror(err)
                                   << (err == EADDRINUSE ? " (another server uses it; pick another --port or 0)" : ""));
+}
+
+/// libcpp-httplib 0.11 listens with a backlog of 5, so a burst of connections (a page load, a
+/// few hundred clients) overflows it and the kernel drops SYNs, which clients retry only after
+/// 1 s, 3 s... httplib does not expose its socket: find the listening socket on `port` among our
+/// descriptors and listen() again, which on Linux only raises the backlog.
+void raise_listen_backlog(int port) {
+  for (int fd = 3; fd < 4096; ++fd) {
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    const int bound = addr.ss_family == AF_INET    ? ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port)
+                      : addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                                                   : -1;
+    if (bound == port) ::listen(fd, SOMAXCONN);
+  }
 }
 
 }  // namespace
@@ -500,7 +602,7 @@ void Server::Impl::answer_matte(const MatteAnswer& a, const MatteParams& p, http
   // With a charset parameter httplib does not compress: base64 PNGs barely shrink, and its
   // brotli runs at quality 11, which costs ~0.8 s per megabyte.
   res.status = 200;
-  res.set_content(body.dump(), "application/json; charset=utf-8");
+  res.set_content(dump_answer(body), "application/json; charset=utf-8");
 }
 
 json Server::Impl::info() const {
@@ -532,7 +634,15 @@ void Server::Impl::serve_asset(const std::string& name, httplib::Response& res) 
   if (!std::regex_match(name, kSafe)) throw HttpError(404, "not_found", "no such page: /" + name);
   std::string body;
   if (!options.web_root.empty()) {
-    std::ifstream in(std::filesystem::path(options.web_root) / name, std::ios::binary);
+    // Symlinks are resolved and the file must still lie inside --web-root, so a link in the
+    // folder cannot serve files from elsewhere; only regular files are read.
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path root = fs::canonical(options.web_root, ec);
+    const fs::path file = ec ? fs::path() : fs::canonical(root / name, ec);
+    const bool inside = !ec && file.parent_path() == root && fs::is_regular_file(file, ec);
+    if (!inside) throw HttpError(404, "not_found", "no such page: /" + name);
+    std::ifstream in(file, std::ios::binary);
     if (!in) throw HttpError(404, "not_found", "no such page: /" + name);
     body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     res.set_header("Cache-Control", "no-store");
@@ -629,8 +739,42 @@ void Server::Impl::setup_routes() {
     serve_asset(req.matches[1], res);
   }));
 
-  http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+  // Limits checked once the headers are read and before any body is: the answer goes out at
+  // once and the connection closes (one request per connection), the body is never read.
+  const std::uint64_t max_body = static_cast<std::uint64_t>(options.max_upload_mb) << 20;
+  const int max_upload = options.max_upload_mb;
+  http.set_pre_routing_handler([max_body, max_upload](const httplib::Request& req, httplib::Response& res) {
     t_request_start = Clock::now();
+    // httplib adds REMOTE_ADDR, REMOTE_PORT, LOCAL_ADDR and LOCAL_PORT to the headers it read.
+    if (req.headers.size() > kMaxHeaders + 4) {
+      send_error(res, 431, "headers_too_large",
+                 "the request has more than " + std::to_string(kMaxHeaders) + " header fields");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.has_header("Transfer-Encoding")) {
+      // httplib reads a chunked body whole before any limit applies: refuse it unread.
+      send_error(res, 411, "length_required",
+                 "chunked uploads are not accepted: send the body with a Content-Length (at most " +
+                     std::to_string(max_upload) + " MiB)");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.has_header("Content-Length")) {
+      const std::string v = req.get_header_value("Content-Length");
+      const bool digits = !v.empty() && v.size() <= 19 && std::all_of(v.begin(), v.end(), ::isdigit);
+      if (!digits) {
+        send_error(res, 400, "bad_request", "malformed Content-Length");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      // A body over the limit is normally read and thrown away by httplib (never stored), so the
+      // client, still sending, gets its 413 instead of a reset connection. A declared length far
+      // beyond the limit is answered at once: reading it would tie up the connection for long.
+      if (std::stoull(v) > 4 * max_body + (std::uint64_t{1} << 20)) {
+        send_error(res, 413, "upload_too_large",
+                   "the request body is larger than the server's limit of " + std::to_string(max_upload) +
+                       " MiB (--max-upload-mb)");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
   // Statuses set by httplib itself (413 over --max-upload-mb, 400 malformed HTTP, 404 no route)
@@ -669,10 +813,16 @@ Server::Server(const ServerOptions& options, std::shared_ptr<const engine::Engin
   // Connection threads mostly wait for workers; enough of them that a full queue, not a lack of
   // threads, is what refuses work, plus some for /healthz, the page and idle keep-alive
   // connections (each holds a thread while open).
-  const int threads = s.workers + s.options.queue + 16;
-  s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+  s.http.new_task_queue = [] { return new ConnectionThreads(kMaxConnectionThreads); };
   s.http.set_payload_max_length(static_cast<std::size_t>(options.max_upload_mb) << 20);
-  s.http.set_keep_alive_max_count(100);
+  // One request per connection: a request refused before its body is read (413, 411) must not
+  // leave that body to be parsed as the next request, and idle keep-alive connections then hold
+  // no thread. Idle clients are dropped after the keep-alive timeout, stalled ones after the read
+  // timeout (per read: httplib has no whole-request deadline).
+  s.http.set_keep_alive_max_count(1);
+  s.http.set_keep_alive_timeout(kIdleTimeoutS);
+  s.http.set_read_timeout(kReadTimeoutS, 0);
+  s.http.set_write_timeout(kReadTimeoutS, 0);
   // Without it, small answers wait ~40 ms for Nagle's algorithm and the client's delayed ACK.
   s.http.set_tcp_nodelay(true);
   s.setup_routes();
@@ -707,6 +857,7 @@ void Server::start() {
   SEMAT_CHECK(s.port > 0, IoError,
               "cannot listen on " << host << ":" << s.options.port
                                   << " (address in use, or not an address of this machine)");
+  raise_listen_backlog(s.port);
   s.listener = std::thread([&s] { s.http.listen_after_bind(); });
   s.janitor = std::thread([&s] {
     std::unique_lock<std::mutex> lock(s.mu);

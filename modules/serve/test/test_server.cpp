@@ -3,6 +3,13 @@
 // a concurrent load with an RSS bound.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -32,6 +39,52 @@ using semat::serve::ServerOptions;
 namespace {
 
 std::string to_string(const std::vector<std::uint8_t>& v) { return {v.begin(), v.end()}; }
+
+/// A raw loopback TCP connection, for requests httplib::Client would not send.
+class RawConn {
+ public:
+  explicit RawConn(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok_ = fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~RawConn() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawConn(const RawConn&) = delete;
+  RawConn& operator=(const RawConn&) = delete;
+  bool ok() const { return ok_; }
+  bool send(const std::string& s) { return ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size()); }
+  /// What arrives within `timeout_ms` (until the peer closes or the time is up).
+  std::string receive(int timeout_ms) {
+    std::string out;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      char buf[4096];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<std::size_t>(n));
+    }
+    return out;
+  }
+
+ private:
+  int fd_ = -1;
+  bool ok_ = false;
+};
+
+/// The status code of a raw HTTP answer, or -1.
+int status_of(const std::string& answer) {
+  if (answer.rfind("HTTP/1.1 ", 0) != 0 || answer.size() < 12) return -1;
+  return std::atoi(answer.c_str() + 9);
+}
 
 std::vector<std::uint8_t> from_base64(const std::string& s) {
   std::vector<std::uint8_t> out;
@@ -412,6 +465,40 @@ TEST_F(ServeApi, RefusesBadBoxesAndFields) {
   EXPECT_EQ(error_code(c->Get("/v1/images"), 404), "not_found");
 }
 
+// Issue #14: a value nested 300k levels deep used to crash the server (SIGSEGV while the error
+// message dumped it); invalid UTF-8 used to give 500.
+TEST_F(ServeApi, HostileJsonAndUtf8Are400) {
+  start();
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  EXPECT_EQ(error_code(matte(png_, deep), 400), "invalid_json");
+  EXPECT_EQ(error_code(matte(png_, "[" + deep + "]"), 400), "invalid_json");
+  EXPECT_EQ(error_code(matte(png_, box_json_, {}, {{"outputs", "[" + deep + "]", "", ""}}), 400), "invalid_json");
+  // Moderately nested values (within the parser's limit) are described, not dumped.
+  EXPECT_EQ(error_code(matte(png_, "[[[[[[1]]]]], [1,2,3,4]]"), 400), "invalid_box");
+  EXPECT_EQ(error_code(matte(png_, box_json_, {}, {{"outputs", "[[[[\"alpha\"]]]]", "", ""}}), 400),
+            "invalid_outputs");
+  EXPECT_EQ(error_code(matte(png_, box_json_, {}, {{"background", "#ff\xff\xfe", "", ""}}), 400), "invalid_utf8");
+  EXPECT_EQ(error_code(matte(png_, box_json_, {}, {{"outputs", "alpha,\xc0\xaf", "", ""}}), 400), "invalid_utf8");
+  EXPECT_EQ(error_code(matte(png_, "[[1,2,30,40]]\xff"), 400), "invalid_utf8");
+  auto c = client();
+  const std::string id = upload(png_);
+  const std::string path = "/v1/images/" + id + "/matte";
+  EXPECT_EQ(error_code(c->Post(path.c_str(), "{\"boxes\": " + deep + "}", "application/json"), 400), "invalid_json");
+  EXPECT_EQ(error_code(c->Post(path.c_str(), "{\"boxes\": [[1,2,30,40]], \"outputs\": " + deep + "}",
+                               "application/json"),
+                       400),
+            "invalid_json");
+  EXPECT_EQ(error_code(c->Post(path.c_str(), "{\"boxes\": [[1,2,30,40]], \"background\": \"\xff\"}",
+                               "application/json"),
+                       400),
+            "invalid_json");
+  EXPECT_EQ(error_code(c->Post(path.c_str(), "{\"boxes\": [[1,2,30,40]], \"background\": \"\\udc00x\"}",
+                               "application/json"),
+                       400),
+            "invalid_json");
+  EXPECT_EQ(c->Get("/healthz")->status, 200);
+}
+
 TEST_F(ServeApi, RefusesTooLargeUploads) {
   ServerOptions o;
   o.max_upload_mb = 1;
@@ -421,6 +508,128 @@ TEST_F(ServeApi, RefusesTooLargeUploads) {
   EXPECT_EQ(error_code(client()->Post("/v1/images", two_mb, "image/png"), 413), "upload_too_large");
   // The server is still fine afterwards.
   EXPECT_EQ(client()->Get("/healthz")->status, 200);
+}
+
+// Issue #14: limits that used to be read through. Each answer must come at once (well within
+// the 5 s read timeout), before any body byte is sent.
+TEST_F(ServeApi, BodyAndHeaderLimitsAnswerBeforeTheBodyIsRead) {
+  ServerOptions o;
+  o.max_upload_mb = 1;
+  start(o);
+  auto ask = [&](const std::string& head, int expected, const std::string& code) {
+    RawConn c(server_->port());
+    ASSERT_TRUE(c.ok());
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(c.send(head));
+    const std::string answer = c.receive(3000);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(status_of(answer), expected) << answer.substr(0, 300);
+    EXPECT_NE(answer.find("\"" + code + "\""), std::string::npos) << answer.substr(0, 300);
+    EXPECT_LT(s, 2.0) << "the answer waited for the connection to time out";
+  };
+  // A declared length far over the limit, no body sent. (Slightly over, the body is read and
+  // discarded so that a client still sending gets the 413: RefusesTooLargeUploads.)
+  ask("POST /v1/images HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000000000000\r\n\r\n", 413,
+      "upload_too_large");
+  ask("POST /v1/images HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 5300000\r\n\r\n", 413,
+      "upload_too_large");
+  ask("POST /v1/images HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400, "bad_request");
+  // A chunked body: refused unread (it used to be read whole past --max-upload-mb).
+  ask("POST /v1/images HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "100000\r\n",
+      411, "length_required");
+  std::string many = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 100; ++i) many += "X-Filler-" + std::to_string(i) + ": y\r\n";
+  ask(many + "\r\n", 431, "headers_too_large");
+  // Within the limits, a normal answer on the same kind of connection.
+  ask("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200, "ok");
+  // A chunked upload from a real client, over the limit: refused, and the server lives on.
+  {
+    auto c = client();
+    const std::string big(3 << 20, 'x');
+    auto r = c->Post("/v1/images", [&](size_t offset, httplib::DataSink& sink) {
+      sink.write(big.data() + offset, std::min<size_t>(1 << 16, big.size() - offset));
+      if (offset + (1 << 16) >= big.size()) sink.done();
+      return true;
+    }, "image/png");
+    if (r) {
+      EXPECT_EQ(r->status, 411);  // or the connection was closed while still sending
+    }
+  }
+  EXPECT_EQ(client()->Get("/healthz")->status, 200);
+}
+
+// Issue #14: a few hundred idle connections used to take every connection thread. Bounded: 500
+// idle + 20 slow-body loopback clients, each /healthz must answer within 1 s. The 520 connections
+// are opened in a burst, which the raised listen backlog absorbs (httplib's own backlog of 5 made
+// clients wait for SYN retries).
+TEST_F(ServeApi, HealthzAnswersUnderFiveHundredIdleAndTwentySlowClients) {
+  rlimit lim{};
+  getrlimit(RLIMIT_NOFILE, &lim);
+  if (lim.rlim_cur < 4096 && lim.rlim_max >= 4096) {
+    lim.rlim_cur = 4096;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+  getrlimit(RLIMIT_NOFILE, &lim);
+  if (lim.rlim_cur < 1200) GTEST_SKIP() << "needs 1200 file descriptors, the limit is " << lim.rlim_cur;
+  start();
+  const long rss_before = rss_kib();
+  const auto t_connect = std::chrono::steady_clock::now();
+  std::vector<std::unique_ptr<RawConn>> idle, slow;
+  for (int i = 0; i < 500; ++i) {
+    idle.push_back(std::make_unique<RawConn>(server_->port()));
+    ASSERT_TRUE(idle.back()->ok()) << i;
+  }
+  for (int i = 0; i < 20; ++i) {
+    slow.push_back(std::make_unique<RawConn>(server_->port()));
+    ASSERT_TRUE(slow.back()->ok());
+    slow.back()->send("POST /v1/images HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n");
+  }
+  const double connect_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_connect).count();
+  // The server starts one thread per new connection; let it absorb the burst (milliseconds on an
+  // idle machine), then measure while the idle connections are still open (they are closed
+  // after the 5 s idle timeout).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  double worst = 0;
+  for (int round = 0; round < 8; ++round) {
+    for (auto& c : slow) c->send("x");  // a byte now and then keeps each body read alive
+    auto c = client();
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = c->Get("/healthz");
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ASSERT_TRUE(r) << "round " << round;
+    EXPECT_EQ(r->status, 200);
+    worst = std::max(worst, s);
+    std::printf("  round %d: %.1f ms\n", round, s * 1e3);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const long rss_after = rss_kib();
+  std::printf("520 connections opened in %.2f s; healthz under 500 idle + 20 slow clients: worst %.1f ms of 8; "
+              "RSS %ld -> %ld KiB\n",
+              connect_s, worst * 1e3, rss_before, rss_after);
+  EXPECT_LT(worst, 1.0);
+  EXPECT_LT(connect_s, 5.0) << "connections waited for the listen backlog";
+  EXPECT_LT(rss_after - rss_before, 200 * 1024);  // threads' stacks are mostly untouched
+}
+
+// Issue #14: --web-root followed symlinks out of its folder.
+TEST_F(ServeApi, WebRootDoesNotFollowSymlinksOut) {
+  const fs::path base = fs::temp_directory_path() / ("semat_webroot_" + std::to_string(::getpid()));
+  const fs::path root = base / "site";
+  fs::create_directories(root);
+  std::ofstream(root / "index.html") << "<p>in</p>";
+  std::ofstream(base / "secret.txt") << "outside";
+  fs::create_symlink(base / "secret.txt", root / "leak.txt");
+  fs::create_symlink(root / "index.html", root / "alias.html");  // a link inside stays fine
+  fs::create_directories(root / "sub");
+  ServerOptions o;
+  o.web_root = root.string();
+  start(o);
+  EXPECT_EQ(client()->Get("/")->body, "<p>in</p>");
+  EXPECT_EQ(client()->Get("/alias.html")->body, "<p>in</p>");
+  EXPECT_EQ(error_code(client()->Get("/leak.txt"), 404), "not_found");
+  EXPECT_EQ(error_code(client()->Get("/sub"), 404), "not_found");
+  fs::remove_all(base);
 }
 
 TEST_F(ServeApi, FullQueueAnswers503WithRetryAfter) {

@@ -12,8 +12,24 @@
 namespace semat::models::sam {
 namespace {
 
-const std::vector<int64_t>& shape_of(const io::Checkpoint& ck, const std::string& name) {
-  return ck.at(name).shape;
+// The shape of `name`, which must exist with `rank` dimensions, each at least 1: shapes are
+// divided, multiplied and used to size modules below, so a zero, missing or absurd dimension
+// in a crafted checkpoint must stop here, with the key named.
+}  // namespace
+
+const std::vector<int64_t>& checked_shape(const io::Checkpoint& ck, const std::string& name, size_t rank) {
+  const auto& s = ck.at(name).shape;
+  SEMAT_CHECK(s.size() == rank && std::all_of(s.begin(), s.end(), [](int64_t d) { return d >= 1 && d <= (1 << 20); }),
+              CheckpointError,
+              "'" << ck.source << "': " << name << " has shape " << io::shape_to_string(s) << "; expected " << rank
+                  << " dimensions of 1.." << (1 << 20) << " (a corrupt or foreign checkpoint)");
+  return s;
+}
+
+namespace {
+
+const std::vector<int64_t>& shape_of(const io::Checkpoint& ck, const std::string& name, size_t rank) {
+  return checked_shape(ck, name, rank);
 }
 
 bool has_prefix(const io::Checkpoint& ck, const std::string& prefix) {
@@ -69,6 +85,37 @@ torch::Device select_device(const std::string& name) {
   return torch::Device(torch::kCPU);
 }
 
+void validate_sam_config(const models::SamConfig& c, const std::string& source) {
+  const auto& e = c.encoder;
+  const auto& d = c.decoder;
+  std::string bad;
+  auto need = [&bad](bool ok, const char* what) {
+    if (!ok && bad.empty()) bad = what;
+  };
+  need(e.patch_size >= 1 && e.img_size >= e.patch_size && e.img_size % e.patch_size == 0,
+       "the image size is not a multiple of the patch size");
+  need(e.in_chans == 3, "the patch embedding does not take 3 colour channels");
+  need(e.num_heads >= 1 && e.embed_dim % e.num_heads == 0, "the encoder heads do not divide its width");
+  need(e.depth >= 1 && e.depth <= 1024, "the encoder depth is not in 1..1024");
+  need(e.mlp_ratio > 0, "the encoder MLP is empty");
+  need(e.out_chans >= 1, "the neck has no channels");
+  bool windowed = false;
+  for (int64_t i = 0; i < e.depth; ++i)
+    windowed |= std::find(e.global_attn_indexes.begin(), e.global_attn_indexes.end(), i) == e.global_attn_indexes.end();
+  need(!windowed || (e.window_size >= 1 && e.window_size <= e.grid()), "the attention window is empty or larger than the grid");
+  need(c.prompt.embed_dim == e.out_chans && d.transformer_dim == e.out_chans,
+       "the prompt encoder, mask decoder and neck widths differ");
+  need(c.prompt.mask_in_chans >= 4 && c.prompt.mask_in_chans % 4 == 0, "the mask embedding width is not a multiple of 4");
+  need(d.num_heads >= 1 && d.transformer_dim % (2 * d.num_heads) == 0 && d.transformer_dim % 8 == 0,
+       "the mask decoder width is not a multiple of 8 and of twice its heads");
+  need(d.depth >= 1 && d.depth <= 64, "the mask decoder depth is not in 1..64");
+  need(d.mlp_dim >= 1 && d.iou_head_hidden_dim >= 1, "a mask decoder MLP is empty");
+  need(d.num_multimask_outputs >= 1 && d.num_multimask_outputs <= 64, "the mask decoder has no multimask outputs");
+  need(d.iou_head_depth >= 1 && d.iou_head_depth <= 64, "the IoU head depth is not in 1..64");
+  SEMAT_CHECK(bad.empty(), CheckpointError,
+              "'" << source << "': inconsistent SAM shapes: " << bad << " (a corrupt or foreign checkpoint)");
+}
+
 models::SamConfig infer_sam_config(const io::Checkpoint& ck, int64_t decoder_heads) {
   const std::string supported = "supported: SAM ViT-B/L/H (sam_vit_*.pth) and SEMat checkpoints";
   SEMAT_CHECK(!has_prefix(ck, "image_encoder.trunk.") && !has_prefix(ck, "memory_attention."),
@@ -86,35 +133,37 @@ models::SamConfig infer_sam_config(const io::Checkpoint& ck, int64_t decoder_hea
                   "prompt_encoder and mask_decoder weights are missing (" << supported << ")");
   models::SamConfig c;
   auto& e = c.encoder;
-  const auto& pw = shape_of(ck, "image_encoder.patch_embed.proj.weight");  // [D, 3, p, p]
-  const auto& pos = shape_of(ck, "image_encoder.pos_embed");              // [1, g, g, D]
-  SEMAT_CHECK(pw.size() == 4 && pos.size() == 4, CheckpointError,
-              "'" << ck.source << "': image_encoder.patch_embed / pos_embed have unexpected ranks");
+  const auto& pw = shape_of(ck, "image_encoder.patch_embed.proj.weight", 4);  // [D, 3, p, p]
+  const auto& pos = shape_of(ck, "image_encoder.pos_embed", 4);              // [1, g, g, D]
   e.embed_dim = pw[0], e.in_chans = pw[1], e.patch_size = pw[2];
   e.img_size = pos[1] * e.patch_size;
   e.depth = count_indexed(ck, "image_encoder.blocks.");
   SEMAT_CHECK(e.depth > 0 && ck.find("image_encoder.blocks.0.attn.rel_pos_h"), CheckpointError,
               "'" << ck.source << "': no image_encoder.blocks with relative positions");
-  const int64_t head_dim = shape_of(ck, "image_encoder.blocks.0.attn.rel_pos_h")[1];
+  const int64_t head_dim = shape_of(ck, "image_encoder.blocks.0.attn.rel_pos_h", 2)[1];
+  SEMAT_CHECK(e.embed_dim % head_dim == 0, CheckpointError,
+              "'" << ck.source << "': image_encoder.blocks.0.attn.rel_pos_h head size " << head_dim
+                  << " does not divide the embedding size " << e.embed_dim);
   e.num_heads = e.embed_dim / head_dim;
-  e.mlp_ratio = static_cast<double>(shape_of(ck, "image_encoder.blocks.0.mlp.lin1.weight")[0]) / e.embed_dim;
-  e.out_chans = shape_of(ck, "image_encoder.neck.0.weight")[0];
+  e.mlp_ratio = static_cast<double>(shape_of(ck, "image_encoder.blocks.0.mlp.lin1.weight", 2)[0]) / e.embed_dim;
+  e.out_chans = shape_of(ck, "image_encoder.neck.0.weight", 4)[0];
   e.global_attn_indexes.clear();
   for (int64_t i = 0; i < e.depth; ++i) {
-    const auto& rp = shape_of(ck, "image_encoder.blocks." + std::to_string(i) + ".attn.rel_pos_h");
+    const auto& rp = shape_of(ck, "image_encoder.blocks." + std::to_string(i) + ".attn.rel_pos_h", 2);
     if (rp[0] == 2 * e.grid() - 1) e.global_attn_indexes.push_back(i);
     else e.window_size = (rp[0] + 1) / 2;
   }
-  c.prompt.embed_dim = shape_of(ck, "prompt_encoder.no_mask_embed.weight")[1];
-  c.prompt.mask_in_chans = shape_of(ck, "prompt_encoder.mask_downscaling.3.weight")[0];
+  c.prompt.embed_dim = shape_of(ck, "prompt_encoder.no_mask_embed.weight", 2)[1];
+  c.prompt.mask_in_chans = shape_of(ck, "prompt_encoder.mask_downscaling.3.weight", 4)[0];
   auto& d = c.decoder;
-  d.transformer_dim = shape_of(ck, "mask_decoder.iou_token.weight")[1];
+  d.transformer_dim = shape_of(ck, "mask_decoder.iou_token.weight", 2)[1];
   d.depth = count_indexed(ck, "mask_decoder.transformer.layers.");
-  d.mlp_dim = shape_of(ck, "mask_decoder.transformer.layers.0.mlp.lin1.weight")[0];
+  d.mlp_dim = shape_of(ck, "mask_decoder.transformer.layers.0.mlp.lin1.weight", 2)[0];
   d.num_heads = decoder_heads;
-  d.num_multimask_outputs = shape_of(ck, "mask_decoder.mask_tokens.weight")[0] - 1;
+  d.num_multimask_outputs = shape_of(ck, "mask_decoder.mask_tokens.weight", 2)[0] - 1;
   d.iou_head_depth = count_indexed(ck, "mask_decoder.iou_prediction_head.layers.");
-  d.iou_head_hidden_dim = shape_of(ck, "mask_decoder.iou_prediction_head.layers.0.weight")[0];
+  d.iou_head_hidden_dim = shape_of(ck, "mask_decoder.iou_prediction_head.layers.0.weight", 2)[0];
+  validate_sam_config(c, ck.source);
   c.name = "custom";
   for (const auto& n : {"vit_b", "vit_l", "vit_h"})
     if (models::sam_preset(n) == c) c.name = n;
@@ -167,17 +216,19 @@ void load_weights(torch::nn::Module& module, const io::Checkpoint& ck,
 }
 
 Sam build_sam(const io::Checkpoint& ck, const std::string& model_type) {
-  models::SamConfig cfg;
-  if (model_type == "auto") {
-    cfg = infer_sam_config(ck);
-  } else {
-    cfg = models::sam_preset(model_type);
-    infer_sam_config(ck, cfg.decoder.num_heads);  // refuses other model families clearly
-  }
-  Sam model(cfg);
-  load_weights(*model, ck);
-  model->eval();
-  return model;
+  return with_checkpoint_errors(ck.source, [&] {
+    models::SamConfig cfg;
+    if (model_type == "auto") {
+      cfg = infer_sam_config(ck);
+    } else {
+      cfg = models::sam_preset(model_type);
+      infer_sam_config(ck, cfg.decoder.num_heads);  // refuses other model families clearly
+    }
+    Sam model(cfg);
+    load_weights(*model, ck);
+    model->eval();
+    return model;
+  });
 }
 
 }  // namespace semat::models::sam

@@ -8,6 +8,7 @@
 
 #include "semat/core/error.h"
 #include "semat/models/internal/sam/build.h"
+#include "semat/models/internal/sam/mask_decoder.h"
 
 namespace semat::models::semat_net {
 namespace {
@@ -106,43 +107,59 @@ int64_t count_indexed(const io::Checkpoint& ck, const std::string& prefix) {
   return static_cast<int64_t>(idx.size());
 }
 
-const std::vector<int64_t>& shape(const io::Checkpoint& ck, const std::string& key) {
-  return ck.at(key).shape;
+// Every size read here is checked (rank, non-zero) before it is used: see sam::checked_shape.
+const std::vector<int64_t>& shape(const io::Checkpoint& ck, const std::string& key, size_t rank) {
+  return sam::checked_shape(ck, key, rank);
 }
 
-models::MattingDecoderConfig infer_matting_decoder(const io::Checkpoint& ck) {
+models::MattingDecoderConfig infer_matting_decoder(const io::Checkpoint& ck, int64_t global_blocks) {
   models::MattingDecoderConfig m;
   const std::string p = "matting_decoder.";
-  m.img_feat_in = shape(ck, p + "big_kernel_process.0.weight")[1];
+  m.img_feat_in = shape(ck, p + "big_kernel_process.0.weight", 4)[1];
   m.vit_feat_index.clear();
   for (const auto& t : ck.tensors) {
     if (!starts_with(t.name, p + "vit_feat_proj.") || !ends_with(t.name, ".weight")) continue;
     const std::string idx = t.name.substr(p.size() + 14, t.name.size() - p.size() - 14 - 7);
+    // Indexes name global-block outputs: small decimal numbers.
+    SEMAT_CHECK(!idx.empty() && idx.size() <= 3 && std::all_of(idx.begin(), idx.end(), ::isdigit) &&
+                    std::stoll(idx) < global_blocks,
+                CheckpointError,
+                "'" << ck.source << "': " << t.name << " does not name one of the " << global_blocks
+                    << " global attention blocks");
     m.vit_feat_index.push_back(std::stoll(idx));
-    m.vit_feat_in = t.shape[1];
+    m.vit_feat_in = shape(ck, t.name, 4)[1];
   }
   std::sort(m.vit_feat_index.begin(), m.vit_feat_index.end());
   SEMAT_CHECK(!m.vit_feat_index.empty(), CheckpointError,
               "'" << ck.source << "': no matting_decoder.vit_feat_proj.* weights");
+  const auto n = static_cast<int64_t>(m.vit_feat_index.size());
+  SEMAT_CHECK(m.vit_feat_in % n == 0, CheckpointError,
+              "'" << ck.source << "': matting_decoder.vit_feat_proj width " << m.vit_feat_in
+                  << " is not a multiple of its " << n << " inputs");
   m.down.clear();
   m.up.clear();
-  for (int64_t i = 0, n = count_indexed(ck, p + "down_blks."); i < n; ++i) {
-    const auto& w = shape(ck, p + "down_blks." + std::to_string(i) + ".res_layer.weight");
+  for (int64_t i = 0, k = count_indexed(ck, p + "down_blks."); i < k; ++i) {
+    const auto& w = shape(ck, p + "down_blks." + std::to_string(i) + ".res_layer.weight", 4);
     m.down.emplace_back(w[1], w[0]);
   }
-  for (int64_t i = 0, n = count_indexed(ck, p + "up_blks."); i < n; ++i) {
-    const auto& w = shape(ck, p + "up_blks." + std::to_string(i) + ".res_layer.weight");
+  for (int64_t i = 0, k = count_indexed(ck, p + "up_blks."); i < k; ++i) {
+    const auto& w = shape(ck, p + "up_blks." + std::to_string(i) + ".res_layer.weight", 4);
     m.up.emplace_back(w[1], w[0]);
   }
-  m.head_in = shape(ck, p + "matting_head.weight")[1];
+  // The decoder is a U-Net: each up block takes the skip of the matching down block.
+  SEMAT_CHECK(!m.down.empty() && !m.up.empty() && m.up.size() <= m.down.size(), CheckpointError,
+              "'" << ck.source << "': matting_decoder has " << m.down.size() << " down and " << m.up.size()
+                  << " up blocks; expected at least one of each and no more up than down blocks");
+  m.head_in = shape(ck, p + "matting_head.weight", 4)[1];
   return m;
 }
 
 // Copies every tensor of `sources` (first one found wins) into the module, after a strict check
 // of names and shapes against the union of the sources.
 void load_from(torch::nn::Module& module, const std::vector<const io::Checkpoint*>& sources,
-               const std::vector<std::string>& ignored_prefixes) {
-  const auto expected = sam::expected_tensors(module);
+               const std::vector<io::ExpectedTensor>& optional, const std::vector<std::string>& optional_prefixes) {
+  auto expected = sam::expected_tensors(module);
+  expected.insert(expected.end(), optional.begin(), optional.end());
   // One view of all sources for check_tensors' single report.
   io::Checkpoint merged;
   merged.source = sources.front()->source;
@@ -159,7 +176,7 @@ void load_from(torch::nn::Module& module, const std::vector<const io::Checkpoint
     }
   }
   io::TensorCheckOptions opts;
-  opts.allow_unexpected_prefixes = ignored_prefixes;
+  opts.optional_prefixes = optional_prefixes;
   io::check_tensors(merged, expected, opts);
   torch::NoGradGuard no_grad;
   auto assign = [&](const std::string& key, torch::Tensor& dst) {
@@ -238,10 +255,12 @@ models::SematConfig infer_semat_config(const io::Checkpoint& ck, const io::Check
     sam_cfg = sam::infer_sam_config(*sam_base);
   }
   models::SematConfig c = models::semat_config_for(sam_cfg);
-  c.matting_tokens = shape(ck, "sam_model.mask_decoder.matting_hf_token.weight")[0];
-  c.matting_decoder = infer_matting_decoder(ck);
+  c.matting_tokens = shape(ck, "sam_model.mask_decoder.matting_hf_token.weight", 2)[0];
+  c.matting_decoder =
+      infer_matting_decoder(ck, static_cast<int64_t>(sam_cfg.encoder.global_attn_indexes.size()));
   const std::string lora_key = kEncoderPrefix + "patch_embed.proj.lora_A.default.weight";
-  if (ck.find(lora_key)) c.lora_rank = shape(ck, lora_key)[0];  // alpha stays 16 (SEMat_SAM.py)
+  // patch_embed is a convolution, so its LoRA A is one too: [rank, 3, p, p].
+  if (ck.find(lora_key)) c.lora_rank = shape(ck, lora_key, 4)[0];  // alpha stays 16 (SEMat_SAM.py)
   for (const auto& name : models::semat_preset_names()) {
     models::SematConfig p = models::semat_preset(name);
     // The decoder's head count is not in the shapes: adopt the preset's when all else matches.
@@ -255,59 +274,67 @@ models::SematConfig infer_semat_config(const io::Checkpoint& ck, const io::Check
 
 SematModel build_semat(const io::Checkpoint& ck, const io::Checkpoint* sam_base,
                        const std::string& model_type) {
-  const models::SematConfig inferred = infer_semat_config(ck, sam_base);
-  models::SematConfig cfg = inferred;
-  if (model_type != "auto") {
-    cfg = models::semat_preset(model_type);
-    SEMAT_CHECK(cfg == inferred || (inferred.name == "custom"), CheckpointError,
-                "'" << ck.source << "' is a " << inferred.name << " checkpoint, not " << model_type
-                    << ": use --model-type auto or " << inferred.name);
-  }
-  torch::NoGradGuard no_grad;
-  SematModel model(cfg);
-  std::vector<const io::Checkpoint*> sources{&ck};
-  io::Checkpoint base;
-  if (sam_base) {
-    base = sam_as_semat(*sam_base, /*frozen=*/false);
-    sources.push_back(&base);
-  }
-  load_from(*model, sources, {kFrozenDecoderPrefix});
-  model->eval();
-  return model;
+  return sam::with_checkpoint_errors(ck.source, [&] {
+    const models::SematConfig inferred = infer_semat_config(ck, sam_base);
+    models::SematConfig cfg = inferred;
+    if (model_type != "auto") {
+      cfg = models::semat_preset(model_type);
+      SEMAT_CHECK(cfg == inferred || (inferred.name == "custom"), CheckpointError,
+                  "'" << ck.source << "' is a " << inferred.name << " checkpoint, not " << model_type
+                      << ": use --model-type auto or " << inferred.name);
+    }
+    torch::NoGradGuard no_grad;
+    SematModel model(cfg);
+    std::vector<const io::Checkpoint*> sources{&ck};
+    io::Checkpoint base;
+    if (sam_base) {
+      base = sam_as_semat(*sam_base, /*frozen=*/false);
+      sources.push_back(&base);
+    }
+    // Training checkpoints may carry the frozen SAM decoder, which inference does not use: it is
+    // not loaded, but held to the shapes of the SAM decoder like every other key (strict loading
+    // for every prefix).
+    sam::MaskDecoder frozen(cfg.sam.decoder);
+    load_from(*model, sources, sam::expected_tensors(*frozen, kFrozenDecoderPrefix), {kFrozenDecoderPrefix});
+    model->eval();
+    return model;
+  });
 }
 
 SematModel build_semat_from_sam(const io::Checkpoint& sam_ckpt, bool with_frozen_decoder) {
-  refuse_other_variants(sam_ckpt);
-  SEMAT_CHECK(!is_semat_checkpoint(sam_ckpt), CheckpointError,
-              "'" << sam_ckpt.source
-                  << "' is already a SEMat checkpoint: load it with --semat "
-                     "(a training start needs a plain SAM checkpoint)");
-  const models::SamConfig sam_cfg = sam::infer_sam_config(sam_ckpt);
-  models::SematConfig cfg = models::semat_config_for(sam_cfg);
-  for (const auto& name : models::semat_preset_names()) {
-    const models::SematConfig p = models::semat_preset(name);
-    models::SamConfig s = sam_cfg;
-    s.decoder.num_heads = p.sam.decoder.num_heads;  // not in the shapes
-    if (p.sam == s) cfg = p;
-  }
-  SematModel model(cfg, with_frozen_decoder);
-  const io::Checkpoint renamed = sam_as_semat(sam_ckpt, with_frozen_decoder);
-  // Strict on the SAM part: every SAM tensor is expected, nothing else is loaded.
-  std::vector<io::ExpectedTensor> expected;
-  for (const auto& e : sam::expected_tensors(*model)) {
-    if (!sam_key_for(e.name).empty() || starts_with(e.name, kFrozenDecoderPrefix))
-      expected.push_back(e);
-  }
-  io::check_tensors(renamed, expected);
-  torch::NoGradGuard no_grad;
-  std::map<std::string, const io::TensorData*> by_name;
-  for (const auto& t : renamed.tensors) by_name[t.name] = &t;
-  for (auto& p : model->named_parameters(true)) {
-    const auto it = by_name.find(p.key());
-    if (it != by_name.end()) p.value().copy_(sam::from_tensor_data(*it->second));
-  }
-  model->set_trainable();
-  return model;
+  return sam::with_checkpoint_errors(sam_ckpt.source, [&] {
+    refuse_other_variants(sam_ckpt);
+    SEMAT_CHECK(!is_semat_checkpoint(sam_ckpt), CheckpointError,
+                "'" << sam_ckpt.source
+                    << "' is already a SEMat checkpoint: load it with --semat "
+                       "(a training start needs a plain SAM checkpoint)");
+    const models::SamConfig sam_cfg = sam::infer_sam_config(sam_ckpt);
+    models::SematConfig cfg = models::semat_config_for(sam_cfg);
+    for (const auto& name : models::semat_preset_names()) {
+      const models::SematConfig p = models::semat_preset(name);
+      models::SamConfig s = sam_cfg;
+      s.decoder.num_heads = p.sam.decoder.num_heads;  // not in the shapes
+      if (p.sam == s) cfg = p;
+    }
+    SematModel model(cfg, with_frozen_decoder);
+    const io::Checkpoint renamed = sam_as_semat(sam_ckpt, with_frozen_decoder);
+    // Strict on the SAM part: every SAM tensor is expected, nothing else is loaded.
+    std::vector<io::ExpectedTensor> expected;
+    for (const auto& e : sam::expected_tensors(*model)) {
+      if (!sam_key_for(e.name).empty() || starts_with(e.name, kFrozenDecoderPrefix))
+        expected.push_back(e);
+    }
+    io::check_tensors(renamed, expected);
+    torch::NoGradGuard no_grad;
+    std::map<std::string, const io::TensorData*> by_name;
+    for (const auto& t : renamed.tensors) by_name[t.name] = &t;
+    for (auto& p : model->named_parameters(true)) {
+      const auto it = by_name.find(p.key());
+      if (it != by_name.end()) p.value().copy_(sam::from_tensor_data(*it->second));
+    }
+    model->set_trainable();
+    return model;
+  });
 }
 
 }  // namespace semat::models::semat_net

@@ -101,6 +101,9 @@ struct TensorCheckOptions {
   std::vector<std::string> only_prefixes;
   /// Checkpoint names starting with one of these prefixes may be present without being expected.
   std::vector<std::string> allow_unexpected_prefixes;
+  /// Expected names starting with one of these prefixes may be absent; when present they must
+  /// have the expected shape like any other (parts a checkpoint may or may not carry).
+  std::vector<std::string> optional_prefixes;
 };
 
 /// The differences between a checkpoint and what a model expects.

@@ -10,7 +10,12 @@
 
 namespace semat::io {
 
-/// Reads a whole file. Throws IoError naming the path when it is missing or unreadable.
+/// Largest file read_file() accepts (2 GiB: OpenCV's decoders take at most INT_MAX bytes).
+constexpr std::uint64_t kMaxReadFileBytes = (std::uint64_t{2} << 30) - 1;
+
+/// Reads a whole regular file (symlinks followed). Throws IoError naming the path when it is
+/// missing, unreadable, not a regular file (a device such as /dev/zero, a pipe) or larger than
+/// kMaxReadFileBytes.
 std::vector<std::uint8_t> read_file(const std::string& path);
 
 /// Decodes an image held in memory into 8-bit BGR (grey and 16-bit inputs are converted, an

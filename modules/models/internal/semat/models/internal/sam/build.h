@@ -7,7 +7,9 @@
 
 #include <torch/nn/module.h>
 #include <c10/core/Device.h>
+#include <c10/util/Exception.h>
 
+#include "semat/core/error.h"
 #include "semat/io/checkpoint.h"
 #include "semat/models/internal/sam/sam.h"
 #include "semat/models/sam_config.h"
@@ -19,6 +21,29 @@ namespace semat::models::sam {
 /// Throws CheckpointError for HQ-SAM, SAM 2, SEMat or non-SAM checkpoints, saying which models
 /// are supported.
 models::SamConfig infer_sam_config(const io::Checkpoint& ckpt, int64_t decoder_heads = 8);
+
+/// The shape of tensor `name` of `ckpt`, which must exist with `rank` dimensions of 1..2^20
+/// each; throws CheckpointError naming the key otherwise. Shape inference reads every size it
+/// divides, multiplies or builds modules from through this.
+const std::vector<int64_t>& checked_shape(const io::Checkpoint& ckpt, const std::string& name, size_t rank);
+
+/// Runs `fn` (building or loading a model from `source`), turning LibTorch's errors, which carry
+/// multi-line backtraces, into one-line CheckpointErrors naming the file: shapes are validated
+/// before, so this is the last line of defence for a crafted checkpoint, not the normal path.
+template <class Fn>
+auto with_checkpoint_errors(const std::string& source, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    msg = msg.substr(0, msg.find('\n'));
+    throw CheckpointError("'" + source + "' cannot be loaded: " + msg);
+  }
+}
+
+/// Throws CheckpointError naming `source` when the sizes cannot make a working SAM (heads that
+/// do not divide widths, empty layers, mismatched widths): checked before any module is built.
+void validate_sam_config(const models::SamConfig& config, const std::string& source);
 
 /// Names and shapes of every parameter and persistent buffer of `module`, keys prefixed.
 std::vector<io::ExpectedTensor> expected_tensors(const torch::nn::Module& module,
