@@ -1,6 +1,7 @@
-// semat info [--arch semat-vit-l] [--json]: the architecture and its trainable parameters per
-// component, counted on the built modules (random weights; no checkpoint needed). Also the
-// trimap-based matting networks (--arch vitmatte-s / vitmatte-b).
+// semat info [--arch semat-vit-l|semat-hq-vit-l|vitmatte-s|...] [--json]: the architecture and its
+// trainable parameters per component, counted on the built modules (random weights; no
+// checkpoint needed). The HQ-SAM variant's HQ parts are frozen and reported apart; the
+// trimap-based matting networks (--arch vitmatte-s / vitmatte-b / diffmatte-*) report all parameters.
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -87,6 +88,7 @@ void run_info(const InfoArgs& a) {
   const auto& e = cfg.sam.encoder;
   if (a.json) {
     nlohmann::json j = {{"arch", a.arch},
+                        {"variant", cfg.sam.hq ? "hq-sam" : "sam"},
                         {"backbone",
                          {{"embed_dim", e.embed_dim},
                           {"depth", e.depth},
@@ -102,7 +104,8 @@ void run_info(const InfoArgs& a) {
                           {"matting_decoder", c.matting_decoder},
                           {"total", c.total}}},
                         {"frozen_sam_parameters", c.frozen_sam},
-                        {"all_parameters", c.total + c.frozen_sam}};
+                        {"frozen_hq_parameters", c.frozen_hq},
+                        {"all_parameters", c.total + c.frozen_sam + c.frozen_hq}};
     std::cout << j.dump(2) << '\n';
     return;
   }
@@ -110,7 +113,7 @@ void run_info(const InfoArgs& a) {
     std::cout << "  " << std::left << std::setw(24) << name << std::right << std::setw(12) << n
               << "  (" << std::fixed << std::setprecision(2) << n / 1e6 << "M)\n";
   };
-  std::cout << a.arch << ": SAM ViT (embed " << e.embed_dim << ", depth " << e.depth << ", "
+  std::cout << a.arch << ": " << (cfg.sam.hq ? "HQ-SAM" : "SAM") << " ViT (embed " << e.embed_dim << ", depth " << e.depth << ", "
             << e.num_heads << " heads), LoRA rank " << cfg.lora_rank << " alpha " << cfg.lora_alpha
             << ", " << cfg.matting_tokens << " matting tokens\n"
             << "trainable parameters:\n";
@@ -121,6 +124,7 @@ void run_info(const InfoArgs& a) {
   row("total", c.total);
   std::cout << "frozen SAM parameters:\n";
   row("sam", c.frozen_sam);
+  if (cfg.sam.hq) row("hq_sam_parts", c.frozen_hq);
   std::cout << "(counted on the built modules in " << std::setprecision(1) << t.seconds()
             << " s)\n";
 }
@@ -131,7 +135,8 @@ void register_info(CLI::App& app) {
   auto args = std::make_shared<InfoArgs>();
   CLI::App* cmd = app.add_subcommand("info", "Model architectures and their parameter counts");
   cmd->add_option("--arch", args->arch,
-                  "semat-vit-b, semat-vit-l (official SEMat), semat-vit-h, semat-tiny; "
+                  "semat-vit-b, semat-vit-l (official SEMat_SAM), semat-vit-h, semat-tiny, "
+                  "semat-hq-vit-b, semat-hq-vit-l (official SEMat_HQ-SAM), semat-hq-vit-h, semat-hq-tiny; "
                   "vitmatte-s, vitmatte-b (official ViTMatte), vitmatte-tiny; diffmatte-vits, "
                   "diffmatte-vitb, diffmatte-vits-1024, diffmatte-tiny")
       ->check(CLI::IsMember(arch_names()))

@@ -1,5 +1,7 @@
-// semat segment IMAGE --sam CKPT [--model-type auto|vit_b|vit_l|vit_h] [--box X0,Y0,X1,Y1]
-//                     [--point X,Y,LABEL ...] [--multimask] [--out DIR] [--dump-tensors FILE]
+// semat segment IMAGE --sam CKPT [--model-type auto|vit_b|vit_l|vit_h|hq_vit_b|...] [--box X0,Y0,X1,Y1]
+//                     [--point X,Y,LABEL ...] [--multimask] [--hq-token-only] [--out DIR]
+//                     [--dump-tensors FILE]
+// SAM (sam_vit_*.pth) or HQ-SAM (sam_hq_vit_*.pth), told apart by the checkpoint's tensors.
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -31,6 +33,7 @@ struct SegmentArgs {
   std::string box;
   std::vector<std::string> points;
   bool multimask = false;
+  bool hq_token_only = false;
 };
 
 // "X,Y,LABEL" with LABEL 1 (foreground) or 0 (background).
@@ -80,7 +83,11 @@ void run_segment(const SegmentArgs& a) {
   models::SamPredictor::Options o;
   o.model_type = a.model_type;
   o.device = a.device;
+  o.hq_token_only = a.hq_token_only;
   models::SamPredictor sam(a.sam, o);
+  SEMAT_CHECK(!a.hq_token_only || sam.config().hq, ConfigError,
+              "--hq-token-only needs an HQ-SAM checkpoint (sam_hq_vit_*.pth); '" << a.sam
+                                                                                 << "' is plain SAM");
   Timer t;
   sam.set_image(image);
   const double encode_s = t.seconds();
@@ -123,12 +130,20 @@ void register_segment(CLI::App& app) {
   auto args = std::make_shared<SegmentArgs>();
   CLI::App* cmd = app.add_subcommand("segment", "Segment Anything masks from a box and/or points");
   cmd->add_option("image", args->image, "input image")->required();
-  cmd->add_option("--sam", args->sam, "SAM checkpoint (.pth or .safetensors)")->required();
-  cmd->add_option("--model-type", args->model_type, "auto, vit_b, vit_l, vit_h or tiny")->capture_default_str();
+  cmd->add_option("--sam", args->sam, "SAM or HQ-SAM checkpoint (.pth or .safetensors)")->required();
+  cmd->add_option("--model-type", args->model_type,
+                  "auto (tells SAM from HQ-SAM), vit_b, vit_l, vit_h, hq_vit_b, hq_vit_l, hq_vit_h, "
+                  "tiny or hq_tiny")
+      ->capture_default_str();
   cmd->add_option("--device", args->device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_option("--box", args->box, "box X0,Y0,X1,Y1 in pixels");
   cmd->add_option("--point", args->points, "point X,Y,LABEL (1 foreground, 0 background), repeatable");
-  cmd->add_flag("--multimask", args->multimask, "write the three candidate masks mask_0..2.png");
+  cmd->add_flag("--multimask", args->multimask,
+                "write the three candidate masks mask_0..2.png (HQ-SAM: one mask, from the SAM "
+                "token with the best predicted IoU plus the HQ token)");
+  cmd->add_flag("--hq-token-only", args->hq_token_only,
+                "HQ-SAM: the HQ token's mask alone (the official predictor's hq_token_only), not "
+                "SAM's + HQ's logits");
   cmd->add_option("--out", args->out, "output folder")->capture_default_str();
   cmd->add_option("--dump-tensors", args->dump,
                   "also write input_tensor, image_embeddings, low_res_logits, mask_logits and "

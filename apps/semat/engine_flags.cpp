@@ -40,8 +40,9 @@ void add_engine_flags(CLI::App* cmd, engine::EngineSpec& s) {
   cmd->add_option("--alpha", s.alpha, "alpha stage: auto, closed-form, model, refine, vitmatte or diffmatte")
       ->capture_default_str();
   cmd->add_option("--model-type", s.model_type,
-                  "model type: auto (from tensor shapes); SAM vit_b, vit_l, vit_h; SEMat "
-                  "semat-vit-b, semat-vit-l, semat-vit-h")
+                  "model type: auto (from tensor shapes; tells SAM from HQ-SAM); SAM vit_b, vit_l, "
+                  "vit_h; HQ-SAM hq_vit_b, hq_vit_l, hq_vit_h; SEMat semat-vit-b, semat-vit-l, "
+                  "semat-vit-h, semat-hq-vit-b, semat-hq-vit-l, semat-hq-vit-h")
       ->capture_default_str();
   cmd->add_option("--device", s.device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_option("--resize", s.resize,

@@ -54,7 +54,9 @@ class SamModel : public BoxModel {
  private:
   static models::SamPredictor::Options options(const EngineSpec& s) {
     SEMAT_CHECK(s.model_type == "auto" || s.model_type.rfind("semat-", 0) != 0, ConfigError,
-                "--model-type " << s.model_type << " with --sam: use auto, vit_b, vit_l, vit_h or tiny");
+                "--model-type " << s.model_type
+                                << " with --sam: use auto, vit_b, vit_l, vit_h, hq_vit_b, hq_vit_l, "
+                                   "hq_vit_h, tiny or hq_tiny");
     models::SamPredictor::Options o;
     o.model_type = s.model_type;
     o.device = s.device;
@@ -95,7 +97,8 @@ class SematModel : public BoxModel {
     SEMAT_CHECK(s.model_type == "auto" || s.model_type.rfind("semat-", 0) == 0, ConfigError,
                 "--model-type " << s.model_type
                                 << " with --semat: use auto, semat-vit-b, semat-vit-l, "
-                                   "semat-vit-h or semat-tiny");
+                                   "semat-vit-h, semat-hq-vit-b, semat-hq-vit-l, semat-hq-vit-h, "
+                                   "semat-tiny or semat-hq-tiny");
     models::SematPredictor::Options o;
     o.model_type = s.model_type;
     o.device = s.device;

@@ -1,6 +1,6 @@
 // SAM on CPU: GEMM rate of this LibTorch build (the yardstick), image-encoder time and achieved
 // GFLOP/s for ViT-B/L/H at 1024 with random weights of the real shapes, prompt-to-mask latency
-// from a cached embedding, and peak memory.
+// from a cached embedding, HQ-SAM's per-image and per-prompt work, and peak memory.
 // Run: make bench BENCH_ARGS='--benchmark_filter=Sam|Gemm'
 #include <sys/resource.h>
 
@@ -70,6 +70,26 @@ BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_b, std::string("vit_b"))->Iterations(2
 BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_l, std::string("vit_l"))->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_h, std::string("vit_h"))->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
+// HQ-SAM's per-image work: the same ViT (keeping the first global block's output) plus the HQ
+// global-local features (embedding_encoder + compress_vit_feat), which the predictor computes per
+// prompt batch; next to BM_SamImageEncoder of the same size in one run.
+void BM_HqSamImage(benchmark::State& state, const std::string& name) {
+  torch::InferenceMode guard;
+  const SamConfig cfg = semat::models::sam_preset(name);
+  semat::models::sam::Sam sam(cfg);
+  sam->eval();
+  for (auto& p : sam->parameters()) p.normal_(0, 0.02);
+  const auto x = torch::randn({1, 3, cfg.encoder.img_size, cfg.encoder.img_size});
+  for (auto _ : state) {
+    const auto enc = sam->image_encoder->forward_features(x);
+    benchmark::DoNotOptimize(sam->mask_decoder_hq->hq_features(enc.embedding, enc.global_blocks.at(0)));
+  }
+  state.counters["peak_rss_GiB"] = peak_rss_gib();
+  state.counters["threads"] = torch::get_num_threads();
+}
+BENCHMARK_CAPTURE(BM_HqSamImage, hq_vit_b, std::string("hq_vit_b"))->Iterations(2)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_HqSamImage, hq_vit_l, std::string("hq_vit_l"))->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+
 // Prompt encoder + mask decoder + upscaling to a 1024 x 768 image, from a cached embedding.
 void BM_SamPromptToMask(benchmark::State& state) {
   torch::InferenceMode guard;
@@ -87,5 +107,25 @@ void BM_SamPromptToMask(benchmark::State& state) {
   state.counters["peak_rss_GiB"] = peak_rss_gib();
 }
 BENCHMARK(BM_SamPromptToMask)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The same for HQ-SAM ViT-B (HQ token and fusion layers on top), from a cached embedding and
+// early ViT feature.
+void BM_HqSamPromptToMask(benchmark::State& state) {
+  torch::InferenceMode guard;
+  const SamConfig cfg = semat::models::sam_preset("hq_vit_b");
+  semat::models::sam::Sam sam(cfg);
+  sam->eval();
+  const auto emb = torch::randn({1, 256, 64, 64});
+  const auto interm = torch::randn({1, 64, 64, cfg.encoder.embed_dim});
+  const auto box = torch::tensor({{100.f, 120.f, 700.f, 650.f}});
+  const auto pe = sam->prompt_encoder->get_dense_pe();
+  for (auto _ : state) {
+    auto p = sam->prompt_encoder->forward({}, {}, box, {});
+    auto d = sam->mask_decoder_hq->forward_hq(emb, pe, p.sparse, p.dense, interm, false, false);
+    benchmark::DoNotOptimize(sam->postprocess_masks(d.masks, 768, 1024, 768, 1024));
+  }
+  state.counters["peak_rss_GiB"] = peak_rss_gib();
+}
+BENCHMARK(BM_HqSamPromptToMask)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

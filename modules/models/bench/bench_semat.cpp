@@ -63,6 +63,17 @@ BENCHMARK_CAPTURE(BM_Semat, vit_l, std::string("semat-vit-l"))
     ->Iterations(1)
     ->Unit(benchmark::kSecond)
     ->UseRealTime();
+// SEMat (HQ-SAM), the official demo's default model: the SAM variant plus the HQ token and
+// fusion layers in the decoder.
+BENCHMARK_CAPTURE(BM_Semat, hq_tiny, std::string("semat-hq-tiny"))
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Semat, hq_vit_l, std::string("semat-hq-vit-l"))
+    ->Arg(1)
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Semat, vit_h, std::string("semat-vit-h"))
     ->Arg(1)
     ->Arg(4)

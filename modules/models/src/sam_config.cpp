@@ -7,7 +7,7 @@ namespace semat::models {
 bool SamConfig::operator==(const SamConfig& o) const {
   const auto& a = encoder;
   const auto& b = o.encoder;
-  return a.img_size == b.img_size && a.patch_size == b.patch_size && a.embed_dim == b.embed_dim &&
+  return hq == o.hq && a.img_size == b.img_size && a.patch_size == b.patch_size && a.embed_dim == b.embed_dim &&
          a.depth == b.depth && a.num_heads == b.num_heads && a.mlp_ratio == b.mlp_ratio &&
          a.out_chans == b.out_chans && a.window_size == b.window_size &&
          a.global_attn_indexes == b.global_attn_indexes && prompt.embed_dim == o.prompt.embed_dim &&
@@ -19,9 +19,19 @@ bool SamConfig::operator==(const SamConfig& o) const {
          decoder.iou_head_hidden_dim == o.decoder.iou_head_hidden_dim;
 }
 
-std::vector<std::string> sam_preset_names() { return {"vit_b", "vit_l", "vit_h", "tiny"}; }
+std::vector<std::string> sam_preset_names() {
+  return {"vit_b", "vit_l", "vit_h", "tiny", "hq_vit_b", "hq_vit_l", "hq_vit_h", "hq_tiny"};
+}
 
 SamConfig sam_preset(const std::string& name) {
+  const std::string base = name.rfind("hq_", 0) == 0 ? name.substr(3) : "";
+  if (base == "vit_b" || base == "vit_l" || base == "vit_h" || base == "tiny") {
+    // HQ-SAM = the same SAM sizes plus the HQ parts (sam-hq build_sam.py).
+    SamConfig c = sam_preset(base);
+    c.name = name;
+    c.hq = true;
+    return c;
+  }
   SamConfig c;
   c.name = name;
   auto& e = c.encoder;
@@ -38,7 +48,7 @@ SamConfig sam_preset(const std::string& name) {
     c.decoder.transformer_dim = 32, c.decoder.depth = 2, c.decoder.num_heads = 2;
     c.decoder.mlp_dim = 64, c.decoder.iou_head_hidden_dim = 32;
   } else {
-    throw ConfigError("unknown SAM model type '" + name + "': use auto, vit_b, vit_l, vit_h or tiny");
+    throw ConfigError("unknown SAM model type '" + name + "': use auto, vit_b, vit_l, vit_h, tiny, hq_vit_b, hq_vit_l, hq_vit_h or hq_tiny");
   }
   return c;
 }

@@ -16,7 +16,8 @@ bool SematConfig::operator==(const SematConfig& o) const {
 }
 
 std::vector<std::string> semat_preset_names() {
-  return {"semat-vit-b", "semat-vit-l", "semat-vit-h", "semat-tiny"};
+  return {"semat-vit-b",    "semat-vit-l",    "semat-vit-h",    "semat-tiny",
+          "semat-hq-vit-b", "semat-hq-vit-l", "semat-hq-vit-h", "semat-hq-tiny"};
 }
 
 SematConfig semat_config_for(const SamConfig& sam) {
@@ -32,7 +33,24 @@ SematConfig semat_config_for(const SamConfig& sam) {
 
 SematConfig semat_preset(const std::string& name) {
   SematConfig c;
-  if (name == "semat-vit-b" || name == "semat-vit-l" || name == "semat-vit-h") {
+  if (name == "semat-hq-vit-b" || name == "semat-hq-vit-l" || name == "semat-hq-vit-h") {
+    c = semat_config_for(sam_preset("hq_vit_" + name.substr(name.size() - 1)));
+  } else if (name == "semat-hq-tiny") {
+    // The shapes of the shared semat_hq_tiny fixture (fixture.json "config").
+    SamConfig s;
+    s.name = "custom";
+    s.hq = true;
+    auto& e = s.encoder;
+    e.img_size = 128, e.patch_size = 16, e.embed_dim = 32, e.depth = 4, e.num_heads = 2;
+    e.window_size = 3, e.global_attn_indexes = {1, 3}, e.out_chans = 32;
+    s.prompt.embed_dim = 32, s.prompt.mask_in_chans = 16;
+    s.decoder.transformer_dim = 32, s.decoder.depth = 2, s.decoder.num_heads = 2;
+    s.decoder.mlp_dim = 64, s.decoder.iou_head_hidden_dim = 32;
+    c = semat_config_for(s);
+    c.matting_decoder.down = {{32, 8}, {8, 12}, {12, 16}, {16, 24}};
+    c.matting_decoder.up = {{24, 16}, {16, 12}, {12, 8}, {8, 8}};
+    c.matting_decoder.head_in = 8;
+  } else if (name == "semat-vit-b" || name == "semat-vit-l" || name == "semat-vit-h") {
     c = semat_config_for(sam_preset("vit_" + name.substr(name.size() - 1)));
   } else if (name == "semat-tiny") {
     // The shapes of the shared semat_tiny fixture (fixture.json "config").
@@ -50,7 +68,8 @@ SematConfig semat_preset(const std::string& name) {
     c.matting_decoder.head_in = 8;
   } else {
     throw ConfigError("unknown SEMat model type '" + name +
-                      "': use auto, semat-vit-b, semat-vit-l, semat-vit-h or semat-tiny");
+                      "': use auto, semat-vit-b, semat-vit-l, semat-vit-h, semat-tiny, "
+                      "semat-hq-vit-b, semat-hq-vit-l, semat-hq-vit-h or semat-hq-tiny");
   }
   c.name = name;
   return c;

@@ -460,12 +460,14 @@ TEST(SematBuild, RefusesOtherCheckpointsClearly) {
 
   const std::string hq = error_of(
       [] { semat_net::build_semat(with_extra(sam_base(), "mask_decoder.hf_token.weight")); });
-  EXPECT_NE(hq.find("HQ-SAM"), std::string::npos) << hq;
+  EXPECT_NE(hq.find("plain SAM checkpoint"), std::string::npos) << hq;
   EXPECT_NE(hq.find("supported: "), std::string::npos) << hq;
+  // An HQ token makes it the HQ-SAM variant, whose other HQ parts are then named as missing.
   const std::string semat_hq = error_of([] {
     semat_net::build_semat(with_extra(semat_ckpt(), "sam_model.mask_decoder.hf_token.weight"));
   });
-  EXPECT_NE(semat_hq.find("HQ-SAM"), std::string::npos) << semat_hq;
+  EXPECT_NE(semat_hq.find("sam_model.mask_decoder.compress_vit_feat.0.weight"), std::string::npos)
+      << semat_hq;
   const std::string sam2 = error_of([] {
     semat_net::build_semat(
         with_extra(sam_base(), "image_encoder.trunk.patch_embed.proj.weight"));

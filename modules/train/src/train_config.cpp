@@ -86,7 +86,10 @@ void check(bool ok, const std::string& field, const std::string& want) {
 }  // namespace
 
 void TrainConfig::validate() const {
-  check(!model.empty(), "model", "must name a SEMat preset (semat-tiny, semat-vit-b/l/h)");
+  check(!model.empty(), "model",
+        "must name a SEMat preset (semat-tiny, semat-vit-b/l/h, semat-hq-tiny, semat-hq-vit-b/l/h)");
+  check(backbone.empty() || backbone == "sam" || backbone == "hq-sam", "backbone",
+        "must be sam or hq-sam (or left out: the sam_checkpoint's)");
   check(device == "cpu" || device.rfind("cuda", 0) == 0, "device", "must be cpu or cuda[:N]");
   check(iterations >= 1, "iterations", "must be at least 1");
   check(batch_size >= 1, "batch_size", "must be at least 1");
@@ -218,6 +221,7 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
   const std::map<std::string, Setter> keys = {
       {"sam_checkpoint", f.string(&c.sam_checkpoint)},
       {"model", f.string(&c.model)},
+      {"backbone", f.string(&c.backbone)},
       {"device", f.string(&c.device)},
       {"seed", f.unsigned_integer(&c.seed)},
       {"iterations", f.integer(&c.iterations)},
@@ -289,7 +293,8 @@ std::string train_config_json(const TrainConfig& c) {
                         {"images", spec.images}, {"min_score", spec.min_score}, {"panels", spec.panels},
                         {"fg", spec.fg}, {"alpha", spec.alpha}, {"bg", spec.bg}});
   const json j = {
-      {"sam_checkpoint", c.sam_checkpoint}, {"model", c.model}, {"device", c.device},
+      {"sam_checkpoint", c.sam_checkpoint}, {"model", c.model}, {"backbone", c.backbone},
+      {"device", c.device},
       {"seed", c.seed}, {"iterations", c.iterations}, {"batch_size", c.batch_size},
       {"accumulate", c.accumulate}, {"lr", c.lr}, {"weight_decay", c.weight_decay},
       {"warmup_iterations", c.warmup_iterations}, {"lr_steps", steps}, {"grad_clip", c.grad_clip},

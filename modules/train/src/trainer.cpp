@@ -137,12 +137,22 @@ std::string resolve_checkpoint_dir(const std::string& dir) {
 models::semat_net::SematModel build_model(const TrainConfig& cfg, const std::string& sam_override = "") {
   torch::manual_seed(cfg.seed);  // SEMat's new parts start from torch's default initialisers
   const std::string sam_path = sam_override.empty() ? cfg.sam_checkpoint : sam_override;
+  models::semat_net::SematModel model{nullptr};
   if (!sam_path.empty()) {
     SEMAT_CHECK(fs::exists(sam_path), IoError,
                 "SAM checkpoint '" << sam_path << "' not found: fix 'sam_checkpoint' in the config (or pass --sam)");
-    return models::semat_net::build_semat_from_sam(io::load_checkpoint(sam_path), true);
+    model = models::semat_net::build_semat_from_sam(io::load_checkpoint(sam_path), true);
+  } else {
+    model = models::semat_net::SematModel(models::semat_preset(cfg.model), true);
   }
-  return models::semat_net::SematModel(models::semat_preset(cfg.model), true);
+  // "backbone": the HQ-SAM variant starts from an HQ-SAM checkpoint (sam_hq_vit_*.pth).
+  const bool hq = model->cfg.sam.hq;
+  SEMAT_CHECK(cfg.backbone.empty() || (cfg.backbone == "hq-sam") == hq, ConfigError,
+              "train config: 'backbone' is " << cfg.backbone << " but "
+                  << (sam_path.empty() ? "model " + cfg.model : "'" + sam_path + "'") << " is "
+                  << (hq ? "HQ-SAM" : "plain SAM")
+                  << (hq ? ": use backbone hq-sam" : ": give an HQ-SAM checkpoint (sam_hq_vit_*.pth) or backbone sam"));
+  return model;
 }
 
 // What checkpoints hold: the trainable parameters and the matting decoder's BatchNorm statistics
@@ -370,7 +380,9 @@ struct Trainer::Impl {
       in.alpha = out.alpha.to(torch::kFloat);
       in.alpha_gt = alpha;
       in.trimap = trimap;
-      in.sam_logits = out.sam_logits.to(torch::kFloat);
+      // SEMat (HQ-SAM) regularises the HQ-token logits against the frozen HQ-SAM's
+      // (reg_on_sam_logits is off in SEMat_HQ-SAM.py; frozen_sam_logits returns the HQ ones).
+      in.sam_logits = (out.hq_logits.defined() ? out.hq_logits : out.sam_logits).to(torch::kFloat);
       in.frozen_sam_logits = frozen.to(torch::kFloat);
       in.trimap_logits = out.matting_logits.to(torch::kFloat);
       const losses::LossTerms terms = (*criterion)(in);

@@ -117,13 +117,16 @@ void validate_sam_config(const models::SamConfig& c, const std::string& source) 
 }
 
 models::SamConfig infer_sam_config(const io::Checkpoint& ck, int64_t decoder_heads) {
-  const std::string supported = "supported: SAM ViT-B/L/H (sam_vit_*.pth) and SEMat checkpoints";
+  const std::string supported =
+      "supported: SAM ViT-B/L/H (sam_vit_*.pth), HQ-SAM ViT-B/L/H (sam_hq_vit_*.pth) and SEMat "
+      "checkpoints";
   SEMAT_CHECK(!has_prefix(ck, "image_encoder.trunk.") && !has_prefix(ck, "memory_attention."),
               CheckpointError, "'" << ck.source << "' is a SAM 2 checkpoint, which semat does not "
                                    "load yet (" << supported << ")");
-  SEMAT_CHECK(!has_prefix(ck, "mask_decoder.hf_token.") && !has_prefix(ck, "mask_decoder.hf_mlp."),
-              CheckpointError, "'" << ck.source << "' is an HQ-SAM checkpoint, which semat does not "
-                                   "load yet (" << supported << ")");
+  // Light HQ-SAM (sam_hq_vit_tiny.pth) has a TinyViT encoder: no ViT pos_embed / rel-pos blocks.
+  SEMAT_CHECK(!has_prefix(ck, "image_encoder.layers."), CheckpointError,
+              "'" << ck.source << "' is a Light HQ-SAM / MobileSAM (TinyViT) checkpoint, which semat "
+                                  "does not load (" << supported << ")");
   SEMAT_CHECK(!has_substring(ck, "lora_A") && !has_prefix(ck, "sam_predictor."), CheckpointError,
               "'" << ck.source << "' is a SEMat checkpoint: give it with --semat, not --sam");
   SEMAT_CHECK(ck.find("image_encoder.patch_embed.proj.weight") && ck.find("image_encoder.pos_embed") &&
@@ -163,9 +166,13 @@ models::SamConfig infer_sam_config(const io::Checkpoint& ck, int64_t decoder_hea
   d.num_multimask_outputs = shape_of(ck, "mask_decoder.mask_tokens.weight", 2)[0] - 1;
   d.iou_head_depth = count_indexed(ck, "mask_decoder.iou_prediction_head.layers.");
   d.iou_head_hidden_dim = shape_of(ck, "mask_decoder.iou_prediction_head.layers.0.weight", 2)[0];
+  // HQ-SAM: the HQ token and fusion layers beside SAM's decoder (their shapes follow from the
+  // sizes above; the strict loader checks them).
+  c.hq = has_prefix(ck, "mask_decoder.hf_token.") || has_prefix(ck, "mask_decoder.hf_mlp.") ||
+         has_prefix(ck, "mask_decoder.compress_vit_feat.");
   validate_sam_config(c, ck.source);
   c.name = "custom";
-  for (const auto& n : {"vit_b", "vit_l", "vit_h"})
+  for (const auto& n : {"vit_b", "vit_l", "vit_h", "hq_vit_b", "hq_vit_l", "hq_vit_h"})
     if (models::sam_preset(n) == c) c.name = n;
   return c;
 }
@@ -216,19 +223,12 @@ void load_weights(torch::nn::Module& module, const io::Checkpoint& ck,
 }
 
 Sam build_sam(const io::Checkpoint& ck, const std::string& model_type) {
-  return with_checkpoint_errors(ck.source, [&] {
-    models::SamConfig cfg;
-    if (model_type == "auto") {
-      cfg = infer_sam_config(ck);
-    } else {
-      cfg = models::sam_preset(model_type);
-      infer_sam_config(ck, cfg.decoder.num_heads);  // refuses other model families clearly
-    }
-    Sam model(cfg);
-    load_weights(*model, ck);
-    model->eval();
-    return model;
-  });
+  d.iou_head_hidden_dim = shape_of(ck, "mask_decoder.iou_prediction_head.layers.0.weight", 2)[0];
+  // HQ-SAM: the HQ token and fusion layers beside SAM's decoder (their shapes follow from the
+  // sizes above; the strict loader checks them).
+  c.hq = has_prefix(ck, "mask_decoder.hf_token.") || has_prefix(ck, "mask_decoder.hf_mlp.") ||
+         has_prefix(ck, "mask_decoder.compress_vit_feat.");
+  validate_sam_config(c, ck.source);
 }
 
 }  // namespace semat::models::sam

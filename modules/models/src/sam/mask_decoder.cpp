@@ -4,8 +4,6 @@
 
 namespace semat::models::sam {
 
-namespace {
-
 // A 2x2, stride-2 transposed convolution never overlaps its outputs, so it is one GEMM
 // [B h w, C] x [C, O 4] and a pixel shuffle. LibTorch 1.13 runs ConvTranspose2d on CPU through
 // slow_conv_transpose2d (im2col + col2im over zero-filled buffers); this is the same arithmetic
@@ -20,8 +18,6 @@ torch::Tensor conv_transpose_2x2(const torch::Tensor& x, const torch::nn::ConvTr
   auto y = conv.bias.defined() ? torch::addmm(conv.bias.repeat_interleave(4), x2, w2) : torch::mm(x2, w2);
   return y.view({B, H, W, O, 2, 2}).permute({0, 3, 1, 4, 2, 5}).reshape({B, O, 2 * H, 2 * W});
 }
-
-}  // namespace
 
 MaskDecoderImpl::MaskDecoderImpl(const models::MaskDecoderConfig& c)
     : num_mask_tokens(c.num_multimask_outputs + 1) {

@@ -18,12 +18,15 @@ struct SamPredictor::Impl {
   torch::Device device{torch::kCPU};
   cv::Mat resized_rgb;
   torch::Tensor input_tensor, features;
+  torch::Tensor interm0;  ///< HQ-SAM: first global block's output [1, g, g, D]
+  bool hq_token_only = false;
   torch::Tensor dense_pe;  ///< get_dense_pe() depends only on the weights: computed once
   cv::Size original{0, 0}, input{0, 0};
 
   void init(const io::Checkpoint& ck, const Options& o) {
     device = sam::select_device(o.device);
     model = sam::build_sam(ck, o.model_type);
+    hq_token_only = o.hq_token_only;
     model->to(device);
     torch::InferenceMode guard;
     dense_pe = model->prompt_encoder->get_dense_pe();
@@ -57,6 +60,13 @@ struct SamPredictor::Impl {
       m.iou.push_back(ip[i].item<float>());
     }
     return m;
+  }
+
+  sam::DecoderOutput decode(const torch::Tensor& sparse, const torch::Tensor& dense, bool multimask) {
+    if (!model->cfg.hq) return model->mask_decoder->forward(features, dense_pe, sparse, dense, multimask);
+    auto r = model->mask_decoder_hq->forward_hq(features, dense_pe, sparse, dense, interm0, multimask,
+                                                hq_token_only);
+    return {r.masks, r.iou_pred};
   }
 
   void check_box(const Box& b) const {
@@ -101,7 +111,13 @@ void SamPredictor::set_image(const cv::Mat& image) {
                .to(s.device)
                .to(torch::kFloat);
   s.input_tensor = s.model->preprocess(x);
-  s.features = s.model->image_encoder->forward(s.input_tensor);
+  if (s.model->cfg.hq) {
+    auto enc = s.model->image_encoder->forward_features(s.input_tensor);
+    s.features = enc.embedding;
+    s.interm0 = enc.global_blocks.at(0);
+  } else {
+    s.features = s.model->image_encoder->forward(s.input_tensor);
+  }
 }
 
 SamMasks SamPredictor::predict(const SamPrompt& p, bool multimask) const {
@@ -143,8 +159,7 @@ SamMasks SamPredictor::predict(const SamPrompt& p, bool multimask) const {
   SEMAT_CHECK(points.defined() || boxes.defined() || masks.defined(), InvalidArgument,
               "give SAM a box, at least one point, or a mask");
   auto emb = s.model->prompt_encoder->forward(points, labels, boxes, masks);
-  auto dec = s.model->mask_decoder->forward(s.features, s.dense_pe,
-                                            emb.sparse, emb.dense, multimask);
+  auto dec = s.decode(emb.sparse, emb.dense, multimask);
   return s.to_masks(dec.masks, dec.iou_pred, 0);
 }
 
@@ -160,8 +175,7 @@ std::vector<SamMasks> SamPredictor::predict_boxes(const std::vector<Box>& boxes,
   }
   const auto bt = s.coords_to_input(xy).view({-1, 4});
   auto emb = s.model->prompt_encoder->forward({}, {}, bt, {});
-  auto dec = s.model->mask_decoder->forward(s.features, s.dense_pe,
-                                            emb.sparse, emb.dense, multimask);
+  auto dec = s.decode(emb.sparse, emb.dense, multimask);
   std::vector<SamMasks> out;
   for (int64_t b = 0; b < static_cast<int64_t>(boxes.size()); ++b)
     out.push_back(s.to_masks(dec.masks, dec.iou_pred, b));
@@ -174,6 +188,7 @@ std::vector<io::TensorData> SamPredictor::image_tensors() const {
   std::vector<io::TensorData> out;
   out.push_back(sam::to_tensor_data("input_tensor", s.input_tensor));
   out.push_back(sam::to_tensor_data("image_embeddings", s.features));
+  if (s.interm0.defined()) out.push_back(sam::to_tensor_data("interm_embeddings0", s.interm0));
   io::TensorData r;
   r.name = "resized_image";
   r.dtype = io::DType::U8;

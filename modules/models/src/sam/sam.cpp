@@ -10,7 +10,13 @@ SamImpl::SamImpl(const models::SamConfig& c) : cfg(c) {
   prompt_encoder = register_module(
       "prompt_encoder",
       PromptEncoder(c.prompt.embed_dim, c.encoder.grid(), c.encoder.img_size, c.prompt.mask_in_chans));
-  mask_decoder = register_module("mask_decoder", MaskDecoder(c.decoder));
+  if (c.hq) {
+    // One module under one name: the HQ decoder is a SAM decoder with more parts.
+    mask_decoder_hq = MaskDecoderHQ(c.decoder, c.encoder.embed_dim);
+    mask_decoder = register_module("mask_decoder", MaskDecoder(std::shared_ptr<MaskDecoderImpl>(mask_decoder_hq.ptr())));
+  } else {
+    mask_decoder = register_module("mask_decoder", MaskDecoder(c.decoder));
+  }
   pixel_mean = torch::tensor({c.pixel_mean[0], c.pixel_mean[1], c.pixel_mean[2]}, torch::kFloat).view({3, 1, 1});
   pixel_std = torch::tensor({c.pixel_std[0], c.pixel_std[1], c.pixel_std[2]}, torch::kFloat).view({3, 1, 1});
 }

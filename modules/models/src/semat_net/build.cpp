@@ -8,15 +8,15 @@
 
 #include "semat/core/error.h"
 #include "semat/models/internal/sam/build.h"
-#include "semat/models/internal/sam/mask_decoder.h"
+#include "semat/models/internal/sam/mask_decoder_hq.h"
 
 namespace semat::models::semat_net {
 namespace {
 
 const std::string kEncoderPrefix = "sam_model.image_encoder.base_model.model.";
 const std::string kSupported =
-    "supported: official SEMat_SAM checkpoints (SAM ViT-B/L/H backbones) and plain SAM "
-    "ViT-B/L/H checkpoints as a training start";
+    "supported: official SEMat_SAM and SEMat_HQ-SAM checkpoints (SAM / HQ-SAM ViT-B/L/H "
+    "backbones) and plain SAM or HQ-SAM ViT-B/L/H checkpoints as a training start";
 
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 bool ends_with(const std::string& s, const std::string& p) {
@@ -66,13 +66,6 @@ io::Checkpoint sam_shapes_view(const io::Checkpoint& ck) {
 }
 
 void refuse_other_variants(const io::Checkpoint& ck) {
-  SEMAT_CHECK(!has_prefix(ck, "sam_model.mask_decoder.hf_token.") &&
-                  !has_prefix(ck, "sam_model.mask_decoder.hf_mlp."),
-              CheckpointError,
-              "'" << ck.source
-                  << "' is a SEMat HQ-SAM checkpoint (SEMat_HQ-SAM), "
-                     "which semat does not load ("
-                  << kSupported << ")");
   SEMAT_CHECK(!any_key(ck,
                        [](const std::string& n) {
                          return n.find("image_encoder.trunk.") != std::string::npos ||
@@ -85,12 +78,6 @@ void refuse_other_variants(const io::Checkpoint& ck) {
               "'" << ck.source
                   << "' is a SAM 2 / SEMat SAM2 checkpoint, which "
                      "semat does not load ("
-                  << kSupported << ")");
-  SEMAT_CHECK(!has_prefix(ck, "mask_decoder.hf_token.") && !has_prefix(ck, "mask_decoder.hf_mlp."),
-              CheckpointError,
-              "'" << ck.source
-                  << "' is an HQ-SAM checkpoint, which semat does not "
-                     "load ("
                   << kSupported << ")");
 }
 
@@ -253,6 +240,10 @@ models::SematConfig infer_semat_config(const io::Checkpoint& ck, const io::Check
                     << "*): also give the SAM checkpoint it was trained on with --sam");
     refuse_other_variants(*sam_base);
     sam_cfg = sam::infer_sam_config(*sam_base);
+    // A slim SEMat_HQ-SAM checkpoint may carry the HQ parts itself; usually they are frozen
+    // HQ-SAM weights that the base (sam_hq_vit_*.pth) supplies. A slim HQ checkpoint without HQ
+    // parts over a plain SAM base cannot be told from a SEMat_SAM one.
+    sam_cfg.hq = sam_cfg.hq || has_prefix(ck, "sam_model.mask_decoder.hf_token.");
   }
   models::SematConfig c = models::semat_config_for(sam_cfg);
   c.matting_tokens = shape(ck, "sam_model.mask_decoder.matting_hf_token.weight", 2)[0];
@@ -293,8 +284,8 @@ SematModel build_semat(const io::Checkpoint& ck, const io::Checkpoint* sam_base,
     }
     // Training checkpoints may carry the frozen SAM decoder, which inference does not use: it is
     // not loaded, but held to the shapes of the SAM decoder like every other key (strict loading
-    // for every prefix).
-    sam::MaskDecoder frozen(cfg.sam.decoder);
+    // for every prefix). HQ-SAM's frozen decoder carries the HQ token and fusion layers too.
+    sam::MaskDecoderHQ frozen(cfg.sam.decoder, cfg.sam.encoder.embed_dim, cfg.sam.hq);
     load_from(*model, sources, sam::expected_tensors(*frozen, kFrozenDecoderPrefix), {kFrozenDecoderPrefix});
     model->eval();
     return model;

@@ -111,7 +111,9 @@ std::vector<models::SematMatte> predict_mattes(SematModelImpl& model, torch::Dev
                             .to(torch::kByte)
                             .to(torch::kCPU)
                             .contiguous();
-    const auto sam = (F::interpolate(crop(res.sam_logits), interp).select(1, 0) > 0)
+    // The HQ variant's "SAM" output is the HQ token's mask (SamHqMatte's masks_hq).
+    const auto& sam_logits = res.hq_logits.defined() ? res.hq_logits : res.sam_logits;
+    const auto sam = (F::interpolate(crop(sam_logits), interp).select(1, 0) > 0)
                          .to(torch::kByte)
                          .mul(255)
                          .to(torch::kCPU)

@@ -21,7 +21,7 @@ torch::Tensor upsample(const torch::Tensor& x, int64_t size) {
 
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
-enum class Part { kPromptEnhancement, kLora, kAdapter, kMattingDecoder, kFrozen };
+enum class Part { kPromptEnhancement, kLora, kAdapter, kMattingDecoder, kFrozenHQ, kFrozen };
 
 Part classify(const std::string& key) {
   if (starts_with(key, "condition_layer.")) return Part::kPromptEnhancement;
@@ -29,6 +29,9 @@ Part classify(const std::string& key) {
     return Part::kLora;
   if (starts_with(key, "sam_model.mask_decoder.matting_")) return Part::kAdapter;
   if (starts_with(key, "matting_decoder.")) return Part::kMattingDecoder;
+  for (const char* hq : {"hf_token.", "hf_mlp.", "compress_vit_feat.", "embedding_encoder.",
+                         "embedding_maskfeature."})
+    if (starts_with(key, std::string("sam_model.mask_decoder.") + hq)) return Part::kFrozenHQ;
   return Part::kFrozen;
 }
 
@@ -49,9 +52,10 @@ SematSamImpl::SematSamImpl(const models::SematConfig& c, bool with_frozen_decode
                                            c.sam.encoder.img_size, c.sam.prompt.mask_in_chans));
   mask_decoder = register_module(
       "mask_decoder",
-      MaskDecoderHQMatting(c.sam.decoder, c.sam.encoder.embed_dim, c.matting_tokens));
+      MaskDecoderHQMatting(c.sam.decoder, c.sam.encoder.embed_dim, c.matting_tokens, c.sam.hq));
   if (with_frozen_decoder)
-    frozen_mask_decoder = register_module("frozen_mask_decoder", sam::MaskDecoder(c.sam.decoder));
+    frozen_mask_decoder = register_module(
+        "frozen_mask_decoder", sam::MaskDecoderHQ(c.sam.decoder, c.sam.encoder.embed_dim, c.sam.hq));
 }
 
 SematModelImpl::SematModelImpl(const models::SematConfig& c, bool with_frozen_decoder) : cfg(c) {
@@ -121,6 +125,7 @@ SematOutput SematModelImpl::decode(const torch::Tensor& images, const torch::Ten
   if (trace) trace->sparse = prompts.sparse, trace->image_pe = image_pe;
   const auto dec = sam_model->mask_decoder->forward_matting(enc.embedding, image_pe, prompts.sparse,
                                                             prompts.dense, enc.global_blocks.at(0));
+  if (trace) trace->mask_decoder = dec;
   SematOutput out;
   out.image_embeddings = enc.embedding;
   out.interm = enc.global_blocks;
@@ -129,6 +134,10 @@ SematOutput SematModelImpl::decode(const torch::Tensor& images, const torch::Ten
   out.matting_logits_lowres = dec.masks_matting;
   out.sam_logits = upsample(dec.masks_sam, S);
   out.matting_logits = upsample(dec.masks_matting, S);
+  if (dec.masks_hq.defined()) {
+    out.hq_logits_lowres = dec.masks_hq;
+    out.hq_logits = upsample(dec.masks_hq, S);
+  }
   out.alpha_logits = matting_decoder->forward(images, out.matting_logits, enc.global_blocks,
                                               trace ? &trace->matting_decoder : nullptr);
   out.alpha = torch::sigmoid(out.alpha_logits);
@@ -154,9 +163,16 @@ torch::Tensor SematModelImpl::frozen_sam_logits(const torch::Tensor& images,
   SEMAT_CHECK(!sam_model->frozen_mask_decoder.is_empty(), StateError,
               "frozen_sam_logits: build the model from a SAM checkpoint for training "
               "(with_frozen_decoder) to get the frozen SAM decoder");
-  const auto emb = sam_model->vit->forward(images);
+  const auto enc = sam_model->vit->forward_features(images);
+  const auto& emb = enc.embedding;
   auto& pe = *sam_model->prompt_encoder;
   const auto prompts = pe.forward({}, {}, boxes.is_floating_point() ? boxes : boxes.to(torch::kFloat), {});
+  if (cfg.sam.hq) {
+    const auto hq = sam_model->frozen_mask_decoder->forward_hq(
+        emb, pe.get_dense_pe(), prompts.sparse, prompts.dense, enc.global_blocks.at(0),
+        /*multimask_output=*/true, /*hq_token_only=*/true);
+    return upsample(hq.masks, cfg.sam.encoder.img_size);
+  }
   const auto dec = sam_model->frozen_mask_decoder->forward(
       emb, pe.get_dense_pe(), prompts.sparse, prompts.dense, /*multimask_output=*/true);
   const auto best = dec.iou_pred.argmax(1);
@@ -167,7 +183,8 @@ torch::Tensor SematModelImpl::frozen_sam_logits(const torch::Tensor& images,
 
 void SematModelImpl::set_trainable() {
   for (auto& p : named_parameters(true)) {
-    const bool frozen = classify(p.key()) == Part::kFrozen;
+    const Part part = classify(p.key());
+    const bool frozen = part == Part::kFrozen || part == Part::kFrozenHQ;
     p.value().set_requires_grad(!frozen);
   }
 }
@@ -188,6 +205,9 @@ models::SematParameterCounts SematModelImpl::parameter_counts() const {
         break;
       case Part::kMattingDecoder:
         c.matting_decoder += n;
+        break;
+      case Part::kFrozenHQ:
+        c.frozen_hq += n;
         break;
       case Part::kFrozen:
         if (!starts_with(p.key(), "sam_model.frozen_mask_decoder.")) c.frozen_sam += n;

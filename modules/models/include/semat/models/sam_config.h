@@ -41,6 +41,10 @@ struct MaskDecoderConfig {
 
 struct SamConfig {
   std::string name = "vit_b";
+  /// HQ-SAM (SysCV/sam-hq): the mask decoder adds the HQ output token (hf_token, hf_mlp) and the
+  /// global-local fusion layers (compress_vit_feat on the first global block's output,
+  /// embedding_encoder, embedding_maskfeature). Everything else is SAM's.
+  bool hq = false;
   ImageEncoderConfig encoder;
   PromptEncoderConfig prompt;
   MaskDecoderConfig decoder;
@@ -51,7 +55,8 @@ struct SamConfig {
   bool operator==(const SamConfig& o) const;
 };
 
-/// "vit_b", "vit_l", "vit_h" (official) or "tiny" (the test fixture's shapes).
+/// "vit_b", "vit_l", "vit_h" (official SAM), "hq_vit_b", "hq_vit_l", "hq_vit_h" (official HQ-SAM),
+/// "tiny" or "hq_tiny" (the test fixtures' shapes).
 /// Throws ConfigError listing the names for anything else.
 SamConfig sam_preset(const std::string& name);
 std::vector<std::string> sam_preset_names();

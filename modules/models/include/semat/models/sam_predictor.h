@@ -1,4 +1,4 @@
-// Segment Anything from C++ without LibTorch in the caller's includes.
+// Segment Anything (SAM or HQ-SAM) from C++ without LibTorch in the caller's includes.
 //
 //   semat::models::SamPredictor sam("sam_vit_b_01ec64.pth");
 //   sam.set_image(cv::imread("photo.jpg"));             // runs the image encoder once
@@ -44,8 +44,13 @@ struct SamMasks {
 };
 
 struct SamPredictorOptions {
-  std::string model_type = "auto";  ///< auto (from tensor shapes), vit_b, vit_l, vit_h, tiny
+  /// auto (from tensor shapes: tells SAM from HQ-SAM), vit_b, vit_l, vit_h, tiny, or the HQ-SAM
+  /// types hq_vit_b, hq_vit_l, hq_vit_h, hq_tiny.
+  std::string model_type = "auto";
   std::string device = "auto";      ///< auto (CUDA when available), cpu, cuda
+  /// HQ-SAM only (sam-hq's predict(hq_token_only=...)): the HQ token's mask alone, instead of
+  /// the default SAM mask + HQ mask logits.
+  bool hq_token_only = false;
 };
 
 class SamPredictor {
@@ -69,7 +74,9 @@ class SamPredictor {
   bool has_image() const;
   cv::Size image_size() const;
 
-  /// One prompt (points and/or box and/or mask). multimask: 3 masks, else 1.
+  /// One prompt (points and/or box and/or mask). multimask: 3 masks, else 1. HQ-SAM always
+  /// gives one mask: multimask picks the SAM token with the best predicted IoU to combine with
+  /// the HQ token (as sam-hq's predictor).
   /// Throws StateError before set_image, InvalidArgument for prompts outside the image or
   /// labels other than 0/1.
   SamMasks predict(const SamPrompt& prompt, bool multimask) const;
@@ -77,7 +84,8 @@ class SamPredictor {
   std::vector<SamMasks> predict_boxes(const std::vector<Box>& boxes, bool multimask) const;
 
   /// input_tensor [1, 3, S, S] (normalised, padded) and image_embeddings [1, C, g, g] of the
-  /// current image, plus the resized image (uint8 [h, w, 3] RGB) as "resized_image".
+  /// current image, plus the resized image (uint8 [h, w, 3] RGB) as "resized_image"; for HQ-SAM
+  /// also "interm_embeddings0" [1, g, g, D] (the first global ViT block's output).
   std::vector<io::TensorData> image_tensors() const;
 
  private:

@@ -28,6 +28,9 @@ struct MattingDecoderConfig {
   bool operator==(const MattingDecoderConfig& o) const;
 };
 
+/// The HQ-SAM variant (SEMat_HQ-SAM.py) is sam.hq = true: the decoder also has HQ-SAM's frozen
+/// HQ token and fusion layers, 11 decoder tokens (iou, 4 mask, HQ, 3 matting, then the 2 box
+/// tokens), and the matting logits are the matting tokens' plus the HQ token's.
 struct SematConfig {
   std::string name = "semat-vit-l";
   SamConfig sam = sam_preset("vit_l");
@@ -40,8 +43,10 @@ struct SematConfig {
   bool operator==(const SematConfig& o) const;
 };
 
-/// "semat-vit-b", "semat-vit-l" (the official SEMat_SAM), "semat-vit-h" or "semat-tiny" (the
-/// test fixture's shapes). Throws ConfigError listing the names for anything else.
+/// "semat-vit-b", "semat-vit-l" (the official SEMat_SAM), "semat-vit-h", "semat-tiny" (the
+/// test fixture's shapes), and the HQ-SAM variants "semat-hq-vit-b", "semat-hq-vit-l" (the
+/// official SEMat_HQ-SAM), "semat-hq-vit-h", "semat-hq-tiny". Throws ConfigError listing the
+/// names for anything else.
 SematConfig semat_preset(const std::string& name);
 std::vector<std::string> semat_preset_names();
 
@@ -57,6 +62,9 @@ struct SematParameterCounts {
   int64_t matting_decoder = 0;         ///< MattingDetailDecoder (parameters, no BN statistics)
   int64_t total = 0;                   ///< sum of the above = requires_grad parameters
   int64_t frozen_sam = 0;              ///< SAM's encoder, prompt encoder and mask decoder
+  /// HQ-SAM variant: the frozen HQ-SAM parts (hf_token, hf_mlp, compress_vit_feat,
+  /// embedding_encoder, embedding_maskfeature); 0 for the SAM variant.
+  int64_t frozen_hq = 0;
 };
 
 /// Counts taken from the modules of a model built with `config` (random weights; building ViT-H

@@ -1,5 +1,5 @@
-// SEMat (Semantic-Enhanced Matting, SAM ViT backbone) from C++ without LibTorch in the caller's
-// includes: box in, alpha matte out.
+// SEMat (Semantic-Enhanced Matting, SAM or HQ-SAM ViT backbone) from C++ without LibTorch in
+// the caller's includes: box in, alpha matte out.
 //
 //   semat::models::SematPredictor semat("SEMat_SAM.pth");
 //   auto mattes = semat.predict(cv::imread("photo.jpg"), {semat::Box{40, 30, 300, 420}});
@@ -57,7 +57,7 @@ struct SematMatte {
   cv::Mat alpha_model;  ///< CV_32F in [0, 1] at the resized size (new_h x new_w), no padding:
                         ///< what the official code returns
   cv::Mat trimap;       ///< CV_8U 0/128/255: argmax over (bg, unknown, fg) matting logits
-  cv::Mat sam_mask;     ///< CV_8U 0/255: SAM-token logits > 0
+  cv::Mat sam_mask;     ///< CV_8U 0/255: SAM-token logits > 0 (HQ variant: the HQ token's)
 };
 
 class SematPredictor {

@@ -56,8 +56,13 @@ struct TrainConfig {
   /// Plain SAM checkpoint the run starts from (relative paths are resolved against the config
   /// file's folder). Empty: random weights of `model`, for throughput measurements.
   std::string sam_checkpoint;
-  /// SEMat preset used when sam_checkpoint is empty (semat-tiny, semat-vit-b/l/h).
+  /// SEMat preset used when sam_checkpoint is empty (semat-tiny, semat-vit-b/l/h,
+  /// semat-hq-tiny, semat-hq-vit-b/l/h).
   std::string model = "semat-tiny";
+  /// "sam" (SEMat_SAM), "hq-sam" (SEMat_HQ-SAM: sam_checkpoint is an HQ-SAM checkpoint such as
+  /// sam_hq_vit_l.pth, the official training start) or empty: whatever sam_checkpoint (or
+  /// model) is. When given, the run refuses a checkpoint or preset of the other backbone.
+  std::string backbone;
   std::string device = "cpu";
   uint64_t seed = 0;
   int64_t iterations = 60000;

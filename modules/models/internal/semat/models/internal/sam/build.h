@@ -18,8 +18,9 @@ namespace semat::models::sam {
 
 /// Reads every SAM hyper-parameter the shapes determine (all but the mask decoder's head count,
 /// which is taken from `decoder_heads`) and names the matching preset ("custom" if none).
-/// Throws CheckpointError for HQ-SAM, SAM 2, SEMat or non-SAM checkpoints, saying which models
-/// are supported.
+/// HQ-SAM checkpoints (mask_decoder.hf_token / hf_mlp / compress_vit_feat) give hq = true.
+/// Throws CheckpointError for SAM 2, Light HQ-SAM, SEMat or non-SAM checkpoints, saying which
+/// models are supported.
 models::SamConfig infer_sam_config(const io::Checkpoint& ckpt, int64_t decoder_heads = 8);
 
 /// The shape of tensor `name` of `ckpt`, which must exist with `rank` dimensions of 1..2^20

@@ -4,6 +4,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/embedding.h>
 
 #include "semat/models/internal/sam/common.h"
@@ -24,6 +25,10 @@ struct DecoderOutput {
   torch::Tensor masks;     ///< [B, M, 4 grid, 4 grid] logits (M = 3 with multimask, else 1)
   torch::Tensor iou_pred;  ///< [B, M]
 };
+
+/// A 2x2, stride-2 ConvTranspose2d of [B, C, H, W] -> [B, O, 2H, 2W] as one GEMM and a pixel
+/// shuffle (the outputs never overlap); the same numbers as conv->forward(x).
+torch::Tensor conv_transpose_2x2(const torch::Tensor& x, const torch::nn::ConvTranspose2dImpl& conv);
 
 class MaskDecoderImpl : public torch::nn::Module {
  public:

@@ -1,4 +1,4 @@
-// SAM as one module (segment_anything/modeling/sam.py): the three parts under their Python names
+// SAM or HQ-SAM as one module (segment_anything/modeling/sam.py): the three parts under their Python names
 // plus pixel normalisation and mask post-processing.
 #pragma once
 
@@ -6,6 +6,7 @@
 
 #include "semat/models/internal/sam/image_encoder.h"
 #include "semat/models/internal/sam/mask_decoder.h"
+#include "semat/models/internal/sam/mask_decoder_hq.h"
 #include "semat/models/internal/sam/prompt_encoder.h"
 #include "semat/models/sam_config.h"
 
@@ -27,6 +28,8 @@ class SamImpl : public torch::nn::Module {
   ImageEncoderViT image_encoder{nullptr};
   PromptEncoder prompt_encoder{nullptr};
   MaskDecoder mask_decoder{nullptr};
+  /// HQ-SAM (cfg.hq): the same module as mask_decoder, with its HQ parts; null for SAM.
+  MaskDecoderHQ mask_decoder_hq{nullptr};
   torch::Tensor pixel_mean, pixel_std;  ///< [3, 1, 1]; not registered: not in checkpoints
 };
 TORCH_MODULE(Sam);

@@ -20,8 +20,10 @@ bool is_semat_checkpoint(const io::Checkpoint& ckpt);
 
 /// The SEMat configuration the checkpoint's shapes describe, named after the matching preset
 /// ("custom" if none). `sam_base`: a SAM checkpoint supplying the SAM shapes when `ckpt` holds
-/// only SEMat's own parts (may be null). Throws CheckpointError for SAM / HQ-SAM / SAM 2
-/// checkpoints and SEMat variants other than SEMat_SAM, naming the supported ones.
+/// only SEMat's own parts (may be null). HQ-SAM parts (sam_model.mask_decoder.hf_token ...) in
+/// the checkpoint or in `sam_base` make it the SEMat_HQ-SAM variant (sam.hq). Throws
+/// CheckpointError for plain SAM / HQ-SAM / SAM 2 checkpoints and SEMat SAM2, naming the
+/// supported ones.
 models::SematConfig infer_semat_config(const io::Checkpoint& ckpt,
                                        const io::Checkpoint* sam_base = nullptr);
 

@@ -1,8 +1,9 @@
-// SEMat as one module (modeling/meta_arch/sam_hq_matting.py SamHqMatte in the SEMat_SAM
-// configuration). Submodules and parameter names follow the official state_dict:
+// SEMat as one module (modeling/meta_arch/sam_hq_matting.py SamHqMatte in the SEMat_SAM and
+// SEMat_HQ-SAM configurations). Submodules and parameter names follow the official state_dict:
 //   sam_model.image_encoder.base_model.model.*   SAM ViT with peft LoRA (qkv, proj, patch_embed)
 //   sam_model.prompt_encoder.*                   SAM prompt encoder
-//   sam_model.mask_decoder.*                     SAM mask decoder + matting tokens and adapter
+//   sam_model.mask_decoder.*                     SAM mask decoder (+ HQ-SAM's HQ token and fusion
+//                                                layers for SEMat_HQ-SAM) + matting tokens, adapter
 //   sam_model.frozen_mask_decoder.*              only when built for training from SAM weights
 //   matting_decoder.*                            MattingDetailDecoder
 //   condition_layer.patch_embed.proj.*           prompt enhancement (4-channel patch embed)
@@ -38,7 +39,8 @@ class SematSamImpl : public torch::nn::Module {
   sam::ImageEncoderViT vit{nullptr};  ///< = image_encoder->model
   sam::PromptEncoder prompt_encoder{nullptr};
   MaskDecoderHQMatting mask_decoder{nullptr};
-  sam::MaskDecoder frozen_mask_decoder{nullptr};  ///< training only: the original SAM decoder
+  /// Training only: the original SAM decoder (HQ-SAM's, with its HQ parts, for the HQ variant).
+  sam::MaskDecoderHQ frozen_mask_decoder{nullptr};
 };
 TORCH_MODULE(SematSam);
 
@@ -49,6 +51,7 @@ struct SematTrace {
   torch::Tensor cond_embed;   ///< [B, g, g, D] prompt-enhancement patch embedding
   torch::Tensor sparse;       ///< [B, 2, E] box tokens
   torch::Tensor image_pe;     ///< [1, E, g, g]
+  MattingDecoderOutput mask_decoder;  ///< everything the mask decoder returned
   MattingDecoderTrace matting_decoder;
 };
 
@@ -63,6 +66,9 @@ struct SematOutput {
   torch::Tensor matting_logits_lowres;  ///< [B, 3, 4g, 4g] (bg, unknown, fg)
   torch::Tensor sam_logits;             ///< [B, 1, S, S] bilinear upsampling of the above
   torch::Tensor matting_logits;         ///< [B, 3, S, S]
+  /// HQ variant only: the HQ token's logits [B, 1, 4g, 4g] and upsampled [B, 1, S, S]
+  /// (SamHqMatte's masks_hq, the frozen-model regulariser's subject); undefined otherwise.
+  torch::Tensor hq_logits_lowres, hq_logits;
   torch::Tensor alpha_logits;           ///< [B, 1, S, S]
   torch::Tensor alpha;                  ///< [B, 1, S, S] sigmoid(alpha_logits), in (0, 1)
 };
@@ -90,7 +96,8 @@ class SematModelImpl : public torch::nn::Module {
   SematOutput decode(const torch::Tensor& images, const torch::Tensor& boxes,
                      const sam::EncoderOutput& enc, SematTrace* trace = nullptr);
   /// Training target of the SAM regulariser: the frozen SAM decoder's best multimask logits
-  /// [B, 1, S, S] on the encoder's features without the box condition (get_frozen_sam_logits).
+  /// [B, 1, S, S] on the encoder's features without the box condition (get_frozen_sam_logits);
+  /// for the HQ variant the frozen HQ-SAM decoder's HQ-token logits (mask_type 'hq').
   /// Needs a model built with the frozen decoder.
   torch::Tensor frozen_sam_logits(const torch::Tensor& images, const torch::Tensor& boxes);
 
