@@ -166,7 +166,7 @@
       $('results').hidden = false;
       $('results').classList.remove('stale');
       $('results').dataset.ready = String(Date.now());
-      setDone(`Done in ${result.seconds.toFixed(2)} s (${result.method}).`);
+      setDone(`Done in ${result.seconds.toFixed(2)} s (${result.method}${result.model ? `, ${result.model}` : ''}).`);
     } catch (e) {
       if (e.name === 'AbortError') return;
       setDone('');
@@ -334,6 +334,6 @@
 
   fetch('/v1/info').then((r) => r.json()).then((info) => {
     document.title = `semat ${info.version}: interactive matting`;
-    $('info').textContent = $('info').textContent || `method: ${info.method}; images up to ${info.limits.max_upload_mb} MB`;
+    $('info').textContent = $('info').textContent || `method: ${info.method}${info.model ? ` (${info.model})` : ''}; images up to ${info.limits.max_upload_mb} MB`;
   }).catch(() => showError('Cannot reach the semat server.'));
 })();

@@ -89,6 +89,7 @@ TEST_F(EngineFrontEnds, ServeWithSematAndRefineGivesTheCliMatte) {
   ASSERT_TRUE(info) << "the server did not start: " << read_text(dir_ / "serve.err");
   EXPECT_EQ(json::parse(info->body)["engine"], "semat>semat>semat+refine");
   EXPECT_EQ(json::parse(info->body)["method"], "semat>semat>semat+refine");
+  EXPECT_EQ(json::parse(info->body)["model"], "semat-tiny");  // which model answers (web page)
 
   const std::string png = read_text(kDir + "image.png");
   const auto r = c.Post("/v1/matte", httplib::MultipartFormDataItems{
@@ -103,6 +104,7 @@ TEST_F(EngineFrontEnds, ServeWithSematAndRefineGivesTheCliMatte) {
   ASSERT_EQ(r->status, 200) << r->body;
   const json j = json::parse(r->body);
   EXPECT_EQ(j["engine"], "semat>semat>semat+refine");
+  EXPECT_EQ(j["model"], "semat-tiny");
   const cv::Mat alpha = decode_gray(base64_decode(j["outputs"]["alpha"].get<std::string>()));
   ASSERT_EQ(alpha.size(), cli_alpha.size());
   EXPECT_EQ(cv::norm(alpha, cli_alpha, cv::NORM_INF), 0) << "server and CLI disagree";

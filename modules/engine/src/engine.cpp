@@ -167,6 +167,7 @@ const EngineSpec& Engine::spec() const { return impl_->spec; }
 const Stages& Engine::stages() const { return impl_->stages; }
 std::string Engine::description() const { return describe(impl_->stages); }
 bool Engine::has_model() const { return impl_->model != nullptr; }
+std::string Engine::model_variant() const { return impl_->model ? impl_->model->variant() : std::string(); }
 
 std::string Engine::alpha_name() const {
   const Stages& s = impl_->stages;

@@ -26,6 +26,7 @@ class SamModel : public BoxModel {
  public:
   explicit SamModel(const EngineSpec& s) : predictor_(s.sam, options(s)) {}
   std::string name() const override { return "sam"; }
+  std::string variant() const override { return predictor_.config().name; }
 
   std::vector<ModelOutput> predict(const cv::Mat& image, const std::string& key,
                                    const std::vector<Box>& boxes) override {
@@ -76,6 +77,7 @@ class SematModel : public BoxModel {
     SEMAT_LOG_DEBUG("semat", "loaded " << predictor_.config().name << " on " << predictor_.device());
   }
   std::string name() const override { return "semat"; }
+  std::string variant() const override { return predictor_.config().name; }
   bool trimaps() const override { return true; }
   bool alphas() const override { return true; }
 

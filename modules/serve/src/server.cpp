@@ -583,7 +583,9 @@ MatteAnswer Server::Impl::matte(const cv::Mat& image, const std::string& key, co
     instances.push_back(inst);
   }
   a.report = {{"width", image.cols}, {"height", image.rows}, {"method", engine->description()},
-              {"engine", engine->description()}, {"instances", instances}, {"seconds", t.seconds()}};
+              {"engine", engine->description()},
+          {"model", engine->model_variant()}, {"model", engine->model_variant()},
+              {"instances", instances}, {"seconds", t.seconds()}};
   return a;
 }
 

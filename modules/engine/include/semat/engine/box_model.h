@@ -28,6 +28,9 @@ class BoxModel {
   virtual ~BoxModel() = default;
   /// Short name used in the engine's description, e.g. "sam" or "semat".
   virtual std::string name() const = 0;
+  /// The architecture actually loaded, e.g. "semat-hq-vit-l" or "vit_b" (checkpoints of one
+  /// family differ in backbone and size); name() when there is nothing more to say.
+  virtual std::string variant() const { return name(); }
   virtual bool trimaps() const { return false; }
   virtual bool alphas() const { return false; }
   /// One output per box, in order. `image`: CV_8UC3 BGR; boxes already checked to lie inside.

@@ -62,6 +62,8 @@ class Engine {
   /// The alpha stage alone: "closed-form", "semat", "semat+refine" (the builder's "backend").
   std::string alpha_name() const;
   bool has_model() const;
+  /// The loaded box model's variant (BoxModel::variant(), e.g. "semat-hq-vit-l"); "" without one.
+  std::string model_variant() const;
 
   /// One result per prompt, in order. `image`: CV_8UC3 BGR. Boxes must lie inside the image and
   /// given masks/trimaps must have its size (InvalidArgument otherwise). A box model sees all
