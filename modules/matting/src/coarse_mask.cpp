@@ -11,17 +11,6 @@
 namespace semat::matting {
 namespace {
 
-cv::Mat keep_large_pieces(const cv::Mat& mask, double min_fraction) {
-  cv::Mat labels, stats, centroids;
-  const int n = cv::connectedComponentsWithStats(mask, labels, stats, centroids, 8, CV_32S);
-  int largest = 0;
-  for (int i = 1; i < n; ++i) largest = std::max(largest, stats.at<int>(i, cv::CC_STAT_AREA));
-  cv::Mat out = cv::Mat::zeros(mask.size(), CV_8U);
-  for (int i = 1; i < n; ++i)
-    if (stats.at<int>(i, cv::CC_STAT_AREA) >= min_fraction * largest) out.setTo(255, labels == i);
-  return out;
-}
-
 // GrabCut punches holes where a subject's colours resemble the background (badges, logos).
 // Background pieces enclosed by the subject and smaller than `max_fraction` of its area are
 // filled; larger enclosed regions (the gap between an arm and the body) are kept.
@@ -41,6 +30,17 @@ cv::Mat fill_small_holes(const cv::Mat& mask, double max_fraction) {
 }
 
 }  // namespace
+
+cv::Mat keep_large_pieces(const cv::Mat& mask, double min_fraction) {
+  cv::Mat labels, stats, centroids;
+  const int n = cv::connectedComponentsWithStats(mask, labels, stats, centroids, 8, CV_32S);
+  int largest = 0;
+  for (int i = 1; i < n; ++i) largest = std::max(largest, stats.at<int>(i, cv::CC_STAT_AREA));
+  cv::Mat out = cv::Mat::zeros(mask.size(), CV_8U);
+  for (int i = 1; i < n; ++i)
+    if (stats.at<int>(i, cv::CC_STAT_AREA) >= min_fraction * largest) out.setTo(255, labels == i);
+  return out;
+}
 
 cv::Mat grabcut_mask(const cv::Mat& image, const Box& box, const GrabCutParams& p) {
   SEMAT_CHECK(image.type() == CV_8UC3, InvalidArgument, "grabcut_mask: CV_8UC3 image expected");

@@ -15,17 +15,6 @@
 namespace semat::matting {
 namespace {
 
-cv::Mat keep_large_pieces(const cv::Mat& mask, double min_fraction) {
-  cv::Mat labels, stats, centroids;
-  const int n = cv::connectedComponentsWithStats(mask, labels, stats, centroids, 8, CV_32S);
-  int largest = 0;
-  for (int i = 1; i < n; ++i) largest = std::max(largest, stats.at<int>(i, cv::CC_STAT_AREA));
-  cv::Mat out = cv::Mat::zeros(mask.size(), CV_8U);
-  for (int i = 1; i < n; ++i)
-    if (stats.at<int>(i, cv::CC_STAT_AREA) >= min_fraction * largest) out.setTo(255, labels == i);
-  return out;
-}
-
 // How many of the box's four sides `mask` (zero outside the box) comes near.
 int sides_touched(const cv::Mat& mask, const cv::Rect& r, double reach_fraction) {
   if (cv::countNonZero(mask(r)) == 0) return 0;

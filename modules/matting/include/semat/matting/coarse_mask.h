@@ -24,4 +24,8 @@ struct GrabCutParams {
 /// DataError when no subject is found in the box.
 cv::Mat grabcut_mask(const cv::Mat& image, const Box& box, const GrabCutParams& params = {});
 
+/// The connected pieces (8-connected) of `mask` (CV_8U, nonzero = subject) whose area is at least
+/// `min_fraction` of the largest piece's, as a CV_8U 0/255 mask.
+cv::Mat keep_large_pieces(const cv::Mat& mask, double min_fraction);
+
 }  // namespace semat::matting
