@@ -223,12 +223,25 @@ void load_weights(torch::nn::Module& module, const io::Checkpoint& ck,
 }
 
 Sam build_sam(const io::Checkpoint& ck, const std::string& model_type) {
-  d.iou_head_hidden_dim = shape_of(ck, "mask_decoder.iou_prediction_head.layers.0.weight", 2)[0];
-  // HQ-SAM: the HQ token and fusion layers beside SAM's decoder (their shapes follow from the
-  // sizes above; the strict loader checks them).
-  c.hq = has_prefix(ck, "mask_decoder.hf_token.") || has_prefix(ck, "mask_decoder.hf_mlp.") ||
-         has_prefix(ck, "mask_decoder.compress_vit_feat.");
-  validate_sam_config(c, ck.source);
+  return with_checkpoint_errors(ck.source, [&] {
+    models::SamConfig cfg;
+    if (model_type == "auto") {
+      cfg = infer_sam_config(ck);
+    } else {
+      cfg = models::sam_preset(model_type);
+      // Refuses other model families clearly, and tells SAM from HQ-SAM.
+      const models::SamConfig inferred = infer_sam_config(ck, cfg.decoder.num_heads);
+      SEMAT_CHECK(inferred.hq == cfg.hq, CheckpointError,
+                  "'" << ck.source << "' is " << (inferred.hq ? "an HQ-SAM" : "a plain SAM")
+                      << " checkpoint, not " << model_type << ": use --model-type auto or "
+                      << (inferred.name == "custom" ? (inferred.hq ? "an hq_* type" : "a SAM type")
+                                                    : inferred.name));
+    }
+    Sam model(cfg);
+    load_weights(*model, ck);
+    model->eval();
+    return model;
+  });
 }
 
 }  // namespace semat::models::sam
