@@ -583,8 +583,7 @@ MatteAnswer Server::Impl::matte(const cv::Mat& image, const std::string& key, co
     instances.push_back(inst);
   }
   a.report = {{"width", image.cols}, {"height", image.rows}, {"method", engine->description()},
-              {"engine", engine->description()},
-          {"model", engine->model_variant()}, {"model", engine->model_variant()},
+              {"engine", engine->description()}, {"model", engine->model_variant()},
               {"instances", instances}, {"seconds", t.seconds()}};
   return a;
 }
@@ -612,6 +611,7 @@ json Server::Impl::info() const {
           {"version", SEMAT_SERVE_VERSION},
           {"method", engine->description()},
           {"engine", engine->description()},
+          {"model", engine->model_variant()},
           {"outputs", kAllOutputs},
           {"formats", {"png", "jpeg", "webp"}},
           {"limits",
