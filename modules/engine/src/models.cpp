@@ -3,6 +3,8 @@
 #include "models.h"
 
 #include <mutex>
+#include <string>
+#include <utility>
 
 #include "semat/core/error.h"
 #include "semat/core/log.h"
@@ -113,13 +115,15 @@ class SematModel : public BoxModel {
   const models::SematPredictor predictor_;
 };
 
-// ViTMatte as the alpha stage: one model copy, callers in turn.
-class VitMatteNet : public TrimapModel {
+// A trimap network (ViTMatte, DiffMatte) as the alpha stage: one model copy, callers in turn.
+template <class Predictor>
+class TrimapNet : public TrimapModel {
  public:
-  explicit VitMatteNet(const EngineSpec& s) : predictor_(s.vitmatte, options(s)) {
-    SEMAT_LOG_DEBUG("vitmatte", "loaded " << predictor_.config().name << " on " << predictor_.device());
+  TrimapNet(std::string name, const std::string& checkpoint, const typename Predictor::Options& options)
+      : name_(std::move(name)), predictor_(checkpoint, options) {
+    SEMAT_LOG_DEBUG(name_, "loaded " << predictor_.config().name << " on " << predictor_.device());
   }
-  std::string name() const override { return "vitmatte"; }
+  std::string name() const override { return name_; }
   cv::Mat predict(const cv::Mat& image, const cv::Mat& trimap, double* scale) override {
     std::lock_guard<std::mutex> lock(mu_);
     models::VitMatteAlpha a = predictor_.predict(image, trimap);
@@ -128,41 +132,25 @@ class VitMatteNet : public TrimapModel {
   }
 
  private:
-  static models::VitMattePredictor::Options options(const EngineSpec& s) {
-    models::VitMattePredictor::Options o;
-    o.device = s.device;
-    o.max_pixels = s.vitmatte_max_pixels;
-    return o;
-  }
+  const std::string name_;
   std::mutex mu_;
-  models::VitMattePredictor predictor_;
+  Predictor predictor_;
 };
 
-// DiffMatte as the alpha stage: one model copy, callers in turn.
-class DiffMatteNet : public TrimapModel {
- public:
-  explicit DiffMatteNet(const EngineSpec& s) : predictor_(s.diffmatte, options(s)) {
-    SEMAT_LOG_DEBUG("diffmatte", "loaded " << predictor_.config().name << " on " << predictor_.device());
-  }
-  std::string name() const override { return "diffmatte"; }
-  cv::Mat predict(const cv::Mat& image, const cv::Mat& trimap, double* scale) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    models::VitMatteAlpha a = predictor_.predict(image, trimap);
-    if (scale) *scale = a.scale;
-    return a.alpha;
-  }
+models::VitMattePredictor::Options vitmatte_options(const EngineSpec& s) {
+  models::VitMattePredictor::Options o;
+  o.device = s.device;
+  o.max_pixels = s.vitmatte_max_pixels;
+  return o;
+}
 
- private:
-  static models::DiffMattePredictor::Options options(const EngineSpec& s) {
-    models::DiffMattePredictor::Options o;
-    o.device = s.device;
-    o.max_pixels = s.vitmatte_max_pixels;
-    o.steps = s.diffmatte_steps;
-    return o;
-  }
-  std::mutex mu_;
-  models::DiffMattePredictor predictor_;
-};
+models::DiffMattePredictor::Options diffmatte_options(const EngineSpec& s) {
+  models::DiffMattePredictor::Options o;
+  o.device = s.device;
+  o.max_pixels = s.vitmatte_max_pixels;
+  o.steps = s.diffmatte_steps;
+  return o;
+}
 
 }  // namespace
 #endif
@@ -177,8 +165,10 @@ bool trimap_models_available() {
 
 std::shared_ptr<TrimapModel> load_trimap_model(const EngineSpec& spec, const std::string& name) {
 #ifdef SEMAT_ENGINE_WITH_MODELS
-  if (name == "vitmatte") return std::make_shared<VitMatteNet>(spec);
-  if (name == "diffmatte") return std::make_shared<DiffMatteNet>(spec);
+  if (name == "vitmatte")
+    return std::make_shared<TrimapNet<models::VitMattePredictor>>(name, spec.vitmatte, vitmatte_options(spec));
+  if (name == "diffmatte")
+    return std::make_shared<TrimapNet<models::DiffMattePredictor>>(name, spec.diffmatte, diffmatte_options(spec));
 #endif
   throw ConfigError("no trimap network '" + name + "' in this build");
 }
