@@ -131,6 +131,8 @@ int compare_priors(const std::vector<std::string>& priors, const std::string& is
       if (const char* c = std::getenv("SEMAT_QUALITY_CLIPPED_MARGIN")) spec.prior_params.clipped_margin_fraction = std::atof(c);
       if (const char* c = std::getenv("SEMAT_QUALITY_SIDE_REACH")) spec.prior_params.side_reach_fraction = std::atof(c);
       if (const char* c = std::getenv("SEMAT_QUALITY_AGREE")) spec.prior_params.agree_iou = std::atof(c);
+      if (const char* c = std::getenv("SEMAT_QUALITY_SIDE_BONUS")) spec.prior_params.side_bonus = std::atof(c);
+      if (const char* c = std::getenv("SEMAT_QUALITY_SEED_BACKGROUND")) spec.prior_params.seed_background = std::atof(c);
       try {
         std::unique_ptr<engine::Engine> eng;
         if (priors[j] == "isnet" && !maps.empty()) {

@@ -67,6 +67,23 @@ cv::Mat grabcut_labels(const cv::Mat& image, const cv::Mat& labels, const cv::Re
   return out;
 }
 
+// How well `mask` splits the colours of `region` from the rest of it: the Bhattacharyya distance
+// between the two colour histograms (8 bins a channel), in [0, 1], 1 = no colour shared. A mask
+// that follows the subject separates colours better than one that cut the subject or took in
+// background; 0 when either side is empty.
+double colour_separation(const cv::Mat& image, const cv::Mat& mask, const cv::Rect& region) {
+  const cv::Mat img = image(region), in = mask(region) != 0, out = mask(region) == 0;
+  if (cv::countNonZero(in) == 0 || cv::countNonZero(out) == 0) return 0;
+  const int channels[] = {0, 1, 2};
+  const int bins[] = {8, 8, 8};
+  const float range[] = {0, 256};
+  const float* ranges[] = {range, range, range};
+  cv::Mat h_in, h_out;
+  cv::calcHist(&img, 1, channels, in, h_in, 3, bins, ranges);
+  cv::calcHist(&img, 1, channels, out, h_out, 3, bins, ranges);
+  return cv::compareHist(h_in, h_out, cv::HISTCMP_BHATTACHARYYA);
+}
+
 }  // namespace
 
 cv::Rect prior_crop(cv::Size image, const Box& box, double margin_fraction) {
@@ -138,12 +155,39 @@ FusedMask fuse_prior(const cv::Mat& image, const Box& box, const cv::Mat& probab
   f.sides_touched = sides_touched(mask | ((P > p.side_evidence) & inside), r, p.side_reach_fraction);
   f.source = "prior";
 
-  // 2. The wrong-object check. GrabCut on the whole box does not trust the network's pixels
-  //    (they may be the wrong object's); the network's pieces it overlaps are kept, since there
-  //    the two agree (the head GrabCut found along with the sweater the network missed).
+  // 2. The wrong-object check. When the network's mask leaves a side of the box untouched, two
+  //    GrabCut masks compete with it, and the one that best fits a box drawn around one subject
+  //    wins: score = how well the mask separates the crop's colours + side_bonus per box side it
+  //    touches. The candidates:
+  //    - GrabCut on the whole box, which does not trust the network's pixels (they may be the
+  //      wrong object's), plus the network's pieces it overlaps (there the two agree: the head
+  //      GrabCut found along with the sweater the network missed);
+  //    - GrabCut seeded by the network's confident background (p < seed_background), which keeps
+  //      GrabCut from taking in a background whose only sample outside the box is a thin strip
+  //      (the sky above a tight box set by the faintest strands of fur).
   if (f.sides_touched < 4) {
-    // The classical box GrabCut (it also copes with a box that fills the image).
-    GrabCutParams gp;
+    const cv::Rect region = prior_crop(image.size(), box, p.margin_fraction);
+    struct Candidate {
+      cv::Mat mask;
+      int sides = 0;
+      double score = -1;
+      const char* source = "";
+    };
+    auto candidate = [&](cv::Mat mask, const char* source) {
+      Candidate c;
+      c.source = source;
+      if (mask.empty() || cv::countNonZero(mask) == 0) return c;
+      c.mask = std::move(mask);
+      c.sides = sides_touched(c.mask, r, p.side_reach_fraction);
+      c.score = colour_separation(image, c.mask, region) + p.side_bonus * c.sides;
+      SEMAT_LOG_DEBUG("prior", source << ": touches " << c.sides << " sides, score " << c.score);
+      return c;
+    };
+    Candidate best = candidate(f.mask, "prior");
+    best.sides = f.sides_touched;  // the network's also counts its map's evidence (side_evidence)
+    if (best.score >= 0) best.score += p.side_bonus * (f.sides_touched - sides_touched(f.mask, r, p.side_reach_fraction));
+
+    GrabCutParams gp;  // the classical box GrabCut (it also copes with a box that fills the image)
     gp.iterations = p.grabcut_iterations + 2;
     gp.max_side = p.grabcut_max_side;
     gp.min_piece_fraction = p.min_piece_fraction;
@@ -151,7 +195,7 @@ FusedMask fuse_prior(const cv::Mat& image, const Box& box, const cv::Mat& probab
     try {
       g = grabcut_mask(image, box, gp);
     } catch (const Error& e) {
-      SEMAT_LOG_DEBUG("prior", "fallback GrabCut found nothing: " << e.what());
+      SEMAT_LOG_DEBUG("prior", "box GrabCut found nothing: " << e.what());
     }
     if (!g.empty()) {
       cv::Mat pieces, stats, centroids;
@@ -160,19 +204,28 @@ FusedMask fuse_prior(const cv::Mat& image, const Box& box, const cv::Mat& probab
         const cv::Mat piece = pieces == i;
         if (cv::countNonZero(piece & g) > 0) g.setTo(255, piece);
       }
-      const int s = sides_touched(g, r, p.side_reach_fraction);
-      SEMAT_LOG_DEBUG("prior", "network mask touches " << f.sides_touched << " sides of the box, GrabCut "
-                                                       << "on the box " << s);
-      // Masks that mostly agree are one subject seen twice: the network's keeps its edges (a
-      // tight box is set by the faintest strands, which neither mask reaches).
-      const double inter = cv::countNonZero(g & f.mask), uni = cv::countNonZero(g | f.mask);
-      const double agreement = uni > 0 ? inter / uni : 0.0;
-      SEMAT_LOG_DEBUG("prior", "network and GrabCut masks agree at IoU " << agreement);
-      if ((s > f.sides_touched && agreement < p.agree_iou) || cv::countNonZero(f.mask) == 0) {
-        f.mask = g;
-        f.sides_touched = s;
-        f.source = "prior+grabcut";
-      }
+    }
+    cv::Mat seeded;
+    {
+      cv::Mat labels(image.size(), CV_8U, cv::Scalar(cv::GC_BGD));
+      labels(r).setTo(cv::GC_PR_FGD);
+      labels.setTo(cv::GC_PR_BGD, (P < p.seed_background) & inside);
+      seeded = grabcut_labels(image, labels, prior_crop(image.size(), box, 0.05), p.grabcut_iterations + 2,
+                              p.grabcut_max_side);
+      if (!seeded.empty()) seeded = keep_large_pieces(seeded & inside, p.min_piece_fraction);
+    }
+    // A candidate that mostly agrees with the network's mask is the same subject seen twice: the
+    // network's keeps its edges.
+    auto agrees = [&](const cv::Mat& m) {
+      const double uni = cv::countNonZero(m | f.mask);
+      return uni > 0 && cv::countNonZero(m & f.mask) / uni >= p.agree_iou;
+    };
+    for (Candidate c : {candidate(g, "prior+grabcut"), candidate(seeded, "prior+seeded-grabcut")})
+      if (c.score > best.score && !agrees(c.mask)) best = std::move(c);
+    if (!best.mask.empty()) {
+      f.mask = best.mask;
+      f.sides_touched = best.sides;
+      f.source = best.source;
     }
   }
   SEMAT_CHECK(cv::countNonZero(f.mask) > 0, DataError,

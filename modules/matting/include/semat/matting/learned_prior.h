@@ -41,8 +41,17 @@ struct LearnedPriorParams {
   /// tight box reaches the faintest hair or fur, where a right map can be under 0.5). On the dev
   /// data 0.1 let a half-seen second flower pass the check; 0.5 (the mask before GrabCut) did not.
   double side_evidence = 0.5;
-  /// The fallback replaces the network's mask only when the two disagree: IoU below this.
+  /// When the network's mask misses a side, it and two GrabCut masks compete (see fuse_prior):
+  /// score = colour separation (Bhattacharyya distance of the colour histograms inside and
+  /// outside the mask over the crop, [0, 1]) + side_bonus per box side the mask touches. On the
+  /// dev data any bonus in about (0.045, 0.08) picks the same masks; below, a second object the
+  /// network missed loses to the network's one; above, GrabCut's masks that fill a tight box win.
+  double side_bonus = 0.06;
+  /// A candidate whose IoU with the network's mask is at least this does not replace it (one
+  /// subject seen twice: the network's mask keeps its edges).
   double agree_iou = 0.85;
+  /// The seeded GrabCut candidate takes p below this, inside the box, as probable background.
+  double seed_background = 0.02;
   /// GrabCut iterations, both where it settles the unsure pixels and in the fallback; it runs on
   /// a copy whose long side is at most grabcut_max_side.
   int grabcut_iterations = 3;
@@ -75,19 +84,20 @@ struct FusedMask {
   cv::Mat mask;         ///< CV_8U 0/255, the image's size, zero outside the box
   cv::Mat probability;  ///< CV_32F in [0, 1], the image's size: the network's map, 0 outside the crop
   int sides_touched = 0;  ///< of the box's four sides, by `mask` (see side_reach_fraction)
-  /// "prior" (the network's mask, its unsure pixels settled by GrabCut) or "prior+grabcut" (the
-  /// wrong-object fallback: GrabCut on the box plus the network's pieces it overlaps).
+  /// "prior" (the network's mask, its unsure pixels settled by GrabCut), "prior+grabcut" (GrabCut
+  /// on the box plus the network's pieces it overlaps) or "prior+seeded-grabcut" (GrabCut seeded
+  /// by the network's confident background): see fuse_prior.
   std::string source;
 };
 
 /// Places `probability` (CV_32F in [0, 1], crop.size(); other float types are converted) into the
 /// image, and makes the coarse mask: p >= 0.5 inside the box, with the unsure pixels (lo < p < hi)
 /// decided by GrabCut's colour model seeded by the confident ones. When that mask leaves a side of
-/// the box untouched (a salient but wrong object: the pot without its plant, the head without the
-/// sweater), grabcut_mask on the box (plus the network's pieces it overlaps) is tried too and
-/// it replaces the network's when it touches more sides and the two disagree (IoU below
-/// agree_iou), or when the network found nothing. `image`: CV_8UC3; `box` and `crop` inside it.
-/// Throws InvalidArgument for mismatched sizes, DataError when neither finds anything in the box.
+/// the box untouched (a salient but wrong object: the pot without its plant, one flower of two),
+/// GrabCut on the box (plus the network's pieces it overlaps) and GrabCut seeded by the network's
+/// confident background compete with it; the mask that best separates the crop's colours, with a
+/// bonus per box side touched, wins (LearnedPriorParams::side_bonus). `image`: CV_8UC3; `box` and
+/// `crop` inside it. Throws InvalidArgument for mismatched sizes, DataError when nothing is found.
 FusedMask fuse_prior(const cv::Mat& image, const Box& box, const cv::Mat& probability,
                      const cv::Rect& crop, const LearnedPriorParams& params = {});
 
