@@ -130,6 +130,11 @@ int compare_priors(const std::vector<std::string>& priors, const std::string& is
       if (side_evidence >= 0) spec.prior_params.side_evidence = side_evidence;
       if (const char* c = std::getenv("SEMAT_QUALITY_CLIPPED_MARGIN")) spec.prior_params.clipped_margin_fraction = std::atof(c);
       if (const char* c = std::getenv("SEMAT_QUALITY_SIDE_REACH")) spec.prior_params.side_reach_fraction = std::atof(c);
+      if (const char* c = std::getenv("SEMAT_QUALITY_PRIOR_WEIGHT")) spec.prior_params.prior_weight = std::atof(c);
+      if (const char* c = std::getenv("SEMAT_QUALITY_EDGE_REACH")) spec.prior_params.edge_reach_fraction = std::atof(c);
+      if (const char* c = std::getenv("SEMAT_QUALITY_EDGE_BAND")) spec.prior_params.edge_band_fraction = std::atof(c);
+      if (const char* c = std::getenv("SEMAT_QUALITY_EDGE_THRESHOLD")) spec.prior_params.edge_threshold = std::atof(c);
+      if (const char* c = std::getenv("SEMAT_QUALITY_UNSURE_REACH")) spec.prior_params.unsure_reach_fraction = std::atof(c);
       if (const char* c = std::getenv("SEMAT_QUALITY_AGREE")) spec.prior_params.agree_iou = std::atof(c);
       if (const char* c = std::getenv("SEMAT_QUALITY_SIDE_BONUS")) spec.prior_params.side_bonus = std::atof(c);
       if (const char* c = std::getenv("SEMAT_QUALITY_SEED_BACKGROUND")) spec.prior_params.seed_background = std::atof(c);
