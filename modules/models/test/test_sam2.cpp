@@ -238,6 +238,10 @@ TEST(Sam2Fixture, SparseEmbeddingsAndAllDecoderTokensMatch) {
     expect_close(out.masks, ref_tensor(name + ".dec.masks_all_lowres"), "masks_all_lowres", 1e-4);
     expect_close(out.iou_pred, ref_tensor(name + ".dec.iou_all"), "iou_all", 1e-5);
     expect_close(out.object_score_logits, ref_tensor(name + ".dec.object_score_logits"), "object_score", 1e-5);
+    // The pieces a variant with its own upscaling and tokens (SEMat SAM2) builds on.
+    ASSERT_EQ(out.image_tokens.sizes(), (std::vector<int64_t>{1, 16, 8, 8}));
+    expect_close(model->sam_mask_decoder->upscale(out.image_tokens, {ref_tensor("high_res_feat0"), ref_tensor("high_res_feat1")}),
+                 out.upscaled, "upscale(image_tokens)", 0);
   }
 }
 

@@ -124,7 +124,8 @@ Sam2DecoderOutput MaskDecoderImpl::predict_masks(const torch::Tensor& image_embe
   Sam2DecoderOutput out;
   out.hs = hs;
   out.mask_tokens_out = hs.narrow(1, s + 1, num_mask_tokens);
-  out.upscaled = upscale(keys.transpose(1, 2).reshape({B, c, h, w}), high_res_features);
+  out.image_tokens = keys.transpose(1, 2).reshape({B, c, h, w});
+  out.upscaled = upscale(out.image_tokens, high_res_features);
   std::vector<torch::Tensor> hyper;
   for (int64_t i = 0; i < num_mask_tokens; ++i)
     hyper.push_back(output_hypernetworks_mlps[i]->as<sam::MLP>()->forward(out.mask_tokens_out.select(1, i)));

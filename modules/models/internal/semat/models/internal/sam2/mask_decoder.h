@@ -53,6 +53,8 @@ struct Sam2DecoderOutput {
   torch::Tensor mask_tokens_out;  ///< [B, num_mask_tokens, E]
   torch::Tensor object_score_logits;  ///< [B, 1]
   torch::Tensor hs;             ///< [B, T, E] all output tokens of the transformer
+  torch::Tensor image_tokens;   ///< [B, E, g, g] the image tokens after the transformer (the
+                                ///< input of output_upscaling; SEMat's matting upscaling reads it)
   torch::Tensor upscaled;       ///< [B, E / 8, 4g, 4g] the upscaled image tokens
 };
 
