@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <strings.h>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -52,6 +53,11 @@ constexpr time_t kIdleTimeoutS = 5;
 constexpr time_t kReadTimeoutS = 5;
 // Request headers beyond this count are refused (431); httplib itself caps each line at 8 KiB.
 constexpr std::size_t kMaxHeaders = 64;
+// Multipart bodies: parts beyond this count are refused (the API reads four fields at most), and
+// each part's header costs this much of the body budget on top of its names, so that a body of
+// many empty parts is bounded like any other.
+constexpr std::size_t kMaxParts = 16;
+constexpr std::size_t kPartOverhead = 256;
 
 /// A request that cannot be served, with its HTTP status and a stable machine-readable code.
 /// Only this file turns it (and every other semat::Error) into a response.
@@ -351,6 +357,63 @@ struct MatteAnswer {
 
 thread_local Clock::time_point t_request_start;
 
+/// The request with its body read through httplib's ContentReader, every byte counted as it
+/// arrives: the body limit holds for chunked bodies too (httplib 0.11 applies its payload limit
+/// only to a Content-Length), the read stops at the first byte over it (413), and a body that
+/// has not arrived within `deadline_s` of the headers is cut off (408). `req.matches` point into
+/// `req.path`, which outlives the copy.
+httplib::Request read_body(const httplib::Request& req, const httplib::Response& res,
+                           const httplib::ContentReader& reader, std::uint64_t max_body, int max_upload_mb,
+                           double deadline_s) {
+  httplib::Request full = req;
+  std::uint64_t taken = 0;
+  std::size_t parts = 0;
+  bool over = false, late = false;
+  const Clock::time_point deadline =
+      t_request_start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(deadline_s));
+  auto take = [&](std::size_t n) {
+    taken += n;
+    over = over || taken > max_body;
+    late = late || Clock::now() > deadline;
+    return !over && !late;
+  };
+  bool ok = false;
+  if (req.is_multipart_form_data()) {
+    auto current = full.files.end();
+    ok = reader(
+        [&](const httplib::MultipartFormData& part) {
+          if (++parts > kMaxParts) return false;
+          if (!take(kPartOverhead + part.name.size() + part.filename.size() + part.content_type.size())) return false;
+          current = full.files.emplace(part.name, part);
+          return true;
+        },
+        [&](const char* data, std::size_t n) {
+          if (!take(n)) return false;
+          current->second.content.append(data, n);
+          return true;
+        });
+  } else {
+    ok = reader([&](const char* data, std::size_t n) {
+      if (!take(n)) return false;
+      full.body.append(data, n);
+      return true;
+    });
+  }
+  if (over || (!ok && res.status == 413))  // httplib's own 413: a Content-Length over the limit
+    throw HttpError(413, "upload_too_large",
+                    "the request body is larger than the server's limit of " + std::to_string(max_upload_mb) +
+                        " MiB (--max-upload-mb)");
+  if (late)
+    throw HttpError(408, "request_timeout",
+                    "the request body did not arrive within " + std::to_string(static_cast<long>(deadline_s)) +
+                        " s of its headers");
+  if (parts > kMaxParts)
+    throw HttpError(400, "too_many_fields",
+                    "the form has more than " + std::to_string(kMaxParts) + " fields; send image, boxes, outputs, background");
+  if (!ok) throw HttpError(400, "bad_request", "malformed HTTP request or multipart body, or the client stopped sending");
+  return full;
+}
+
 /// httplib serves each connection on one thread of its task queue, for as long as the connection
 /// is open. A fixed pool lets a few hundred idle or slow clients take every thread, so /healthz
 /// and real requests wait behind them. This queue starts a thread whenever a connection arrives
@@ -461,6 +524,7 @@ void validate(const ServerOptions& o) {
   SEMAT_CHECK(o.image_ttl_s >= 1, ConfigError, "--image-ttl must be at least 1 second");
   SEMAT_CHECK(o.max_store_mb >= 1, ConfigError, "--max-store-mb must be at least 1");
   SEMAT_CHECK(o.request_timeout_s > 0, ConfigError, "--timeout must be positive");
+  SEMAT_CHECK(o.body_timeout_s > 0, ConfigError, "the body timeout must be positive");
   SEMAT_CHECK(o.drain_timeout_s >= 0, ConfigError, "the drain timeout must not be negative");
   SEMAT_CHECK(o.max_boxes >= 1, ConfigError, "--max-boxes must be at least 1");
   std::error_code ec;
@@ -479,6 +543,9 @@ struct Server::Impl {
 
   void setup_routes();
   httplib::Server::Handler api(std::function<void(const httplib::Request&, httplib::Response&)> fn);
+  /// api() for a request with a body: `fn` sees the request with its body read (read_body).
+  httplib::Server::HandlerWithContentReader api_with_body(
+      std::function<void(const httplib::Request&, httplib::Response&)> fn);
   template <class T>
   T run_job(std::function<T()> fn);
   MatteAnswer matte(const cv::Mat& image, const std::string& key, const MatteParams& p);
@@ -536,6 +603,17 @@ httplib::Server::Handler Server::Impl::api(
       --inflight;
     }
     cv.notify_all();
+  };
+}
+
+httplib::Server::HandlerWithContentReader Server::Impl::api_with_body(
+    std::function<void(const httplib::Request&, httplib::Response&)> fn) {
+  const std::uint64_t max_body = static_cast<std::uint64_t>(options.max_upload_mb) << 20;
+  return [this, fn = std::move(fn), max_body](const httplib::Request& req, httplib::Response& res,
+                                              const httplib::ContentReader& reader) {
+    api([&](const httplib::Request& head, httplib::Response& out) {
+      fn(read_body(head, out, reader, max_body, options.max_upload_mb, options.body_timeout_s), out);
+    })(req, res);
   };
 }
 
@@ -675,7 +753,7 @@ void Server::Impl::setup_routes() {
   });
   http.Get("/v1/info", api([this](const httplib::Request&, httplib::Response& res) { send_json(res, 200, info()); }));
 
-  http.Post("/v1/matte", api([this, max_boxes, max_pixels](const httplib::Request& req, httplib::Response& res) {
+  http.Post("/v1/matte", api_with_body([this, max_boxes, max_pixels](const httplib::Request& req, httplib::Response& res) {
     if (!req.is_multipart_form_data())
       throw HttpError(415, "unsupported_media_type",
                       "POST /v1/matte takes multipart/form-data with 'image' and 'boxes' fields");
@@ -689,7 +767,7 @@ void Server::Impl::setup_routes() {
     answer_matte(a, p, res);
   }));
 
-  http.Post("/v1/images", api([this, max_pixels](const httplib::Request& req, httplib::Response& res) {
+  http.Post("/v1/images", api_with_body([this, max_pixels](const httplib::Request& req, httplib::Response& res) {
     const std::string& bytes = image_bytes(req);
     const ImageHeader h = probe_upload(bytes, max_pixels);
     const std::string id = run_job<std::string>([this, data = own_bytes(bytes), h] {
@@ -719,7 +797,7 @@ void Server::Impl::setup_routes() {
   }));
 
   http.Post(R"(/v1/images/([^/]+)/matte)",
-            api([this, stored, max_boxes](const httplib::Request& req, httplib::Response& res) {
+            api_with_body([this, stored, max_boxes](const httplib::Request& req, httplib::Response& res) {
               const std::string id = req.matches[1];
               const MatteParams p =
                   req.is_multipart_form_data() ? params_from_form(req, max_boxes) : params_from_json(req, max_boxes);
@@ -730,11 +808,21 @@ void Server::Impl::setup_routes() {
               answer_matte(a, p, res);
             }));
 
-  http.Delete(R"(/v1/images/([^/]+))", api([this](const httplib::Request& req, httplib::Response& res) {
+  http.Delete(R"(/v1/images/([^/]+))", api_with_body([this](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
     if (!store.erase(id)) throw HttpError(404, "image_not_found", "no image with id '" + id + "'");
     res.status = 204;
   }));
+
+  // Every other request that may carry a body: httplib would read that body whole (a chunked
+  // one without limit) before answering 404, so it is answered here, unread.
+  auto no_endpoint = [](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader&) {
+    send_error(res, 404, "not_found", "no such endpoint: " + req.method + " " + io::printable_prefix(req.path, 200));
+  };
+  http.Post(".*", no_endpoint);
+  http.Put(".*", no_endpoint);
+  http.Patch(".*", no_endpoint);
+  http.Delete(".*", no_endpoint);
 
   http.Get("/", api([this](const httplib::Request&, httplib::Response& res) { serve_asset("index.html", res); }));
   http.Get(R"(/([^/]+))", api([this](const httplib::Request& req, httplib::Response& res) {
@@ -754,11 +842,16 @@ void Server::Impl::setup_routes() {
       return httplib::Server::HandlerResponse::Handled;
     }
     if (req.has_header("Transfer-Encoding")) {
-      // httplib reads a chunked body whole before any limit applies: refuse it unread.
-      send_error(res, 411, "length_required",
-                 "chunked uploads are not accepted: send the body with a Content-Length (at most " +
-                     std::to_string(max_upload) + " MiB)");
-      return httplib::Server::HandlerResponse::Handled;
+      // A chunked body is counted as it arrives (read_body). Any other coding, or a length given
+      // both ways (a request-smuggling pattern), is refused unread.
+      const std::string te = req.get_header_value("Transfer-Encoding");
+      if (strcasecmp(te.c_str(), "chunked") != 0 || req.has_header("Content-Length") ||
+          req.get_header_value_count("Transfer-Encoding") != 1) {
+        send_error(res, 400, "bad_request",
+                   "Transfer-Encoding '" + io::printable_prefix(te) +
+                       "' is not accepted: send the body with a Content-Length or as chunked (without a Content-Length)");
+        return httplib::Server::HandlerResponse::Handled;
+      }
     }
     if (req.has_header("Content-Length")) {
       const std::string v = req.get_header_value("Content-Length");
@@ -817,10 +910,10 @@ Server::Server(const ServerOptions& options, std::shared_ptr<const engine::Engin
   // connections (each holds a thread while open).
   s.http.new_task_queue = [] { return new ConnectionThreads(kMaxConnectionThreads); };
   s.http.set_payload_max_length(static_cast<std::size_t>(options.max_upload_mb) << 20);
-  // One request per connection: a request refused before its body is read (413, 411) must not
+  // One request per connection: a request refused before its body is read (413, 400) must not
   // leave that body to be parsed as the next request, and idle keep-alive connections then hold
   // no thread. Idle clients are dropped after the keep-alive timeout, stalled ones after the read
-  // timeout (per read: httplib has no whole-request deadline).
+  // timeout (per read; the body as a whole within body_timeout_s: read_body).
   s.http.set_keep_alive_max_count(1);
   s.http.set_keep_alive_timeout(kIdleTimeoutS);
   s.http.set_read_timeout(kReadTimeoutS, 0);
