@@ -27,6 +27,7 @@
 #include <opencv2/core.hpp>
 
 #include "image_store.h"
+#include "request_params.h"
 #include "semat/core/error.h"
 #include "semat/core/log.h"
 #include "semat/core/timer.h"
@@ -43,8 +44,6 @@ namespace {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 constexpr const char* kTag = "serve";
-const std::vector<std::string> kAllOutputs = {"alpha", "cutout", "composite", "trimap", "overlay"};
-const std::vector<std::string> kDefaultOutputs = {"alpha", "cutout", "composite"};
 // Connection handling (see ConnectionThreads): at most this many open connections are served at
 // once (more wait for a thread); idle connections close after kIdleTimeoutS, a read that stalls
 // for kReadTimeoutS ends its connection.
@@ -58,22 +57,6 @@ constexpr std::size_t kMaxHeaders = 64;
 // many empty parts is bounded like any other.
 constexpr std::size_t kMaxParts = 16;
 constexpr std::size_t kPartOverhead = 256;
-
-/// A request that cannot be served, with its HTTP status and a stable machine-readable code.
-/// Only this file turns it (and every other semat::Error) into a response.
-class HttpError : public Error {
- public:
-  HttpError(int status, std::string code, const std::string& message, int retry_after_s = 0)
-      : Error(message), status_(status), code_(std::move(code)), retry_after_s_(retry_after_s) {}
-  int status() const { return status_; }
-  const std::string& code() const { return code_; }
-  int retry_after_s() const { return retry_after_s_; }
-
- private:
-  int status_;
-  std::string code_;
-  int retry_after_s_;
-};
 
 // Answers are dumped with invalid UTF-8 replaced (U+FFFD): a message quoting a client's bytes
 // must not turn a 400 into a 500 (nlohmann's dump() throws on invalid UTF-8 by default).
@@ -122,151 +105,24 @@ std::string content_type_for(const std::string& name) {
   return "application/octet-stream";
 }
 
-// Nesting is limited while parsing (io::parse_json): values are copied and described below, and
-// both recurse on the value.
-json parse_json_text(const std::string& text, const std::string& what) {
-  try {
-    return io::parse_json(text, what + " is not valid JSON");
-  } catch (const DataError& e) {
-    throw HttpError(400, "invalid_json", e.what());
-  }
-}
-
-/// A multipart text field: must be UTF-8 (it may be quoted back in an answer).
-const std::string& form_text(const httplib::Request& req, const char* name) {
-  const auto it = req.files.find(name);
-  if (!io::is_valid_utf8(it->second.content))
-    throw HttpError(400, "invalid_utf8", std::string("the form field '") + name + "' is not valid UTF-8");
-  return it->second.content;
-}
-
-/// `[[x0,y0,x1,y1], ...]` or a single `[x0,y0,x1,y1]`.
-std::vector<Box> boxes_from_json(const json& j, int max_boxes) {
-  const char* shape = "boxes must be [[x0,y0,x1,y1], ...] in pixels";
-  if (!j.is_array() || j.empty()) throw HttpError(400, "invalid_box", std::string(shape) + ", with at least one box");
-  json list = j;
-  if (j[0].is_number()) list = json::array({j});
-  if (static_cast<int>(list.size()) > max_boxes)
-    throw HttpError(400, "too_many_boxes", std::to_string(list.size()) + " boxes given, at most " +
-                                               std::to_string(max_boxes) + " per request");
-  std::vector<Box> boxes;
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    const json& b = list[i];
-    const std::string name = "boxes[" + std::to_string(i) + "]";
-    if (!b.is_array() || b.size() != 4 ||
-        !std::all_of(b.begin(), b.end(), [](const json& v) { return v.is_number(); }))
-      throw HttpError(400, "invalid_box", name + " must be four numbers [x0,y0,x1,y1]; got " + io::describe_json(b));
-    Box box{b[0].get<double>(), b[1].get<double>(), b[2].get<double>(), b[3].get<double>()};
-    if (!(box.x1 > box.x0 && box.y1 > box.y0))
-      throw HttpError(400, "invalid_box", name + " " + box.str() + " is empty or inverted: need x1 > x0 and y1 > y0");
-    boxes.push_back(box);
-  }
-  return boxes;
-}
-
-void check_boxes_in_image(const std::vector<Box>& boxes, int width, int height) {
-  for (std::size_t i = 0; i < boxes.size(); ++i) {
-    const Box& b = boxes[i];
-    const std::string name = "boxes[" + std::to_string(i) + "] (" + b.str() + ")";
-    if (b.x0 < 0 || b.y0 < 0 || b.x1 > width || b.y1 > height)
-      throw HttpError(400, "box_outside_image", name + " is outside the " + std::to_string(width) + "x" +
-                                                    std::to_string(height) + " image");
-    const cv::Rect r = b.pixel_rect();
-    if (r.width < 2 || r.height < 2)
-      throw HttpError(400, "invalid_box", name + " is smaller than 2x2 pixels: draw a larger box");
-  }
-}
-
-std::vector<std::string> outputs_from_json(const json& j) {
-  if (!j.is_array() || j.empty())
-    throw HttpError(400, "invalid_outputs", "outputs must be a non-empty list of alpha, cutout, composite, trimap, overlay");
-  std::vector<std::string> out;
-  for (const json& v : j) {
-    const auto known = v.is_string() ? std::find(kAllOutputs.begin(), kAllOutputs.end(), v.get<std::string>())
-                                     : kAllOutputs.end();
-    if (known == kAllOutputs.end())
-      throw HttpError(400, "invalid_outputs", "unknown output " + io::describe_json(v) +
-                                                  ": choose from alpha, cutout, composite, trimap, overlay");
-    const std::string& name = *known;
-    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
-  }
-  return out;
-}
-
-/// Multipart fields may hold a JSON list or a comma-separated list.
-std::vector<std::string> outputs_from_text(const std::string& text) {
-  const auto first = text.find_first_not_of(" \t\r\n");
-  if (first != std::string::npos && text[first] == '[') return outputs_from_json(parse_json_text(text, "outputs"));
-  json list = json::array();
-  std::stringstream ss(text);
-  for (std::string item; std::getline(ss, item, ',');) {
-    item.erase(0, item.find_first_not_of(" \t\r\n"));
-    item.erase(item.find_last_not_of(" \t\r\n") + 1);
-    if (!item.empty()) list.push_back(item);
-  }
-  return outputs_from_json(list);
-}
-
-cv::Scalar background_from_text(const std::string& text) {
-  if (auto c = matting::parse_color(text)) return *c;
-  throw HttpError(400, "invalid_background", "background '" + io::printable_prefix(text) +
-                                                 "' is not a colour: use #RRGGBB, #RGB, R,G,B or a name such as white");
-}
-
-struct MatteParams {
-  std::vector<Box> boxes;
-  std::vector<std::string> outputs;
-  cv::Scalar background{128, 128, 128};
-  bool png = false;  ///< answer with one raw PNG
-};
-
 bool wants_png(const httplib::Request& req) {
   const std::string accept = req.get_header_value("Accept");
   return accept.find("image/png") != std::string::npos && accept.find("application/json") == std::string::npos;
 }
 
-void finish_params(MatteParams& p, bool outputs_given) {
-  if (p.png) {
-    if (!outputs_given) p.outputs = {"alpha"};
-    if (p.outputs.size() != 1)
-      throw HttpError(406, "not_acceptable", "Accept: image/png answers with one PNG: ask for exactly one output");
-  } else if (!outputs_given) {
-    p.outputs = kDefaultOutputs;
-  }
-}
-
-/// From multipart fields boxes / outputs / background.
+/// From multipart fields boxes / outputs / background (text fields must be UTF-8).
 MatteParams params_from_form(const httplib::Request& req, int max_boxes) {
-  MatteParams p;
-  p.png = wants_png(req);
-  if (!req.has_file("boxes"))
-    throw HttpError(400, "missing_field", "the form needs a 'boxes' field: [[x0,y0,x1,y1], ...] in pixels");
-  p.boxes = boxes_from_json(parse_json_text(form_text(req, "boxes"), "boxes"), max_boxes);
-  const bool outputs_given = req.has_file("outputs");
-  if (outputs_given) p.outputs = outputs_from_text(form_text(req, "outputs"));
-  if (req.has_file("background")) p.background = background_from_text(form_text(req, "background"));
-  finish_params(p, outputs_given);
-  return p;
+  return matte_params_from_form(
+      [&req](const char* name) -> const std::string* {
+        const auto it = req.files.find(name);
+        return it == req.files.end() ? nullptr : &it->second.content;
+      },
+      wants_png(req), max_boxes);
 }
 
 /// From a JSON body {"boxes": ..., "outputs": [...], "background": "..."}.
 MatteParams params_from_json(const httplib::Request& req, int max_boxes) {
-  const json body = parse_json_text(req.body, "the request body");
-  if (!body.is_object()) throw HttpError(400, "invalid_json", "the request body must be a JSON object with 'boxes'");
-  MatteParams p;
-  p.png = wants_png(req);
-  if (!body.contains("boxes"))
-    throw HttpError(400, "missing_field", "the body needs 'boxes': [[x0,y0,x1,y1], ...] in pixels");
-  p.boxes = boxes_from_json(body["boxes"], max_boxes);
-  const bool outputs_given = body.contains("outputs");
-  if (outputs_given) p.outputs = outputs_from_json(body["outputs"]);
-  if (body.contains("background")) {
-    if (!body["background"].is_string())
-      throw HttpError(400, "invalid_background", "background must be a string such as \"#ffffff\"");
-    p.background = background_from_text(body["background"].get<std::string>());
-  }
-  finish_params(p, outputs_given);
-  return p;
+  return matte_params_from_json(req.body, wants_png(req), max_boxes);
 }
 
 /// The image bytes of a request: the multipart 'image' file, or a raw body. A reference into
@@ -690,7 +546,7 @@ json Server::Impl::info() const {
           {"method", engine->description()},
           {"engine", engine->description()},
           {"model", engine->model_variant()},
-          {"outputs", kAllOutputs},
+          {"outputs", all_outputs()},
           {"formats", {"png", "jpeg", "webp"}},
           {"limits",
            {{"max_upload_mb", options.max_upload_mb},

@@ -657,7 +657,9 @@ TEST_F(ServeApi, SlowBodiesAreCutOffAtTheBodyDeadline) {
     ASSERT_TRUE(c.ok());
     const auto t0 = std::chrono::steady_clock::now();
     ASSERT_TRUE(c.send("POST /v1/images HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n" + head + "\r\n"));
-    if (head.find("chunked") != std::string::npos) ASSERT_TRUE(c.send("186a0\r\n"));  // one chunk of 100000
+    if (head.find("chunked") != std::string::npos) {
+      ASSERT_TRUE(c.send("186a0\r\n"));  // one chunk of 100000
+    }
     std::string answer;
     for (int i = 0; i < 40 && answer.empty(); ++i) {  // 6 s at most
       c.send("x");
