@@ -44,7 +44,7 @@ python: configure
 	@echo "python: PYTHONPATH=$(CURDIR)/python /usr/bin/python3 -c 'import semat'"
 
 # Coverage-guided fuzzing (issue #14) in its own clang build (fuzz/CMakeLists.txt): every target
-# for FUZZ_SECONDS each (default 100 s: 10 min for the six) from the committed seeds (fuzz/corpus);
+# for FUZZ_SECONDS each (default 100 s: ~12 min for the seven) from the committed seeds (fuzz/corpus);
 # new inputs stay in build-fuzz/.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 100
