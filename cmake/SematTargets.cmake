@@ -64,6 +64,8 @@ function(semat_add_tests name)
   elseif(NOT labels)
     set(labels unit)
   endif()
+  # Listing a test executable that links LibTorch took 5 s at load 10 here, gtest's default
+  # discovery timeout: ctest then failed before running anything.
   # gtest_discover_tests' PROPERTIES take one value each (a list of labels would be split into
   # property names), so the labels come from a script CTest reads after the discovered tests.
   set(script "")
@@ -71,14 +73,14 @@ function(semat_add_tests name)
     # Two discoveries of one executable, split by a gtest filter: the slow tests and the rest.
     list(JOIN ARG_SLOW ":" slow)
     gtest_discover_tests(${target} DISCOVERY_MODE PRE_TEST TEST_FILTER "-${slow}"
-                         TEST_LIST ${target}_FAST)
+                         TEST_LIST ${target}_FAST DISCOVERY_TIMEOUT 120)
     gtest_discover_tests(${target} DISCOVERY_MODE PRE_TEST TEST_FILTER "${slow}"
-                         TEST_LIST ${target}_SLOW)
+                         TEST_LIST ${target}_SLOW DISCOVERY_TIMEOUT 120)
     string(APPEND script "if(${target}_SLOW)\n"
            "  set_tests_properties(\${${target}_SLOW} PROPERTIES LABELS \"${labels};slow\")\n"
            "endif()\n")
   else()
-    gtest_discover_tests(${target} DISCOVERY_MODE PRE_TEST TEST_LIST ${target}_FAST)
+    gtest_discover_tests(${target} DISCOVERY_MODE PRE_TEST TEST_LIST ${target}_FAST DISCOVERY_TIMEOUT 120)
   endif()
   string(APPEND script "if(${target}_FAST)\n"
          "  set_tests_properties(\${${target}_FAST} PROPERTIES LABELS \"${labels}\")\n"

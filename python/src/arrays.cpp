@@ -86,6 +86,24 @@ ImageIn image_in(py::handle obj, const std::string& image_format, const std::str
               what << " is empty (" << describe_array(a) << ")");
   const int ch = channels_of(a);
   in.keep = a;
+  const bool rgb = image_format == "RGB";
+  // A channel-reversed view of packed pixels (img[..., ::-1], the usual way to turn OpenCV's BGR
+  // into RGB) lies in memory in the other order: read as such from its last channel's address,
+  // an RGB-declared one is packed BGR, the library's own order, and needs no copy at all.
+  if (ch == 3 && a.strides(2) == -1 && a.strides(1) == 3 && a.strides(0) >= 3 * a.shape(1)) {
+    auto* first = static_cast<std::uint8_t*>(const_cast<void*>(a.data())) - 2;
+    const cv::Mat reversed(static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)), CV_8UC3, first,
+                           static_cast<size_t>(a.strides(0)));
+    if (rgb) {
+      in.mat = reversed;
+      in.shares_input = true;
+      return in;
+    }
+    py::gil_scoped_release unlocked;
+    cv::cvtColor(reversed, in.mat, cv::COLOR_RGB2BGR);  // a reversed BGR view: RGB in memory
+    in.copies += 1;
+    return in;
+  }
   cv::Mat view = wrap_packed(a, CV_8UC(ch));
   if (view.empty()) {  // e.g. a channel-reversed view img[..., ::-1]
     a = py::module_::import("numpy").attr("ascontiguousarray")(a);
@@ -93,9 +111,9 @@ ImageIn image_in(py::handle obj, const std::string& image_format, const std::str
     view = wrap_packed(a, CV_8UC(ch));
     in.copies += 1;
   }
-  const bool rgb = image_format == "RGB";
   if (ch == 3 && !rgb) {
     in.mat = view;  // the library's own order: no copy
+    in.shares_input = in.copies == 0;
     return in;
   }
   const int code = ch == 3 ? cv::COLOR_RGB2BGR

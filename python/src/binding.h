@@ -17,9 +17,13 @@ struct ImageIn {
   cv::Mat mat;
   py::object keep;
   /// Pixel copies made between the caller's object and `mat`: 0 for a packed uint8 HxWx3 array
-  /// given as BGR, 1 for RGB (the channel swap), for RGBA/BGRA and for grey (the expansion to
-  /// three channels); +1 when the rows were not packed (np.ascontiguousarray first). Files: -1.
+  /// given as BGR, and for a channel-reversed view of packed pixels given as RGB (img[..., ::-1]
+  /// of a BGR array: BGR in memory); 1 for a packed RGB array (the channel swap), for RGBA/BGRA
+  /// and for grey (the expansion to three channels); +1 when the rows were not packed
+  /// (np.ascontiguousarray first). Files: -1.
   int copies = 0;
+  /// `mat` reads the caller's own buffer (no copy; it must not be written to).
+  bool shares_input = false;
   std::string path;  ///< the file it was read from, or "" for an array
 };
 

@@ -296,9 +296,7 @@ One subject's matte, from semat.matte(). Arrays are views of the result (no copi
       "_image_copies",
       [](py::handle image, const std::string& image_format) {
         ImageIn in = image_in(image, image_format, "image");
-        const bool shared = !in.keep.is_none() &&
-                            in.mat.data == py::reinterpret_borrow<py::array>(in.keep).data();
-        return py::make_tuple(in.copies, shared);
+        return py::make_tuple(in.copies, in.shares_input);
       },
       py::arg("image"), py::arg("image_format") = "RGB",
       "Test hook: (pixel copies made on the way into the library, whether the library reads the "

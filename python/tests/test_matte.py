@@ -80,7 +80,27 @@ def test_copies_on_the_way_in():
     # A crop view keeps packed rows: still no copy for BGR.
     big = np.zeros((50, 60, 3), np.uint8)
     assert semat._semat._image_copies(big[5:40, 7:50], "BGR") == (0, True)
-    assert semat._semat._image_copies(image[..., ::-1], "RGB") == (2, False)
+    # A channel-reversed view given as RGB is BGR in memory: read in place. The usual case: an
+    # OpenCV (BGR) image passed as bgr[..., ::-1].
+    bgr = np.ascontiguousarray(image[..., ::-1])
+    assert semat._semat._image_copies(bgr[..., ::-1], "RGB") == (0, True)
+    assert semat._semat._image_copies(big[5:40, 7:50][..., ::-1], "RGB") == (0, True)
+    # Declared BGR, a reversed view is RGB in memory: one copy (the swap), not two.
+    assert semat._semat._image_copies(image[..., ::-1], "BGR") == (1, False)
+    # Not packed (every other column): made contiguous first, then swapped.
+    assert semat._semat._image_copies(image[:, ::2], "RGB") == (2, False)
+
+
+def test_reversed_views_matte_like_their_copies(scene):
+    image, _, box = scene
+    bgr = np.ascontiguousarray(image[..., ::-1])
+    expected = semat.matte(image, boxes=box).alpha
+    np.testing.assert_array_equal(semat.matte(bgr[..., ::-1], boxes=box).alpha, expected)
+    np.testing.assert_array_equal(semat.matte(image[..., ::-1], boxes=box, image_format="BGR").alpha, expected)
+    # The caller's buffer is only read.
+    before = bgr.copy()
+    semat.matte(bgr[..., ::-1], boxes=box)
+    np.testing.assert_array_equal(bgr, before)
 
 
 def test_several_boxes_give_a_list_and_a_trimap_gives_one(scene):

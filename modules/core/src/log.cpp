@@ -1,7 +1,13 @@
 #include "semat/core/log.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <mutex>
 
@@ -62,6 +68,39 @@ void write(Level l, const std::string& tag, const std::string& message) {
   std::cerr << "semat";
   if (!tag.empty()) std::cerr << ' ' << tag;
   std::cerr << ": " << level_name(l) << ": " << message << '\n';
+}
+
+void capture_stderr(const std::function<void()>& fn, std::string& captured) {
+  captured.clear();
+  std::lock_guard<std::mutex> lock(g_mutex);
+  std::cerr.flush();
+  std::fflush(stderr);
+  const int file = memfd_create("semat-stderr", MFD_CLOEXEC);
+  const int saved = file >= 0 ? ::dup(2) : -1;
+  if (saved < 0 || ::dup2(file, 2) < 0) {
+    if (saved >= 0) ::close(saved);
+    if (file >= 0) ::close(file);
+    fn();
+    return;
+  }
+  std::exception_ptr error;
+  try {
+    fn();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  std::cerr.flush();
+  std::fflush(stderr);
+  ::dup2(saved, 2);
+  ::close(saved);
+  const off_t size = ::lseek(file, 0, SEEK_END);
+  if (size > 0) {
+    captured.resize(static_cast<std::size_t>(std::min<off_t>(size, 64 << 10)));
+    const ssize_t n = ::pread(file, captured.data(), captured.size(), 0);
+    captured.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  }
+  ::close(file);
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace semat::log

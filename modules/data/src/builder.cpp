@@ -431,7 +431,7 @@ void Builder::process(const ImageWork& w) {
     if (!fs::is_regular_file(png, ec))
       return skip_persons(pending, "missing_panoptic_png", "no file '" + png + "'", im);
     try {
-      panoptic = panoptic_ids(cv::imdecode(io::read_file(png), cv::IMREAD_COLOR));
+      panoptic = panoptic_ids(io::decode_color(io::read_file(png), png));  // codec lines folded (io)
     } catch (const std::exception& e) {
       return skip_persons(pending, "missing_panoptic_png", png + ": " + item_error(e), im);
     }

@@ -4,11 +4,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "semat/core/error.h"
+#include "semat/core/log.h"
 
 namespace semat::io {
 namespace {
@@ -33,19 +35,63 @@ void check_not_truncated(const std::vector<std::uint8_t>& b, const std::string& 
   }
 }
 
+// Lines the image codecs print on stderr themselves (libpng's "libpng warning: iCCP: ...",
+// libjpeg's "Corrupt JPEG data: ...", libtiff's "TIFFReadDirectory: Warning, ..."), as opposed
+// to what another thread happened to write meanwhile.
+bool is_codec_line(const std::string& line) {
+  for (const char* marker : {"libpng", "JPEG", "jpeg", "TIFF", "WebP", "webp", "imgcodecs", "OpenCV"})
+    if (line.find(marker) != std::string::npos) return true;
+  return false;
+}
+
+/// The codecs' own stderr lines of a decode, joined with "; "; other lines go back to stderr.
+std::string codec_messages(const std::string& captured) {
+  std::string codec, other;
+  std::size_t start = 0;
+  while (start < captured.size()) {
+    std::size_t end = captured.find('\n', start);
+    if (end == std::string::npos) end = captured.size();
+    std::string line = captured.substr(start, end - start);
+    start = end + 1;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty()) continue;
+    if (is_codec_line(line)) {
+      if (!codec.empty()) codec += "; ";
+      codec += line;
+    } else {
+      other += line + '\n';
+    }
+  }
+  if (!other.empty()) std::cerr << other << std::flush;
+  return codec.size() > 300 ? codec.substr(0, 300) + "..." : codec;
+}
+
+// libpng and libjpeg print warnings and errors on stderr themselves. The CLI's rule is one line
+// per error, so they are captured: folded into the error when decoding fails, and logged at debug
+// level (not shown by default) when it succeeds, e.g. "iCCP: known incorrect sRGB profile".
 cv::Mat decode_unchanged(const std::vector<std::uint8_t>& bytes, const std::string& name) {
   SEMAT_CHECK(!bytes.empty(), IoError, "'" << name << "' is empty: expected a PNG or JPEG image");
   check_not_truncated(bytes, name);
   cv::Mat img;
+  std::string captured, failure;
   try {
-    img = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U,
-                               const_cast<std::uint8_t*>(bytes.data())),
-                       cv::IMREAD_UNCHANGED);
+    log::capture_stderr(
+        [&] {
+          img = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U,
+                                     const_cast<std::uint8_t*>(bytes.data())),
+                             cv::IMREAD_UNCHANGED);
+        },
+        captured);
   } catch (const cv::Exception& e) {
-    throw IoError("'" + name + "' cannot be decoded as an image: " + e.msg);
+    failure = e.msg;
   }
+  const std::string codec = codec_messages(captured);
+  if (!failure.empty())
+    throw IoError("'" + name + "' cannot be decoded as an image: " + failure + (codec.empty() ? "" : " (" + codec + ")"));
   SEMAT_CHECK(!img.empty(), IoError,
-              "'" << name << "' is not a readable image (PNG, JPEG, WebP, BMP or TIFF expected)");
+              "'" << name << "' is not a readable image (PNG, JPEG, WebP, BMP or TIFF expected)"
+                  << (codec.empty() ? "" : ": " + codec));
+  if (!codec.empty()) SEMAT_LOG_DEBUG("io", "'" << name << "' decoded with the codec's warnings: " << codec);
   return img;
 }
 

@@ -90,3 +90,78 @@ TEST(ImageIo, GreyDecodingScalesBitDepths) {
 }
 
 }  // namespace semat::io
+
+namespace semat::io {
+namespace {
+
+/// `png` with a chunk of `type` and `data` inserted after IHDR, its CRC set to `crc`.
+std::vector<std::uint8_t> with_chunk(std::vector<std::uint8_t> png, const std::string& type, const std::string& data,
+                                     std::uint32_t crc) {
+  std::vector<std::uint8_t> chunk;
+  auto be32 = [&](std::uint32_t v) {
+    for (int s = 24; s >= 0; s -= 8) chunk.push_back(static_cast<std::uint8_t>(v >> s));
+  };
+  be32(static_cast<std::uint32_t>(data.size()));
+  chunk.insert(chunk.end(), type.begin(), type.end());
+  chunk.insert(chunk.end(), data.begin(), data.end());
+  be32(crc);
+  png.insert(png.begin() + 8 + 25, chunk.begin(), chunk.end());  // signature, IHDR (13 + 12)
+  return png;
+}
+
+/// What the codec prints on stderr for `bytes` when OpenCV decodes them directly: the control
+/// that shows each case below does make the codec print.
+std::string codec_stderr(const std::vector<std::uint8_t>& bytes) {
+  testing::internal::CaptureStderr();
+  cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
+  return testing::internal::GetCapturedStderr();
+}
+
+}  // namespace
+
+// Issue #14: libpng and libjpeg printed their own lines, so one error became 2-4 lines and a
+// good image printed a warning. Warnings of a decodable file are silenced (debug log), errors
+// are folded into the one IoError line.
+TEST(ImageIo, CodecWarningsAreNotPrinted) {
+  const cv::Mat m = gradient_image();
+  // A PNG whose ancillary tEXt chunk has a wrong CRC: libpng warns and drops the chunk.
+  const auto png = with_chunk(encode(m, ".png"), "tEXt", std::string("Comment\0semat", 13), 0x12345678u);
+  // A JPEG with stray bytes before its end marker: libjpeg warns "Corrupt JPEG data".
+  auto jpg = encode(m, ".jpg");
+  jpg.insert(jpg.end() - 2, 24, 0x41);
+  const std::vector<std::uint8_t>* cases[] = {&png, &jpg};
+  for (const auto* bytes : cases) {
+    const std::string control = codec_stderr(*bytes);
+    EXPECT_FALSE(control.empty()) << "the codec printed nothing: the case does not test anything";
+    testing::internal::CaptureStderr();
+    cv::Mat decoded;
+    EXPECT_NO_THROW(decoded = decode_color(*bytes, "warned"));
+    const std::string printed = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(printed, "") << "control: " << control;
+    EXPECT_EQ(decoded.size(), m.size());
+  }
+  // The pixels are the file's.
+  EXPECT_EQ(cv::norm(decode_color(png, "warned.png"), m, cv::NORM_INF), 0);
+}
+
+TEST(ImageIo, CodecErrorsAreFoldedIntoOneLine) {
+  const cv::Mat m = gradient_image();
+  // A critical chunk libpng does not know: an error.
+  const auto png = with_chunk(encode(m, ".png"), "XXXX", "data", 0);
+  const std::string control = codec_stderr(png);
+  EXPECT_NE(control.find("libpng"), std::string::npos) << control;
+  testing::internal::CaptureStderr();
+  std::string message;
+  try {
+    decode_color(png, "bad.png");
+    ADD_FAILURE() << "decoded";
+  } catch (const IoError& e) {
+    message = e.what();
+  }
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+  EXPECT_NE(message.find("'bad.png'"), std::string::npos) << message;
+  EXPECT_NE(message.find("libpng"), std::string::npos) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+}
+
+}  // namespace semat::io

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <strings.h>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -26,6 +27,7 @@
 #include <opencv2/core.hpp>
 
 #include "image_store.h"
+#include "request_params.h"
 #include "semat/core/error.h"
 #include "semat/core/log.h"
 #include "semat/core/timer.h"
@@ -42,8 +44,6 @@ namespace {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 constexpr const char* kTag = "serve";
-const std::vector<std::string> kAllOutputs = {"alpha", "cutout", "composite", "trimap", "overlay"};
-const std::vector<std::string> kDefaultOutputs = {"alpha", "cutout", "composite"};
 // Connection handling (see ConnectionThreads): at most this many open connections are served at
 // once (more wait for a thread); idle connections close after kIdleTimeoutS, a read that stalls
 // for kReadTimeoutS ends its connection.
@@ -52,22 +52,11 @@ constexpr time_t kIdleTimeoutS = 5;
 constexpr time_t kReadTimeoutS = 5;
 // Request headers beyond this count are refused (431); httplib itself caps each line at 8 KiB.
 constexpr std::size_t kMaxHeaders = 64;
-
-/// A request that cannot be served, with its HTTP status and a stable machine-readable code.
-/// Only this file turns it (and every other semat::Error) into a response.
-class HttpError : public Error {
- public:
-  HttpError(int status, std::string code, const std::string& message, int retry_after_s = 0)
-      : Error(message), status_(status), code_(std::move(code)), retry_after_s_(retry_after_s) {}
-  int status() const { return status_; }
-  const std::string& code() const { return code_; }
-  int retry_after_s() const { return retry_after_s_; }
-
- private:
-  int status_;
-  std::string code_;
-  int retry_after_s_;
-};
+// Multipart bodies: parts beyond this count are refused (the API reads four fields at most), and
+// each part's header costs this much of the body budget on top of its names, so that a body of
+// many empty parts is bounded like any other.
+constexpr std::size_t kMaxParts = 16;
+constexpr std::size_t kPartOverhead = 256;
 
 // Answers are dumped with invalid UTF-8 replaced (U+FFFD): a message quoting a client's bytes
 // must not turn a 400 into a 500 (nlohmann's dump() throws on invalid UTF-8 by default).
@@ -116,151 +105,24 @@ std::string content_type_for(const std::string& name) {
   return "application/octet-stream";
 }
 
-// Nesting is limited while parsing (io::parse_json): values are copied and described below, and
-// both recurse on the value.
-json parse_json_text(const std::string& text, const std::string& what) {
-  try {
-    return io::parse_json(text, what + " is not valid JSON");
-  } catch (const DataError& e) {
-    throw HttpError(400, "invalid_json", e.what());
-  }
-}
-
-/// A multipart text field: must be UTF-8 (it may be quoted back in an answer).
-const std::string& form_text(const httplib::Request& req, const char* name) {
-  const auto it = req.files.find(name);
-  if (!io::is_valid_utf8(it->second.content))
-    throw HttpError(400, "invalid_utf8", std::string("the form field '") + name + "' is not valid UTF-8");
-  return it->second.content;
-}
-
-/// `[[x0,y0,x1,y1], ...]` or a single `[x0,y0,x1,y1]`.
-std::vector<Box> boxes_from_json(const json& j, int max_boxes) {
-  const char* shape = "boxes must be [[x0,y0,x1,y1], ...] in pixels";
-  if (!j.is_array() || j.empty()) throw HttpError(400, "invalid_box", std::string(shape) + ", with at least one box");
-  json list = j;
-  if (j[0].is_number()) list = json::array({j});
-  if (static_cast<int>(list.size()) > max_boxes)
-    throw HttpError(400, "too_many_boxes", std::to_string(list.size()) + " boxes given, at most " +
-                                               std::to_string(max_boxes) + " per request");
-  std::vector<Box> boxes;
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    const json& b = list[i];
-    const std::string name = "boxes[" + std::to_string(i) + "]";
-    if (!b.is_array() || b.size() != 4 ||
-        !std::all_of(b.begin(), b.end(), [](const json& v) { return v.is_number(); }))
-      throw HttpError(400, "invalid_box", name + " must be four numbers [x0,y0,x1,y1]; got " + io::describe_json(b));
-    Box box{b[0].get<double>(), b[1].get<double>(), b[2].get<double>(), b[3].get<double>()};
-    if (!(box.x1 > box.x0 && box.y1 > box.y0))
-      throw HttpError(400, "invalid_box", name + " " + box.str() + " is empty or inverted: need x1 > x0 and y1 > y0");
-    boxes.push_back(box);
-  }
-  return boxes;
-}
-
-void check_boxes_in_image(const std::vector<Box>& boxes, int width, int height) {
-  for (std::size_t i = 0; i < boxes.size(); ++i) {
-    const Box& b = boxes[i];
-    const std::string name = "boxes[" + std::to_string(i) + "] (" + b.str() + ")";
-    if (b.x0 < 0 || b.y0 < 0 || b.x1 > width || b.y1 > height)
-      throw HttpError(400, "box_outside_image", name + " is outside the " + std::to_string(width) + "x" +
-                                                    std::to_string(height) + " image");
-    const cv::Rect r = b.pixel_rect();
-    if (r.width < 2 || r.height < 2)
-      throw HttpError(400, "invalid_box", name + " is smaller than 2x2 pixels: draw a larger box");
-  }
-}
-
-std::vector<std::string> outputs_from_json(const json& j) {
-  if (!j.is_array() || j.empty())
-    throw HttpError(400, "invalid_outputs", "outputs must be a non-empty list of alpha, cutout, composite, trimap, overlay");
-  std::vector<std::string> out;
-  for (const json& v : j) {
-    const auto known = v.is_string() ? std::find(kAllOutputs.begin(), kAllOutputs.end(), v.get<std::string>())
-                                     : kAllOutputs.end();
-    if (known == kAllOutputs.end())
-      throw HttpError(400, "invalid_outputs", "unknown output " + io::describe_json(v) +
-                                                  ": choose from alpha, cutout, composite, trimap, overlay");
-    const std::string& name = *known;
-    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
-  }
-  return out;
-}
-
-/// Multipart fields may hold a JSON list or a comma-separated list.
-std::vector<std::string> outputs_from_text(const std::string& text) {
-  const auto first = text.find_first_not_of(" \t\r\n");
-  if (first != std::string::npos && text[first] == '[') return outputs_from_json(parse_json_text(text, "outputs"));
-  json list = json::array();
-  std::stringstream ss(text);
-  for (std::string item; std::getline(ss, item, ',');) {
-    item.erase(0, item.find_first_not_of(" \t\r\n"));
-    item.erase(item.find_last_not_of(" \t\r\n") + 1);
-    if (!item.empty()) list.push_back(item);
-  }
-  return outputs_from_json(list);
-}
-
-cv::Scalar background_from_text(const std::string& text) {
-  if (auto c = matting::parse_color(text)) return *c;
-  throw HttpError(400, "invalid_background", "background '" + io::printable_prefix(text) +
-                                                 "' is not a colour: use #RRGGBB, #RGB, R,G,B or a name such as white");
-}
-
-struct MatteParams {
-  std::vector<Box> boxes;
-  std::vector<std::string> outputs;
-  cv::Scalar background{128, 128, 128};
-  bool png = false;  ///< answer with one raw PNG
-};
-
 bool wants_png(const httplib::Request& req) {
   const std::string accept = req.get_header_value("Accept");
   return accept.find("image/png") != std::string::npos && accept.find("application/json") == std::string::npos;
 }
 
-void finish_params(MatteParams& p, bool outputs_given) {
-  if (p.png) {
-    if (!outputs_given) p.outputs = {"alpha"};
-    if (p.outputs.size() != 1)
-      throw HttpError(406, "not_acceptable", "Accept: image/png answers with one PNG: ask for exactly one output");
-  } else if (!outputs_given) {
-    p.outputs = kDefaultOutputs;
-  }
-}
-
-/// From multipart fields boxes / outputs / background.
+/// From multipart fields boxes / outputs / background (text fields must be UTF-8).
 MatteParams params_from_form(const httplib::Request& req, int max_boxes) {
-  MatteParams p;
-  p.png = wants_png(req);
-  if (!req.has_file("boxes"))
-    throw HttpError(400, "missing_field", "the form needs a 'boxes' field: [[x0,y0,x1,y1], ...] in pixels");
-  p.boxes = boxes_from_json(parse_json_text(form_text(req, "boxes"), "boxes"), max_boxes);
-  const bool outputs_given = req.has_file("outputs");
-  if (outputs_given) p.outputs = outputs_from_text(form_text(req, "outputs"));
-  if (req.has_file("background")) p.background = background_from_text(form_text(req, "background"));
-  finish_params(p, outputs_given);
-  return p;
+  return matte_params_from_form(
+      [&req](const char* name) -> const std::string* {
+        const auto it = req.files.find(name);
+        return it == req.files.end() ? nullptr : &it->second.content;
+      },
+      wants_png(req), max_boxes);
 }
 
 /// From a JSON body {"boxes": ..., "outputs": [...], "background": "..."}.
 MatteParams params_from_json(const httplib::Request& req, int max_boxes) {
-  const json body = parse_json_text(req.body, "the request body");
-  if (!body.is_object()) throw HttpError(400, "invalid_json", "the request body must be a JSON object with 'boxes'");
-  MatteParams p;
-  p.png = wants_png(req);
-  if (!body.contains("boxes"))
-    throw HttpError(400, "missing_field", "the body needs 'boxes': [[x0,y0,x1,y1], ...] in pixels");
-  p.boxes = boxes_from_json(body["boxes"], max_boxes);
-  const bool outputs_given = body.contains("outputs");
-  if (outputs_given) p.outputs = outputs_from_json(body["outputs"]);
-  if (body.contains("background")) {
-    if (!body["background"].is_string())
-      throw HttpError(400, "invalid_background", "background must be a string such as \"#ffffff\"");
-    p.background = background_from_text(body["background"].get<std::string>());
-  }
-  finish_params(p, outputs_given);
-  return p;
+  return matte_params_from_json(req.body, wants_png(req), max_boxes);
 }
 
 /// The image bytes of a request: the multipart 'image' file, or a raw body. A reference into
@@ -350,6 +212,63 @@ struct MatteAnswer {
 };
 
 thread_local Clock::time_point t_request_start;
+
+/// The request with its body read through httplib's ContentReader, every byte counted as it
+/// arrives: the body limit holds for chunked bodies too (httplib 0.11 applies its payload limit
+/// only to a Content-Length), the read stops at the first byte over it (413), and a body that
+/// has not arrived within `deadline_s` of the headers is cut off (408). `req.matches` point into
+/// `req.path`, which outlives the copy.
+httplib::Request read_body(const httplib::Request& req, const httplib::Response& res,
+                           const httplib::ContentReader& reader, std::uint64_t max_body, int max_upload_mb,
+                           double deadline_s) {
+  httplib::Request full = req;
+  std::uint64_t taken = 0;
+  std::size_t parts = 0;
+  bool over = false, late = false;
+  const Clock::time_point deadline =
+      t_request_start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(deadline_s));
+  auto take = [&](std::size_t n) {
+    taken += n;
+    over = over || taken > max_body;
+    late = late || Clock::now() > deadline;
+    return !over && !late;
+  };
+  bool ok = false;
+  if (req.is_multipart_form_data()) {
+    auto current = full.files.end();
+    ok = reader(
+        [&](const httplib::MultipartFormData& part) {
+          if (++parts > kMaxParts) return false;
+          if (!take(kPartOverhead + part.name.size() + part.filename.size() + part.content_type.size())) return false;
+          current = full.files.emplace(part.name, part);
+          return true;
+        },
+        [&](const char* data, std::size_t n) {
+          if (!take(n)) return false;
+          current->second.content.append(data, n);
+          return true;
+        });
+  } else {
+    ok = reader([&](const char* data, std::size_t n) {
+      if (!take(n)) return false;
+      full.body.append(data, n);
+      return true;
+    });
+  }
+  if (over || (!ok && res.status == 413))  // httplib's own 413: a Content-Length over the limit
+    throw HttpError(413, "upload_too_large",
+                    "the request body is larger than the server's limit of " + std::to_string(max_upload_mb) +
+                        " MiB (--max-upload-mb)");
+  if (late)
+    throw HttpError(408, "request_timeout",
+                    "the request body did not arrive within " + std::to_string(static_cast<long>(deadline_s)) +
+                        " s of its headers");
+  if (parts > kMaxParts)
+    throw HttpError(400, "too_many_fields",
+                    "the form has more than " + std::to_string(kMaxParts) + " fields; send image, boxes, outputs, background");
+  if (!ok) throw HttpError(400, "bad_request", "malformed HTTP request or multipart body, or the client stopped sending");
+  return full;
+}
 
 /// httplib serves each connection on one thread of its task queue, for as long as the connection
 /// is open. A fixed pool lets a few hundred idle or slow clients take every thread, so /healthz
@@ -461,6 +380,7 @@ void validate(const ServerOptions& o) {
   SEMAT_CHECK(o.image_ttl_s >= 1, ConfigError, "--image-ttl must be at least 1 second");
   SEMAT_CHECK(o.max_store_mb >= 1, ConfigError, "--max-store-mb must be at least 1");
   SEMAT_CHECK(o.request_timeout_s > 0, ConfigError, "--timeout must be positive");
+  SEMAT_CHECK(o.body_timeout_s > 0, ConfigError, "the body timeout must be positive");
   SEMAT_CHECK(o.drain_timeout_s >= 0, ConfigError, "the drain timeout must not be negative");
   SEMAT_CHECK(o.max_boxes >= 1, ConfigError, "--max-boxes must be at least 1");
   std::error_code ec;
@@ -479,6 +399,9 @@ struct Server::Impl {
 
   void setup_routes();
   httplib::Server::Handler api(std::function<void(const httplib::Request&, httplib::Response&)> fn);
+  /// api() for a request with a body: `fn` sees the request with its body read (read_body).
+  httplib::Server::HandlerWithContentReader api_with_body(
+      std::function<void(const httplib::Request&, httplib::Response&)> fn);
   template <class T>
   T run_job(std::function<T()> fn);
   MatteAnswer matte(const cv::Mat& image, const std::string& key, const MatteParams& p);
@@ -536,6 +459,17 @@ httplib::Server::Handler Server::Impl::api(
       --inflight;
     }
     cv.notify_all();
+  };
+}
+
+httplib::Server::HandlerWithContentReader Server::Impl::api_with_body(
+    std::function<void(const httplib::Request&, httplib::Response&)> fn) {
+  const std::uint64_t max_body = static_cast<std::uint64_t>(options.max_upload_mb) << 20;
+  return [this, fn = std::move(fn), max_body](const httplib::Request& req, httplib::Response& res,
+                                              const httplib::ContentReader& reader) {
+    api([&](const httplib::Request& head, httplib::Response& out) {
+      fn(read_body(head, out, reader, max_body, options.max_upload_mb, options.body_timeout_s), out);
+    })(req, res);
   };
 }
 
@@ -612,7 +546,7 @@ json Server::Impl::info() const {
           {"method", engine->description()},
           {"engine", engine->description()},
           {"model", engine->model_variant()},
-          {"outputs", kAllOutputs},
+          {"outputs", all_outputs()},
           {"formats", {"png", "jpeg", "webp"}},
           {"limits",
            {{"max_upload_mb", options.max_upload_mb},
@@ -675,7 +609,7 @@ void Server::Impl::setup_routes() {
   });
   http.Get("/v1/info", api([this](const httplib::Request&, httplib::Response& res) { send_json(res, 200, info()); }));
 
-  http.Post("/v1/matte", api([this, max_boxes, max_pixels](const httplib::Request& req, httplib::Response& res) {
+  http.Post("/v1/matte", api_with_body([this, max_boxes, max_pixels](const httplib::Request& req, httplib::Response& res) {
     if (!req.is_multipart_form_data())
       throw HttpError(415, "unsupported_media_type",
                       "POST /v1/matte takes multipart/form-data with 'image' and 'boxes' fields");
@@ -689,7 +623,7 @@ void Server::Impl::setup_routes() {
     answer_matte(a, p, res);
   }));
 
-  http.Post("/v1/images", api([this, max_pixels](const httplib::Request& req, httplib::Response& res) {
+  http.Post("/v1/images", api_with_body([this, max_pixels](const httplib::Request& req, httplib::Response& res) {
     const std::string& bytes = image_bytes(req);
     const ImageHeader h = probe_upload(bytes, max_pixels);
     const std::string id = run_job<std::string>([this, data = own_bytes(bytes), h] {
@@ -719,7 +653,7 @@ void Server::Impl::setup_routes() {
   }));
 
   http.Post(R"(/v1/images/([^/]+)/matte)",
-            api([this, stored, max_boxes](const httplib::Request& req, httplib::Response& res) {
+            api_with_body([this, stored, max_boxes](const httplib::Request& req, httplib::Response& res) {
               const std::string id = req.matches[1];
               const MatteParams p =
                   req.is_multipart_form_data() ? params_from_form(req, max_boxes) : params_from_json(req, max_boxes);
@@ -730,11 +664,21 @@ void Server::Impl::setup_routes() {
               answer_matte(a, p, res);
             }));
 
-  http.Delete(R"(/v1/images/([^/]+))", api([this](const httplib::Request& req, httplib::Response& res) {
+  http.Delete(R"(/v1/images/([^/]+))", api_with_body([this](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
     if (!store.erase(id)) throw HttpError(404, "image_not_found", "no image with id '" + id + "'");
     res.status = 204;
   }));
+
+  // Every other request that may carry a body: httplib would read that body whole (a chunked
+  // one without limit) before answering 404, so it is answered here, unread.
+  auto no_endpoint = [](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader&) {
+    send_error(res, 404, "not_found", "no such endpoint: " + req.method + " " + io::printable_prefix(req.path, 200));
+  };
+  http.Post(".*", no_endpoint);
+  http.Put(".*", no_endpoint);
+  http.Patch(".*", no_endpoint);
+  http.Delete(".*", no_endpoint);
 
   http.Get("/", api([this](const httplib::Request&, httplib::Response& res) { serve_asset("index.html", res); }));
   http.Get(R"(/([^/]+))", api([this](const httplib::Request& req, httplib::Response& res) {
@@ -754,11 +698,16 @@ void Server::Impl::setup_routes() {
       return httplib::Server::HandlerResponse::Handled;
     }
     if (req.has_header("Transfer-Encoding")) {
-      // httplib reads a chunked body whole before any limit applies: refuse it unread.
-      send_error(res, 411, "length_required",
-                 "chunked uploads are not accepted: send the body with a Content-Length (at most " +
-                     std::to_string(max_upload) + " MiB)");
-      return httplib::Server::HandlerResponse::Handled;
+      // A chunked body is counted as it arrives (read_body). Any other coding, or a length given
+      // both ways (a request-smuggling pattern), is refused unread.
+      const std::string te = req.get_header_value("Transfer-Encoding");
+      if (strcasecmp(te.c_str(), "chunked") != 0 || req.has_header("Content-Length") ||
+          req.get_header_value_count("Transfer-Encoding") != 1) {
+        send_error(res, 400, "bad_request",
+                   "Transfer-Encoding '" + io::printable_prefix(te) +
+                       "' is not accepted: send the body with a Content-Length or as chunked (without a Content-Length)");
+        return httplib::Server::HandlerResponse::Handled;
+      }
     }
     if (req.has_header("Content-Length")) {
       const std::string v = req.get_header_value("Content-Length");
@@ -817,10 +766,10 @@ Server::Server(const ServerOptions& options, std::shared_ptr<const engine::Engin
   // connections (each holds a thread while open).
   s.http.new_task_queue = [] { return new ConnectionThreads(kMaxConnectionThreads); };
   s.http.set_payload_max_length(static_cast<std::size_t>(options.max_upload_mb) << 20);
-  // One request per connection: a request refused before its body is read (413, 411) must not
+  // One request per connection: a request refused before its body is read (413, 400) must not
   // leave that body to be parsed as the next request, and idle keep-alive connections then hold
   // no thread. Idle clients are dropped after the keep-alive timeout, stalled ones after the read
-  // timeout (per read: httplib has no whole-request deadline).
+  // timeout (per read; the body as a whole within body_timeout_s: read_body).
   s.http.set_keep_alive_max_count(1);
   s.http.set_keep_alive_timeout(kIdleTimeoutS);
   s.http.set_read_timeout(kReadTimeoutS, 0);

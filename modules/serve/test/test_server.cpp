@@ -534,27 +534,142 @@ TEST_F(ServeApi, BodyAndHeaderLimitsAnswerBeforeTheBodyIsRead) {
   ask("POST /v1/images HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 5300000\r\n\r\n", 413,
       "upload_too_large");
   ask("POST /v1/images HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400, "bad_request");
-  // A chunked body: refused unread (it used to be read whole past --max-upload-mb).
-  ask("POST /v1/images HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
-      "100000\r\n",
-      411, "length_required");
+  // Transfer codings other than chunked, and a length given both ways, are refused unread.
+  ask("POST /v1/images HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "bad_request");
+  ask("POST /v1/images HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 10\r\n\r\n", 400,
+      "bad_request");
   std::string many = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
   for (int i = 0; i < 100; ++i) many += "X-Filler-" + std::to_string(i) + ": y\r\n";
   ask(many + "\r\n", 431, "headers_too_large");
   // Within the limits, a normal answer on the same kind of connection.
   ask("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200, "ok");
-  // A chunked upload from a real client, over the limit: refused, and the server lives on.
+  EXPECT_EQ(client()->Get("/healthz")->status, 200);
+}
+
+/// A chunked body of `bytes` bytes in 64 KiB chunks, without the final zero chunk.
+std::string chunks(std::size_t bytes) {
+  std::string out;
+  for (std::size_t sent = 0; sent < bytes; sent += 1 << 16) {
+    const std::size_t n = std::min<std::size_t>(1 << 16, bytes - sent);
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", n);
+    out += size + std::string(n, 'x') + "\r\n";
+  }
+  return out;
+}
+
+// Issue #14: a chunked upload used to be read whole past --max-upload-mb. Its bytes are now
+// counted as they arrive: 413 as soon as they cross the limit, while the client is still sending
+// (it never sends the final chunk here), for every endpoint that takes a body.
+TEST_F(ServeApi, ChunkedBodiesOverTheLimitGet413AtOnce) {
+  ServerOptions o;
+  o.max_upload_mb = 1;
+  start(o);
+  const std::string head = "Host: x\r\nTransfer-Encoding: chunked\r\n";
+  for (const std::string& request :
+       {"POST /v1/images HTTP/1.1\r\n" + head + "Content-Type: image/png\r\n\r\n",
+        "POST /v1/matte HTTP/1.1\r\n" + head + "Content-Type: multipart/form-data; boundary=B\r\n\r\n",
+        "POST /v1/images/abc/matte HTTP/1.1\r\n" + head + "Content-Type: application/json\r\n\r\n",
+        "POST /no/such/endpoint HTTP/1.1\r\n" + head + "\r\n"}) {
+    RawConn c(server_->port());
+    ASSERT_TRUE(c.ok());
+    const auto t0 = std::chrono::steady_clock::now();
+    std::string body = chunks((1 << 20) + (1 << 17));  // 1.125 MiB: over the 1 MiB limit
+    if (request.find("multipart") != std::string::npos) {
+      // One file part whose content crosses the limit.
+      const std::string start = "--B\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n";
+      char size[32];
+      std::snprintf(size, sizeof size, "%zx\r\n", start.size());
+      body = size + start + "\r\n" + body;
+    }
+    ASSERT_TRUE(c.send(request + body));
+    const std::string answer = c.receive(3000);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const bool unknown = request.find("/no/such") != std::string::npos;
+    EXPECT_EQ(status_of(answer), unknown ? 404 : 413) << request << answer.substr(0, 300);
+    EXPECT_NE(answer.find(unknown ? "\"not_found\"" : "\"upload_too_large\""), std::string::npos) << answer.substr(0, 300);
+    EXPECT_LT(s, 2.0) << "the answer waited for the body or a timeout";
+  }
+  // A real client's chunked upload over the limit: 413 (or the connection closed while it was
+  // still sending), and the server lives on.
   {
-    auto c = client();
     const std::string big(3 << 20, 'x');
-    auto r = c->Post("/v1/images", [&](size_t offset, httplib::DataSink& sink) {
+    auto r = client()->Post("/v1/images", [&](size_t offset, httplib::DataSink& sink) {
       sink.write(big.data() + offset, std::min<size_t>(1 << 16, big.size() - offset));
       if (offset + (1 << 16) >= big.size()) sink.done();
       return true;
     }, "image/png");
     if (r) {
-      EXPECT_EQ(r->status, 411);  // or the connection was closed while still sending
+      EXPECT_EQ(error_code(r, 413), "upload_too_large");
     }
+  }
+  EXPECT_EQ(client()->Get("/healthz")->status, 200);
+}
+
+// Within the limit, chunked bodies are served like any other: a raw image, a multipart form.
+TEST_F(ServeApi, ChunkedBodiesWithinTheLimitAreServed) {
+  ServerOptions o;
+  o.max_upload_mb = 1;
+  start(o);
+  auto chunked = [](const std::string& data) {
+    return [data](size_t offset, httplib::DataSink& sink) {
+      sink.write(data.data() + offset, std::min<size_t>(4096, data.size() - offset));
+      if (offset + 4096 >= data.size()) sink.done();
+      return true;
+    };
+  };
+  auto r = client()->Post("/v1/images", chunked(png_), "image/png");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 201) << r->body;
+  const std::string id = json::parse(r->body).value("id", "");
+  const std::string body = json{{"boxes", json::parse(box_json_)}, {"outputs", {"alpha"}}}.dump();
+  r = client()->Post("/v1/images/" + id + "/matte", chunked(body), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  // The same multipart form as matte() sends, chunked.
+  const std::string form = "--B\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
+                           "Content-Type: image/png\r\n\r\n" + png_ +
+                           "\r\n--B\r\nContent-Disposition: form-data; name=\"boxes\"\r\n\r\n" + box_json_ +
+                           "\r\n--B--\r\n";
+  r = client()->Post("/v1/matte", chunked(form), "multipart/form-data; boundary=B");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_TRUE(json::parse(r->body)["outputs"].contains("alpha")) << r->body.substr(0, 300);
+}
+
+// A form of many empty parts is bounded like any other body.
+TEST_F(ServeApi, FormsWithTooManyPartsAreRefused) {
+  start();
+  std::string form;
+  for (int i = 0; i < 40; ++i) form += "--B\r\nContent-Disposition: form-data; name=\"f" + std::to_string(i) + "\"\r\n\r\n\r\n";
+  form += "--B--\r\n";
+  EXPECT_EQ(error_code(client()->Post("/v1/matte", form, "multipart/form-data; boundary=B"), 400), "too_many_fields");
+}
+
+// Issue #14: a slow body (a byte now and then, each within the 5 s read timeout) used to hold
+// its connection thread for as long as the client liked; the whole body now has a deadline.
+TEST_F(ServeApi, SlowBodiesAreCutOffAtTheBodyDeadline) {
+  ServerOptions o;
+  o.body_timeout_s = 1.0;
+  start(o);
+  for (const std::string& head : {std::string("Content-Length: 100000\r\n"), std::string("Transfer-Encoding: chunked\r\n")}) {
+    RawConn c(server_->port());
+    ASSERT_TRUE(c.ok());
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(c.send("POST /v1/images HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n" + head + "\r\n"));
+    if (head.find("chunked") != std::string::npos) {
+      ASSERT_TRUE(c.send("186a0\r\n"));  // one chunk of 100000
+    }
+    std::string answer;
+    for (int i = 0; i < 40 && answer.empty(); ++i) {  // 6 s at most
+      c.send("x");
+      answer = c.receive(150);
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(status_of(answer), 408) << head << answer.substr(0, 300);
+    EXPECT_NE(answer.find("\"request_timeout\""), std::string::npos) << answer.substr(0, 300);
+    EXPECT_LT(s, 3.0) << head;
+    EXPECT_GT(s, 0.9) << head;
   }
   EXPECT_EQ(client()->Get("/healthz")->status, 200);
 }

@@ -21,6 +21,14 @@ Level parse_level(const std::string& name);
 void set_sink(Sink sink);
 void write(Level level, const std::string& tag, const std::string& message);
 
+/// Runs `fn` with the process's stderr (fd 2) sent to a memory file and puts what was written
+/// there meanwhile in `captured` (at most 64 KiB), also when `fn` throws (the exception passes
+/// on). For C libraries that print their own lines (libpng, libjpeg) so that the caller can fold
+/// them into one error. Log lines of other threads wait until `fn` returns (the sink's lock is
+/// held), but raw writes to stderr by other threads meanwhile land in `captured` too: hand back
+/// what is not yours. `fn` must not log. If fd 2 cannot be redirected, `fn` just runs.
+void capture_stderr(const std::function<void()>& fn, std::string& captured);
+
 }  // namespace semat::log
 
 #define SEMAT_LOG_AT(lvl, tag, msg)                                   \

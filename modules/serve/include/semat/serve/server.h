@@ -25,7 +25,8 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   /// TCP port, 0..65535; 0 picks a free one (see Server::port()).
   int port = 8080;
-  /// Largest request body in MiB (1..4096); larger uploads get 413 before being read whole.
+  /// Largest request body in MiB (1..4096); larger uploads get 413 before being read whole (a
+  /// chunked body: as soon as its data crosses the limit).
   int max_upload_mb = 25;
   /// Largest image in pixels (width * height, >= 1); checked from the file header before decoding.
   long long max_pixels = 40'000'000;
@@ -39,6 +40,9 @@ struct ServerOptions {
   int max_store_mb = 1024;
   /// Seconds one request may wait for and run its job (> 0); then 503 with code "timeout".
   double request_timeout_s = 120;
+  /// Seconds a request body may take to arrive, from the end of its headers (> 0); a slower
+  /// upload is cut off with 408, so slow clients cannot hold a connection thread for long.
+  double body_timeout_s = 60;
   /// Seconds shutdown() waits for in-flight requests before closing anyway (>= 0).
   double drain_timeout_s = 30;
   /// Largest number of boxes in one request (>= 1).
