@@ -83,6 +83,9 @@ PromptEmbeddings PromptEncoderImpl::forward(const torch::Tensor& points_in,
     pe = pe + (l == -1).to(pe.dtype()) * not_a_point_embed->weight;
     pe = pe + (l == 0).to(pe.dtype()) * weight(0);
     pe = pe + (l == 1).to(pe.dtype()) * weight(1);
+    // SAM 2 feeds a box as two points labelled 2 (top-left) and 3 (bottom-right).
+    pe = pe + (l == 2).to(pe.dtype()) * weight(2);
+    pe = pe + (l == 3).to(pe.dtype()) * weight(3);
     sparse.push_back(pe);
   }
   if (boxes.defined()) {
