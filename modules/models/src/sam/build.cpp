@@ -118,11 +118,12 @@ void validate_sam_config(const models::SamConfig& c, const std::string& source) 
 
 models::SamConfig infer_sam_config(const io::Checkpoint& ck, int64_t decoder_heads) {
   const std::string supported =
-      "supported: SAM ViT-B/L/H (sam_vit_*.pth), HQ-SAM ViT-B/L/H (sam_hq_vit_*.pth) and SEMat "
-      "checkpoints";
+      "supported: SAM ViT-B/L/H (sam_vit_*.pth), HQ-SAM ViT-B/L/H (sam_hq_vit_*.pth), SAM 2 "
+      "(sam2_hiera_*.pt, sam2.1_hiera_*.pt) and SEMat checkpoints";
   SEMAT_CHECK(!has_prefix(ck, "image_encoder.trunk.") && !has_prefix(ck, "memory_attention."),
-              CheckpointError, "'" << ck.source << "' is a SAM 2 checkpoint, which semat does not "
-                                   "load yet (" << supported << ")");
+              CheckpointError, "'" << ck.source << "' is a SAM 2 checkpoint: load it with Sam2Predictor "
+                                   "(semat/models/sam2_predictor.h; `semat segment --sam` and the engine pick it "
+                                   "by the checkpoint's keys)");
   // Light HQ-SAM (sam_hq_vit_tiny.pth) has a TinyViT encoder: no ViT pos_embed / rel-pos blocks.
   SEMAT_CHECK(!has_prefix(ck, "image_encoder.layers."), CheckpointError,
               "'" << ck.source << "' is a Light HQ-SAM / MobileSAM (TinyViT) checkpoint, which semat "

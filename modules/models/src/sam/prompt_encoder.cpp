@@ -83,7 +83,8 @@ PromptEmbeddings PromptEncoderImpl::forward(const torch::Tensor& points_in,
     pe = pe + (l == -1).to(pe.dtype()) * not_a_point_embed->weight;
     pe = pe + (l == 0).to(pe.dtype()) * weight(0);
     pe = pe + (l == 1).to(pe.dtype()) * weight(1);
-    // SAM 2 feeds a box as two points labelled 2 (top-left) and 3 (bottom-right).
+    // SAM 2 gives box corners as points with labels 2 and 3 (sam2 prompt_encoder.py
+    // _embed_points); SAM's predictors only pass -1, 0 and 1, for which these add exact zeros.
     pe = pe + (l == 2).to(pe.dtype()) * weight(2);
     pe = pe + (l == 3).to(pe.dtype()) * weight(3);
     sparse.push_back(pe);

@@ -1,0 +1,169 @@
+#include "semat/models/internal/sam2/mask_decoder.h"
+
+#include <torch/torch.h>
+
+#include "semat/models/internal/sam/mask_decoder.h"
+
+namespace semat::models::sam2 {
+
+TwoWayAttentionBlockImpl::TwoWayAttentionBlockImpl(int64_t dim, int64_t heads, int64_t mlp_dim, bool skip)
+    : skip_first_layer_pe(skip) {
+  auto ln = [&] { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})); };
+  self_attn = register_module("self_attn", sam::TokenAttention(dim, heads));
+  norm1 = register_module("norm1", ln());
+  cross_attn_token_to_image = register_module("cross_attn_token_to_image", sam::TokenAttention(dim, heads, 2));
+  norm2 = register_module("norm2", ln());
+  mlp = register_module("mlp", sam::MLP(dim, mlp_dim, dim, 2));
+  norm3 = register_module("norm3", ln());
+  norm4 = register_module("norm4", ln());
+  cross_attn_image_to_token = register_module("cross_attn_image_to_token", sam::TokenAttention(dim, heads, 2));
+}
+
+// ref: sam2 transformer.py TwoWayAttentionBlock.forward (the same order as SAM's)
+void TwoWayAttentionBlockImpl::forward(torch::Tensor& queries, torch::Tensor& keys, const torch::Tensor& query_pe,
+                                       const torch::Tensor& key_pe) {
+  if (skip_first_layer_pe) {
+    queries = self_attn->forward(queries, queries, queries);
+  } else {
+    const auto q = queries + query_pe;
+    queries = queries + self_attn->forward(q, q, queries);
+  }
+  queries = norm1->forward(queries);
+  auto q = queries + query_pe;
+  const auto k = keys + key_pe;  // keys change only at norm4: serves both cross attentions
+  queries = norm2->forward(queries + cross_attn_token_to_image->forward(q, k, keys));
+  queries = norm3->forward(queries + mlp->forward(queries));
+  q = queries + query_pe;
+  keys = norm4->forward(keys + cross_attn_image_to_token->forward(k, q, queries));
+}
+
+TwoWayTransformerImpl::TwoWayTransformerImpl(int64_t depth, int64_t dim, int64_t heads, int64_t mlp_dim) {
+  for (int64_t i = 0; i < depth; ++i) layers->push_back(TwoWayAttentionBlock(dim, heads, mlp_dim, i == 0));
+  register_module("layers", layers);
+  final_attn_token_to_image = register_module("final_attn_token_to_image", sam::TokenAttention(dim, heads, 2));
+  norm_final_attn = register_module("norm_final_attn", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
+}
+
+std::pair<torch::Tensor, torch::Tensor> TwoWayTransformerImpl::forward(const torch::Tensor& image,
+                                                                       const torch::Tensor& image_pe,
+                                                                       const torch::Tensor& tokens) {
+  const auto key_pe = image_pe.flatten(2).permute({0, 2, 1});
+  auto keys = image.flatten(2).permute({0, 2, 1});
+  auto queries = tokens;
+  for (const auto& layer : *layers) layer->as<TwoWayAttentionBlock>()->forward(queries, keys, tokens, key_pe);
+  const auto q = queries + tokens;
+  const auto k = keys + key_pe;
+  queries = norm_final_attn->forward(queries + final_attn_token_to_image->forward(q, k, keys));
+  return {queries, keys};
+}
+
+MaskDecoderImpl::MaskDecoderImpl(const models::Sam2MaskDecoderConfig& c)
+    : cfg(c), num_mask_tokens(c.num_multimask_outputs + 1) {
+  const int64_t d = c.transformer_dim;
+  transformer = register_module("transformer", TwoWayTransformer(c.depth, d, c.num_heads, c.mlp_dim));
+  iou_token = register_module("iou_token", torch::nn::Embedding(1, d));
+  mask_tokens = register_module("mask_tokens", torch::nn::Embedding(num_mask_tokens, d));
+  if (c.pred_obj_scores) obj_score_token = register_module("obj_score_token", torch::nn::Embedding(1, d));
+  using torch::nn::ConvTranspose2d;
+  using torch::nn::ConvTranspose2dOptions;
+  output_upscaling = register_module(
+      "output_upscaling",
+      torch::nn::Sequential(ConvTranspose2d(ConvTranspose2dOptions(d, d / 4, 2).stride(2)), sam::LayerNorm2d(d / 4),
+                            sam::GELU(), ConvTranspose2d(ConvTranspose2dOptions(d / 4, d / 8, 2).stride(2)),
+                            sam::GELU()));
+  if (c.use_high_res_features) {
+    conv_s0 = register_module("conv_s0", torch::nn::Conv2d(torch::nn::Conv2dOptions(d, d / 8, 1)));
+    conv_s1 = register_module("conv_s1", torch::nn::Conv2d(torch::nn::Conv2dOptions(d, d / 4, 1)));
+  }
+  for (int64_t i = 0; i < num_mask_tokens; ++i) output_hypernetworks_mlps->push_back(sam::MLP(d, d, d / 8, 3));
+  register_module("output_hypernetworks_mlps", output_hypernetworks_mlps);
+  iou_prediction_head = register_module(
+      "iou_prediction_head",
+      sam::MLP(d, c.iou_head_hidden_dim, num_mask_tokens, c.iou_head_depth, c.iou_prediction_use_sigmoid));
+  // pred_obj_scores_mlp=True in every official config: MLP(d, d, 1, 3).
+  if (c.pred_obj_scores) pred_obj_score_head = register_module("pred_obj_score_head", sam::MLP(d, d, 1, 3));
+}
+
+torch::Tensor MaskDecoderImpl::upscale(const torch::Tensor& x, const std::vector<torch::Tensor>& hr) {
+  const auto& seq = *output_upscaling;
+  const auto& dc1 = *seq.ptr<torch::nn::ConvTranspose2dImpl>(0);
+  const auto& dc2 = *seq.ptr<torch::nn::ConvTranspose2dImpl>(3);
+  auto y = sam::conv_transpose_2x2(x, dc1);
+  if (cfg.use_high_res_features) {
+    TORCH_CHECK(hr.size() == 2 && hr[0].defined() && hr[1].defined(),
+                "the SAM 2 mask decoder needs the two high-res features");
+    y = y + hr[1];
+  }
+  y = sam::gelu_act(seq.ptr<sam::LayerNorm2dImpl>(1)->forward(y));
+  y = sam::conv_transpose_2x2(y, dc2);
+  if (cfg.use_high_res_features) y = y + hr[0];
+  return sam::gelu_act(y);
+}
+
+// ref: mask_decoder.py MaskDecoder.predict_masks
+Sam2DecoderOutput MaskDecoderImpl::predict_masks(const torch::Tensor& image_embeddings, const torch::Tensor& image_pe,
+                                                 const torch::Tensor& sparse, const torch::Tensor& dense,
+                                                 const std::vector<torch::Tensor>& high_res_features,
+                                                 const torch::Tensor& extra_tokens) {
+  const int64_t B = sparse.size(0);
+  const int64_t s = cfg.pred_obj_scores ? 1 : 0;
+  std::vector<torch::Tensor> parts;
+  if (cfg.pred_obj_scores) parts.push_back(obj_score_token->weight);
+  parts.push_back(iou_token->weight);
+  parts.push_back(mask_tokens->weight);
+  if (extra_tokens.defined()) parts.push_back(extra_tokens);
+  const auto output_tokens = torch::cat(parts, 0).unsqueeze(0).expand({B, -1, -1});
+  const auto tokens = torch::cat({output_tokens, sparse}, 1);
+
+  auto src = image_embeddings.size(0) == B ? image_embeddings : image_embeddings.repeat_interleave(B, 0);
+  src = src + dense;
+  const auto pos_src = image_pe.size(0) == B ? image_pe : image_pe.repeat_interleave(B, 0);
+  const int64_t c = src.size(1), h = src.size(2), w = src.size(3);
+  auto [hs, keys] = transformer->forward(src, pos_src, tokens);
+
+  Sam2DecoderOutput out;
+  out.hs = hs;
+  out.mask_tokens_out = hs.narrow(1, s + 1, num_mask_tokens);
+  out.upscaled = upscale(keys.transpose(1, 2).reshape({B, c, h, w}), high_res_features);
+  std::vector<torch::Tensor> hyper;
+  for (int64_t i = 0; i < num_mask_tokens; ++i)
+    hyper.push_back(output_hypernetworks_mlps[i]->as<sam::MLP>()->forward(out.mask_tokens_out.select(1, i)));
+  const auto hyper_in = torch::stack(hyper, 1);
+  const auto& up = out.upscaled;
+  const int64_t uc = up.size(1), uh = up.size(2), uw = up.size(3);
+  out.masks = torch::matmul(hyper_in, up.reshape({B, uc, uh * uw})).view({B, -1, uh, uw});
+  out.iou_pred = iou_prediction_head->forward(hs.select(1, s));
+  out.object_score_logits = cfg.pred_obj_scores ? pred_obj_score_head->forward(hs.select(1, 0))
+                                                : torch::ones({B, 1}, out.iou_pred.options()) * 10.0;
+  return out;
+}
+
+// ref: mask_decoder.py _get_stability_scores
+torch::Tensor MaskDecoderImpl::stability_scores(const torch::Tensor& mask_logits) const {
+  const auto flat = mask_logits.flatten(-2);
+  const double d = cfg.dynamic_multimask_stability_delta;
+  const auto area_i = (flat > d).sum(-1).to(torch::kFloat);
+  const auto area_u = (flat > -d).sum(-1).to(torch::kFloat);
+  return torch::where(area_u > 0, area_i / area_u, torch::ones_like(area_i));
+}
+
+// ref: mask_decoder.py MaskDecoder.forward + _dynamic_multimask_via_stability
+std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::select_masks(const Sam2DecoderOutput& o,
+                                                                      bool multimask_output) const {
+  const int64_t m = num_mask_tokens - 1;
+  if (multimask_output) return {o.masks.narrow(1, 1, m), o.iou_pred.narrow(1, 1, m)};
+  auto single = o.masks.narrow(1, 0, 1);
+  auto single_iou = o.iou_pred.narrow(1, 0, 1);
+  if (!cfg.dynamic_multimask_via_stability || is_training()) return {single, single_iou};
+  const auto multi = o.masks.narrow(1, 1, m);
+  const auto multi_iou = o.iou_pred.narrow(1, 1, m);
+  const auto best = multi_iou.argmax(-1);  // [B]
+  const auto batch = torch::arange(multi.size(0), best.options());
+  const auto best_logits = multi.index({batch, best}).unsqueeze(1);
+  const auto best_iou = multi_iou.index({batch, best}).unsqueeze(1);
+  const auto stable = stability_scores(single) >= cfg.dynamic_multimask_stability_thresh;  // [B, 1]
+  return {torch::where(stable.unsqueeze(-1).unsqueeze(-1).expand_as(single), single, best_logits),
+          torch::where(stable.expand_as(single_iou), single_iou, best_iou)};
+}
+
+}  // namespace semat::models::sam2
