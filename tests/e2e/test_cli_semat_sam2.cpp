@@ -1,6 +1,7 @@
 // SEMat (SAM2 variant) through the CLI: `semat matte --semat` on the official SEMat_SAM2 layout
-// (the tiny fixture) runs through the engine and gives the official demo's alpha, and
-// `semat info` counts its trainable parameters as Table 7 (Hiera-L).
+// (the tiny fixture) runs through the engine and gives the official demo's alpha, `semat info`
+// counts its trainable parameters as Table 7 (Hiera-L), and `semat train` with "backbone": "sam2"
+// starts from a SAM 2 checkpoint and exports the official layout.
 #include <gtest/gtest.h>
 
 #include <filesystem>

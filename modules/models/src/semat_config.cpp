@@ -13,7 +13,8 @@ bool MattingDecoderConfig::operator==(const MattingDecoderConfig& o) const {
 
 bool SematConfig::operator==(const SematConfig& o) const {
   return sam == o.sam && matting_tokens == o.matting_tokens && lora_rank == o.lora_rank &&
-         lora_alpha == o.lora_alpha && matting_decoder == o.matting_decoder && sam2 == o.sam2;
+         lora_alpha == o.lora_alpha && matting_decoder == o.matting_decoder && sam2 == o.sam2 &&
+         (!sam2 || sam2_base == o.sam2_base);
 }
 
 std::vector<std::string> semat_preset_names() {
@@ -39,9 +40,12 @@ namespace {
 // SEMat_SAM2.py on a SAM 2 image size S and decoder width D: the SAM 2 prompt encoder and mask
 // decoder (iou head hidden 256, two-way transformer depth 2, 8 heads, mlp 2048: hard-coded in
 // SAM2Base), the matting decoder on SAM 2 features.
-SematConfig sam2_variant(int64_t S, int64_t D) {
+SematConfig sam2_variant(Sam2Config base) {
+  const int64_t S = base.image_size, D = base.neck.d_model;
   SematConfig c;
   c.sam2 = true;
+  base.trunk.bbox_mask_in_chans = 4;  // HieraBBoxMask: cat(image, box mask)
+  c.sam2_base = base;
   SamConfig& s = c.sam;
   s.name = "custom";
   s.encoder.img_size = S;
@@ -68,11 +72,20 @@ SematConfig semat_preset(const std::string& name) {
   SematConfig c;
   if (name == "semat-sam2-hiera-t" || name == "semat-sam2-hiera-s" ||
       name == "semat-sam2-hiera-b+" || name == "semat-sam2-hiera-l") {
-    c = sam2_variant(1024, 256);
+    c = sam2_variant(sam2_preset("sam2_hiera_" + name.substr(17)));
   } else if (name == "semat-sam2-tiny") {
     // The shapes of the shared semat_sam2_tiny fixture (fixture.json "config"): D = 16 and the
     // matting decoder widths of its source patch (the official code hard-codes them for D = 256).
-    c = sam2_variant(128, 16);
+    Sam2Config b;
+    b.name = "custom";
+    b.image_size = 128;
+    auto& t = b.trunk;
+    t.embed_dim = 8, t.num_heads = 1, t.stages = {1, 2, 3, 1}, t.global_att_blocks = {4};
+    t.window_spec = {8, 4, 6, 4};
+    b.neck.d_model = 16;
+    b.neck.backbone_channel_list = t.channel_list();
+    b.decoder.transformer_dim = 16;
+    c = sam2_variant(b);
     auto& m = c.matting_decoder;
     m.vit_feat_in = 16;
     m.down = {{32, 8}, {8, 8}, {8 + 2, 16}, {16 + 4, 16}};

@@ -39,17 +39,14 @@ torch::Tensor TokenAttentionImpl::forward(const torch::Tensor& q_in, const torch
 }
 
 TwoWayAttentionBlockImpl::TwoWayAttentionBlockImpl(int64_t dim, int64_t heads, int64_t mlp_dim,
-                                                   bool skip, bool mlp_layers_names)
+                                                   bool skip)
     : skip_first_layer_pe(skip) {
   auto ln = [&] { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})); };
   self_attn = register_module("self_attn", TokenAttention(dim, heads));
   norm1 = register_module("norm1", ln());
   cross_attn_token_to_image = register_module("cross_attn_token_to_image", TokenAttention(dim, heads, 2));
   norm2 = register_module("norm2", ln());
-  if (mlp_layers_names)
-    mlp_layers = register_module("mlp", MLP(dim, mlp_dim, dim, 2));
-  else
-    mlp = register_module("mlp", MLPBlock(dim, mlp_dim, Activation::kRelu));
+  mlp = register_module("mlp", MLPBlock(dim, mlp_dim, Activation::kRelu));
   norm3 = register_module("norm3", ln());
   norm4 = register_module("norm4", ln());
   cross_attn_image_to_token = register_module("cross_attn_image_to_token", TokenAttention(dim, heads, 2));
@@ -69,16 +66,14 @@ void TwoWayAttentionBlockImpl::forward(torch::Tensor& queries, torch::Tensor& ke
   // keys do not change until norm4, so keys + key_pe serves both cross attentions.
   const auto k = keys + key_pe;
   queries = norm2->forward(queries + cross_attn_token_to_image->forward(q, k, keys));
-  const auto mlp_out = mlp.is_empty() ? mlp_layers->forward(queries) : mlp->forward(queries);
-  queries = norm3->forward(queries + mlp_out);
+  queries = norm3->forward(queries + mlp->forward(queries));
   q = queries + query_pe;
   keys = norm4->forward(keys + cross_attn_image_to_token->forward(k, q, queries));
 }
 
 TwoWayTransformerImpl::TwoWayTransformerImpl(int64_t depth, int64_t dim, int64_t heads,
-                                             int64_t mlp_dim, bool mlp_layers) {
-  for (int64_t i = 0; i < depth; ++i)
-    layers->push_back(TwoWayAttentionBlock(dim, heads, mlp_dim, i == 0, mlp_layers));
+                                             int64_t mlp_dim) {
+  for (int64_t i = 0; i < depth; ++i) layers->push_back(TwoWayAttentionBlock(dim, heads, mlp_dim, i == 0));
   register_module("layers", layers);
   final_attn_token_to_image = register_module("final_attn_token_to_image", TokenAttention(dim, heads, 2));
   norm_final_attn = register_module("norm_final_attn", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));

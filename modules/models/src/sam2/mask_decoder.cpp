@@ -85,7 +85,12 @@ MaskDecoderImpl::MaskDecoderImpl(const models::Sam2MaskDecoderConfig& c)
 }
 
 torch::Tensor MaskDecoderImpl::upscale(const torch::Tensor& x, const std::vector<torch::Tensor>& hr) {
-  const auto& seq = *output_upscaling;
+  return upscale(x, hr, output_upscaling);
+}
+
+torch::Tensor MaskDecoderImpl::upscale(const torch::Tensor& x, const std::vector<torch::Tensor>& hr,
+                                       const torch::nn::Sequential& layers) {
+  const auto& seq = *layers;
   const auto& dc1 = *seq.ptr<torch::nn::ConvTranspose2dImpl>(0);
   const auto& dc2 = *seq.ptr<torch::nn::ConvTranspose2dImpl>(3);
   auto y = sam::conv_transpose_2x2(x, dc1);
@@ -124,7 +129,8 @@ Sam2DecoderOutput MaskDecoderImpl::predict_masks(const torch::Tensor& image_embe
   Sam2DecoderOutput out;
   out.hs = hs;
   out.mask_tokens_out = hs.narrow(1, s + 1, num_mask_tokens);
-  out.upscaled = upscale(keys.transpose(1, 2).reshape({B, c, h, w}), high_res_features);
+  out.image_tokens = keys.transpose(1, 2).reshape({B, c, h, w});
+  out.upscaled = upscale(out.image_tokens, high_res_features);
   std::vector<torch::Tensor> hyper;
   for (int64_t i = 0; i < num_mask_tokens; ++i)
     hyper.push_back(output_hypernetworks_mlps[i]->as<sam::MLP>()->forward(out.mask_tokens_out.select(1, i)));

@@ -75,12 +75,15 @@ SematSamImpl::SematSamImpl(const models::SematConfig& c, bool with_frozen_decode
 }
 
 SematSam2Impl::SematSam2Impl(const models::SematConfig& c) {
-  const int64_t d = c.sam.decoder.transformer_dim;
+  const int64_t d = c.sam2_base.decoder.transformer_dim;
+  encoder = sam2::ImageEncoder(c.sam2_base.trunk, c.sam2_base.neck);
+  apply_lora(*encoder, c.lora_rank, c.lora_alpha);
+  image_encoder = register_module("image_encoder", PeftEncoder(encoder.ptr()));
   sam_prompt_encoder = register_module(
       "sam_prompt_encoder", sam::PromptEncoder(c.sam.prompt.embed_dim, c.sam.encoder.grid(),
                                                c.sam.encoder.img_size, c.sam.prompt.mask_in_chans));
   sam_mask_decoder =
-      register_module("sam_mask_decoder", MaskDecoderMattingToken(c.sam.decoder, c.matting_tokens));
+      register_module("sam_mask_decoder", MaskDecoderMattingToken(c.sam2_base.decoder, c.matting_tokens));
   no_mem_embed = register_parameter("no_mem_embed", torch::zeros({1, 1, d}));
 }
 
@@ -92,7 +95,7 @@ SematModelImpl::SematModelImpl(const models::SematConfig& c, bool with_frozen_de
       torch::tensor({58.395 / 255.0, 57.12 / 255.0, 57.375 / 255.0}, torch::kFloat).view({3, 1, 1});
   if (c.sam2) {
     SEMAT_CHECK(c.matting_decoder.sam2_multi_scale &&
-                    c.matting_decoder.sam2_dim == c.sam.decoder.transformer_dim,
+                    c.matting_decoder.sam2_dim == c.sam2_base.decoder.transformer_dim,
                 ConfigError,
                 "SEMat config '" << c.name
                                  << "': the SAM2 variant needs the matting decoder built for SAM 2 "
@@ -143,7 +146,7 @@ torch::Tensor SematModelImpl::box_mask(const torch::Tensor& boxes) const {
 // ref: semantic_enhanced_matting/modeling/image_encoder.py ImageEncoderViT.forward (bbox mode)
 SematFeatures SematModelImpl::encode(const torch::Tensor& images, const torch::Tensor& boxes,
                                      const torch::Tensor& patch_embed, SematTrace* trace) {
-  SEMAT_CHECK(!cfg.sam2, StateError, "SEMat (SAM2): the Hiera image encoder is not built yet");
+  if (cfg.sam2) return encode_sam2(images, boxes, patch_embed, trace);
   const auto mask = box_mask(boxes);
   const auto cond =
       cond_patch_embed->forward(torch::cat({images, mask.to(images.scalar_type())}, 1));
@@ -154,6 +157,37 @@ SematFeatures SematModelImpl::encode(const torch::Tensor& images, const torch::T
   SematFeatures out;
   static_cast<sam::EncoderOutput&>(out) = vit.forward_tokens(x + cond, checkpoint_blocks);
   return out;
+}
+
+torch::Tensor SematModelImpl::patch_embed(const torch::Tensor& images) {
+  if (cfg.sam2) return sam2_model->encoder->trunk->patch_embed->forward(images);
+  return sam_model->vit->patch_embed->forward(images);
+}
+
+// ref: SEMat's sam2/modeling/backbones/hieradet.py HieraBBoxMask.forward, SAM2Base.forward_image
+// and _prepare_backbone_features (directly_add_no_mem_embed)
+SematFeatures SematModelImpl::encode_sam2(const torch::Tensor& images, const torch::Tensor& boxes,
+                                          const torch::Tensor& patch_embed, SematTrace* trace) {
+  const auto mask = box_mask(boxes);
+  auto& enc = *sam2_model->encoder;
+  auto& trunk = *enc.trunk;
+  const auto cond =
+      trunk.bbox_mask_patch_embed->forward(torch::cat({images, mask.to(images.scalar_type())}, 1));
+  auto x = patch_embed.defined() ? patch_embed : trunk.patch_embed->forward(images);
+  if (x.size(0) != cond.size(0)) x = x.expand({cond.size(0), -1, -1, -1});
+  if (trace) trace->box_mask = mask, trace->patch_embed = x, trace->cond_embed = cond;
+  return sam2_features(x + cond, trace);
+}
+
+SematFeatures SematModelImpl::sam2_features(const torch::Tensor& tokens, SematTrace* trace) {
+  auto& enc = *sam2_model->encoder;
+  const auto out = enc.forward_trunk_outputs(enc.trunk->forward_tokens(tokens));
+  const auto& fpn = out.backbone_fpn;  // levels 0..2, finest first (level 3 scalped)
+  if (trace) trace->fpn = fpn;
+  SematFeatures f;
+  std::tie(f.high_res0, f.high_res1) = sam2_model->sam_mask_decoder->high_res_features(fpn.at(0), fpn.at(1));
+  f.embedding = fpn.at(2) + sam2_model->no_mem_embed.view({1, -1, 1, 1});
+  return f;
 }
 
 // ref: sam_hq_matting.py forward_samhq_others + forward_samhq_and_matting_decoder
@@ -196,7 +230,7 @@ SematOutput SematModelImpl::decode_sam2(const torch::Tensor& images, const torch
   const auto sparse = prompts.sparse.to(enc.embedding.scalar_type());
   const auto image_pe = pe.get_dense_pe();
   if (trace) trace->sparse = sparse, trace->image_pe = image_pe;
-  const auto dec = sam2_model->sam_mask_decoder->forward(enc.embedding, image_pe, sparse,
+  const auto dec = sam2_model->sam_mask_decoder->forward_matting(enc.embedding, image_pe, sparse,
                                                          prompts.dense, enc.high_res0, enc.high_res1);
   if (trace) trace->sam2_mask_decoder = dec;
   SematOutput out;
@@ -228,6 +262,18 @@ SematOutput SematModelImpl::forward(const torch::Tensor& images, const torch::Te
 // ref: sam_hq_matting.py get_frozen_sam_logits (mask_type 'sam', multimask best by IoU)
 torch::Tensor SematModelImpl::frozen_sam_logits(const torch::Tensor& images,
                                                 const torch::Tensor& boxes) {
+  if (cfg.sam2) {
+    // SEMat (SAM2) has no frozen decoder copy: the target is the same (frozen) SAM 2 decoder
+    // without the matting tokens, token 0, on the LoRA encoder without the box condition
+    // (get_frozen_sam_logits with wo_matting_token=True).
+    const auto f = sam2_features(patch_embed(images));
+    auto& pe = *sam2_model->sam_prompt_encoder;
+    const auto prompts = box_as_points(pe, boxes);
+    const auto dec = sam2_model->sam_mask_decoder->forward_matting(
+        f.embedding, pe.get_dense_pe(), prompts.sparse.to(f.embedding.scalar_type()), prompts.dense,
+        f.high_res0, f.high_res1, /*with_matting_tokens=*/false);
+    return upsample(dec.masks_sam, cfg.sam.encoder.img_size);
+  }
   SEMAT_CHECK(!sam_model->frozen_mask_decoder.is_empty(), StateError,
               "frozen_sam_logits: build the model from a SAM checkpoint for training "
               "(with_frozen_decoder) to get the frozen SAM decoder");

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "semat/models/sam2_config.h"
 #include "semat/models/sam_config.h"
 
 namespace semat::models {
@@ -50,6 +51,9 @@ struct SematConfig {
   double lora_alpha = 16.0;  ///< LoRA output scale is lora_alpha / lora_rank
   MattingDecoderConfig matting_decoder;
   bool sam2 = false;
+  /// SAM2 variant: the SAM 2 image model it builds on (trunk with bbox_mask_in_chans = 4, neck;
+  /// image_size = sam.encoder.img_size).
+  Sam2Config sam2_base;
 
   double lora_scaling() const { return lora_alpha / static_cast<double>(lora_rank); }
   bool operator==(const SematConfig& o) const;

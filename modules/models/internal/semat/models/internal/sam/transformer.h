@@ -24,10 +24,7 @@ TORCH_MODULE(TokenAttention);
 
 class TwoWayAttentionBlockImpl : public torch::nn::Module {
  public:
-  /// `mlp_layers`: SAM 2's naming of the MLP (mlp.layers.0/1 instead of mlp.lin1/lin2); the
-  /// arithmetic (Linear, ReLU, Linear) is the same.
-  TwoWayAttentionBlockImpl(int64_t dim, int64_t heads, int64_t mlp_dim, bool skip_first_layer_pe,
-                           bool mlp_layers = false);
+  TwoWayAttentionBlockImpl(int64_t dim, int64_t heads, int64_t mlp_dim, bool skip_first_layer_pe);
   /// Updates queries [B, Nq, E] and keys [B, Nk, E] in place of the Python tuple return.
   void forward(torch::Tensor& queries, torch::Tensor& keys, const torch::Tensor& query_pe,
                const torch::Tensor& key_pe);
@@ -35,17 +32,14 @@ class TwoWayAttentionBlockImpl : public torch::nn::Module {
   TokenAttention self_attn{nullptr}, cross_attn_token_to_image{nullptr},
       cross_attn_image_to_token{nullptr};
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr}, norm4{nullptr};
-  MLPBlock mlp{nullptr};      ///< SAM's naming, or
-  MLP mlp_layers{nullptr};    ///< SAM 2's, registered as "mlp" too
+  MLPBlock mlp{nullptr};
   bool skip_first_layer_pe;
 };
 TORCH_MODULE(TwoWayAttentionBlock);
 
 class TwoWayTransformerImpl : public torch::nn::Module {
  public:
-  /// `mlp_layers`: SAM 2's MLP key names (see TwoWayAttentionBlockImpl).
-  TwoWayTransformerImpl(int64_t depth, int64_t dim, int64_t heads, int64_t mlp_dim,
-                        bool mlp_layers = false);
+  TwoWayTransformerImpl(int64_t depth, int64_t dim, int64_t heads, int64_t mlp_dim);
   /// image [B, E, h, w], image_pe [B, E, h, w], tokens [B, N, E]; returns (queries [B, N, E],
   /// keys [B, h w, E]).
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& image,

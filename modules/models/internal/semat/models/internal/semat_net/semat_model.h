@@ -18,6 +18,7 @@
 #include "semat/models/internal/sam/image_encoder.h"
 #include "semat/models/internal/sam/mask_decoder.h"
 #include "semat/models/internal/sam/prompt_encoder.h"
+#include "semat/models/internal/sam2/image_encoder.h"
 #include "semat/models/internal/semat_net/mask_decoder_matting.h"
 #include "semat/models/internal/semat_net/mask_decoder_matting_token.h"
 #include "semat/models/internal/semat_net/matting_decoder.h"
@@ -53,6 +54,8 @@ TORCH_MODULE(SematSam);
 class SematSam2Impl : public torch::nn::Module {
  public:
   explicit SematSam2Impl(const models::SematConfig& cfg);
+  PeftEncoder image_encoder{nullptr};
+  sam2::ImageEncoder encoder{nullptr};  ///< = image_encoder->model (HieraBBoxMask trunk + neck)
   sam::PromptEncoder sam_prompt_encoder{nullptr};
   MaskDecoderMattingToken sam_mask_decoder{nullptr};
   torch::Tensor no_mem_embed;  ///< [1, 1, D], added to the coarsest kept FPN level
@@ -72,7 +75,8 @@ struct SematTrace {
   torch::Tensor box_mask;     ///< [B, 1, S, S] rasterised box
   torch::Tensor patch_embed;  ///< [B, g, g, D] LoRA patch embedding of the image
   torch::Tensor cond_embed;   ///< [B, g, g, D] prompt-enhancement patch embedding
-  torch::Tensor sparse;       ///< [B, 2, E] box tokens
+  torch::Tensor sparse;       ///< [B, 2, E] box tokens (SAM2: [B, 3, D], 2 corners + padding)
+  std::vector<torch::Tensor> fpn;  ///< SAM2: neck levels 0..2 [B, D, h, w] (before conv_s0/s1)
   torch::Tensor image_pe;     ///< [1, E, g, g]
   MattingDecoderOutput mask_decoder;  ///< everything the mask decoder returned (SAM / HQ)
   Sam2MattingDecoderOutput sam2_mask_decoder;  ///< the same, SAM2 variant
@@ -113,6 +117,15 @@ class SematModelImpl : public torch::nn::Module {
   /// computed (several boxes on one image).
   SematFeatures encode(const torch::Tensor& images, const torch::Tensor& boxes,
                        const torch::Tensor& patch_embed = {}, SematTrace* trace = nullptr);
+  /// The box-independent part of encode(): the (LoRA) patch embedding of the image,
+  /// [B, g, g, D] (SAM2: [B, S/4, S/4, E]).
+  torch::Tensor patch_embed(const torch::Tensor& images);
+  /// SAM2 variant: trunk blocks, neck, conv_s0 / conv_s1 and no_mem_embed on the tokens
+  /// entering the trunk's blocks [B, S/4, S/4, E] (before the position embedding).
+  SematFeatures sam2_features(const torch::Tensor& tokens, SematTrace* trace = nullptr);
+  /// encode() of the SAM2 variant.
+  SematFeatures encode_sam2(const torch::Tensor& images, const torch::Tensor& boxes,
+                            const torch::Tensor& patch_embed, SematTrace* trace);
   /// Full network: one box per image (B images, boxes [B, 4] in the S x S frame).
   SematOutput forward(const torch::Tensor& images, const torch::Tensor& boxes,
                       SematTrace* trace = nullptr);
