@@ -76,16 +76,7 @@ SematConfig semat_preset(const std::string& name) {
   } else if (name == "semat-sam2-tiny") {
     // The shapes of the shared semat_sam2_tiny fixture (fixture.json "config"): D = 16 and the
     // matting decoder widths of its source patch (the official code hard-codes them for D = 256).
-    Sam2Config b;
-    b.name = "custom";
-    b.image_size = 128;
-    auto& t = b.trunk;
-    t.embed_dim = 8, t.num_heads = 1, t.stages = {1, 2, 3, 1}, t.global_att_blocks = {4};
-    t.window_spec = {8, 4, 6, 4};
-    b.neck.d_model = 16;
-    b.neck.backbone_channel_list = t.channel_list();
-    b.decoder.transformer_dim = 16;
-    c = sam2_variant(b);
+    c = sam2_variant(sam2_preset("sam2_tiny"));  // the same SAM 2 shapes as the sam2_tiny fixture
     auto& m = c.matting_decoder;
     m.vit_feat_in = 16;
     m.down = {{32, 8}, {8, 8}, {8 + 2, 16}, {16 + 4, 16}};
