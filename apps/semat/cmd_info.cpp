@@ -1,4 +1,5 @@
-// semat info [--arch semat-vit-l|semat-hq-vit-l|semat-sam2-hiera-l|vitmatte-s|...] [--json]: the architecture and its
+// semat info [--arch semat-vit-l|semat-hq-vit-l|semat-sam2-hiera-l|vitmatte-s|sam2-hiera-l|...] [--json]: the
+// architecture and its
 // trainable parameters per component, counted on the built modules (random weights; no
 // checkpoint needed). The HQ-SAM variant's HQ parts are frozen and reported apart; the
 // trimap-based matting networks (--arch vitmatte-s / vitmatte-b / diffmatte-*) report all parameters.
@@ -12,6 +13,7 @@
 
 #include "commands.h"
 #include "semat/core/timer.h"
+#include "semat/models/sam2_config.h"
 #include "semat/models/semat_config.h"
 #include "semat/models/vitmatte_config.h"
 
@@ -27,7 +29,48 @@ std::vector<std::string> arch_names() {
   auto names = models::semat_preset_names();
   for (const auto& n : models::vitmatte_preset_names()) names.push_back(n);
   for (const auto& n : models::diffmatte_preset_names()) names.push_back(n);
+  for (const char* n : {"sam2-hiera-t", "sam2-hiera-s", "sam2-hiera-b+", "sam2-hiera-l"}) names.push_back(n);
   return names;
+}
+
+// Plain SAM 2 (--arch sam2-hiera-*): the image model semat builds (trunk, neck, prompt encoder,
+// mask decoder, no_mem_embed; parameters and buffers, i.e. state-dict entries). The official
+// SAM2Base also holds the video-only modules, which semat does not build: reported apart.
+void run_sam2_info(const InfoArgs& a) {
+  std::string preset = "sam2_hiera_" + a.arch.substr(std::string("sam2-hiera-").size());
+  const models::Sam2Config cfg = models::sam2_preset(preset);
+  const models::Sam2ParameterCounts c = models::sam2_parameter_counts(cfg);
+  const auto& t = cfg.trunk;
+  const int64_t video = c.official_full > 0 ? c.official_full - c.image_model : 0;
+  if (a.json) {
+    nlohmann::json j = {{"arch", a.arch},
+                        {"variant", "sam2"},
+                        {"backbone",
+                         {{"embed_dim", t.embed_dim},
+                          {"num_heads", t.num_heads},
+                          {"stages", t.stages},
+                          {"global_att_blocks", t.global_att_blocks},
+                          {"window_spec", t.window_spec},
+                          {"img_size", cfg.image_size}}},
+                        {"parameters",
+                         {{"trunk", c.trunk},
+                          {"neck", c.neck},
+                          {"prompt_encoder", c.prompt_encoder},
+                          {"mask_decoder", c.mask_decoder},
+                          {"no_mem_embed", c.no_mem_embed}}},
+                        {"all_parameters", c.image_model},
+                        {"official_full_model_parameters", c.official_full},
+                        {"video_only_parameters_not_built", video}};
+    std::cout << j.dump(2) << '\n';
+    return;
+  }
+  std::cout << a.arch << ": SAM 2 image model, Hiera (embed " << t.embed_dim << ", " << t.depth() << " blocks, "
+            << t.num_heads << " heads) + FPN neck + prompt encoder + mask decoder\n"
+            << "  trunk " << c.trunk << ", neck " << c.neck << ", prompt encoder " << c.prompt_encoder
+            << ", mask decoder " << c.mask_decoder << ", no_mem_embed " << c.no_mem_embed << ", all "
+            << c.image_model << "\n"
+            << "  (the official SAM2Base has " << c.official_full << ": + " << video
+            << " in the video-only modules, not built)\n";
 }
 
 void run_diffmatte_info(const InfoArgs& a) {
@@ -82,6 +125,7 @@ void run_vitmatte_info(const InfoArgs& a) {
 void run_info(const InfoArgs& a) {
   if (a.arch.rfind("vitmatte-", 0) == 0) return run_vitmatte_info(a);
   if (a.arch.rfind("diffmatte-", 0) == 0) return run_diffmatte_info(a);
+  if (a.arch.rfind("sam2-", 0) == 0) return run_sam2_info(a);
   const models::SematConfig cfg = models::semat_preset(a.arch);
   Timer t;
   const models::SematParameterCounts c = models::semat_parameter_counts(cfg);
@@ -154,7 +198,8 @@ void register_info(CLI::App& app) {
                   "semat-sam2-hiera-t, semat-sam2-hiera-s, semat-sam2-hiera-b+, semat-sam2-hiera-l "
                   "(official SEMat_SAM2), semat-sam2-tiny; "
                   "vitmatte-s, vitmatte-b (official ViTMatte), vitmatte-tiny; diffmatte-vits, "
-                  "diffmatte-vitb, diffmatte-vits-1024, diffmatte-tiny")
+                  "diffmatte-vitb, diffmatte-vits-1024, diffmatte-tiny; sam2-hiera-t, sam2-hiera-s, "
+                  "sam2-hiera-b+, sam2-hiera-l (plain SAM 2 image model)")
       ->check(CLI::IsMember(arch_names()))
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "print JSON");

@@ -1,7 +1,8 @@
 // semat segment IMAGE --sam CKPT [--model-type auto|vit_b|vit_l|vit_h|hq_vit_b|...] [--box X0,Y0,X1,Y1]
 //                     [--point X,Y,LABEL ...] [--multimask] [--hq-token-only] [--out DIR]
 //                     [--dump-tensors FILE]
-// SAM (sam_vit_*.pth) or HQ-SAM (sam_hq_vit_*.pth), told apart by the checkpoint's tensors.
+// SAM (sam_vit_*.pth), HQ-SAM (sam_hq_vit_*.pth) or SAM 2 (sam2_hiera_*.pt, sam2.1_hiera_*.pt),
+// told apart by the checkpoint's tensors.
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -21,6 +22,7 @@
 #include "semat/io/checkpoint.h"
 #include "semat/io/files.h"
 #include "semat/io/image_io.h"
+#include "semat/models/sam2_predictor.h"
 #include "semat/models/sam_predictor.h"
 
 namespace fs = std::filesystem;
@@ -68,8 +70,11 @@ io::TensorData stack(const std::string& name, const std::vector<cv::Mat>& mats) 
   return t;
 }
 
+// The rest is the same for SAM / HQ-SAM (SamPredictor) and SAM 2 (Sam2Predictor).
+template <class Predictor>
+void segment_with(Predictor& sam, const SegmentArgs& a, const cv::Mat& image, const models::SamPrompt& prompt);
+
 void run_segment(const SegmentArgs& a) {
-  Timer total;
   models::SamPrompt prompt;
   if (!a.box.empty()) prompt.box = parse_box(a.box, "--box");
   for (size_t i = 0; i < a.points.size(); ++i)
@@ -80,14 +85,29 @@ void run_segment(const SegmentArgs& a) {
   if (prompt.box) check_box_in_image(*prompt.box, image.cols, image.rows, "--box of '" + a.image + "'");
   io::ensure_writable_dir(a.out);
 
+  const io::Checkpoint ck = io::load_checkpoint(a.sam);
+  if (models::is_sam2_checkpoint(ck)) {
+    SEMAT_CHECK(!a.hq_token_only, ConfigError,
+                "--hq-token-only needs an HQ-SAM checkpoint (sam_hq_vit_*.pth); '" << a.sam << "' is SAM 2");
+    models::Sam2Predictor::Options o;
+    o.model_type = a.model_type;
+    o.device = a.device;
+    models::Sam2Predictor sam(ck, o);
+    return segment_with(sam, a, image, prompt);
+  }
   models::SamPredictor::Options o;
   o.model_type = a.model_type;
   o.device = a.device;
   o.hq_token_only = a.hq_token_only;
-  models::SamPredictor sam(a.sam, o);
+  models::SamPredictor sam(ck, o);
   SEMAT_CHECK(!a.hq_token_only || sam.config().hq, ConfigError,
               "--hq-token-only needs an HQ-SAM checkpoint (sam_hq_vit_*.pth); '" << a.sam
                                                                                  << "' is plain SAM");
+  segment_with(sam, a, image, prompt);
+}
+
+template <class Predictor>
+void segment_with(Predictor& sam, const SegmentArgs& a, const cv::Mat& image, const models::SamPrompt& prompt) {
   Timer t;
   sam.set_image(image);
   const double encode_s = t.seconds();
@@ -130,10 +150,11 @@ void register_segment(CLI::App& app) {
   auto args = std::make_shared<SegmentArgs>();
   CLI::App* cmd = app.add_subcommand("segment", "Segment Anything masks from a box and/or points");
   cmd->add_option("image", args->image, "input image")->required();
-  cmd->add_option("--sam", args->sam, "SAM or HQ-SAM checkpoint (.pth or .safetensors)")->required();
+  cmd->add_option("--sam", args->sam, "SAM, HQ-SAM or SAM 2 checkpoint (.pth, .pt or .safetensors)")->required();
   cmd->add_option("--model-type", args->model_type,
-                  "auto (tells SAM from HQ-SAM), vit_b, vit_l, vit_h, hq_vit_b, hq_vit_l, hq_vit_h, "
-                  "tiny or hq_tiny")
+                  "auto (tells SAM, HQ-SAM and SAM 2 apart), vit_b, vit_l, vit_h, hq_vit_b, hq_vit_l, "
+                  "hq_vit_h, tiny, hq_tiny; for SAM 2 sam2_hiera_t, sam2_hiera_s, sam2_hiera_b+, "
+                  "sam2_hiera_l or sam2_tiny")
       ->capture_default_str();
   cmd->add_option("--device", args->device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_option("--box", args->box, "box X0,Y0,X1,Y1 in pixels");

@@ -11,6 +11,8 @@
 #include "semat/core/timer.h"
 
 #ifdef SEMAT_ENGINE_WITH_MODELS
+#include "semat/io/checkpoint.h"
+#include "semat/models/sam2_predictor.h"
 #include "semat/models/sam_predictor.h"
 #include "semat/models/semat_predictor.h"
 #include "semat/models/vitmatte_predictor.h"
@@ -21,12 +23,13 @@ namespace semat::engine::detail {
 #ifdef SEMAT_ENGINE_WITH_MODELS
 namespace {
 
-// SAM's single-mask box prediction. One predictor holds one embedding; the encoder is the
-// expensive part, so calls on the same stored image skip it; another image replaces it (one
-// model copy bounds the memory).
+// SAM's (or SAM 2's) single-mask box prediction. One predictor holds one embedding; the encoder
+// is the expensive part, so calls on the same stored image skip it; another image replaces it
+// (one model copy bounds the memory). `Predictor` is SamPredictor (SAM, HQ-SAM) or Sam2Predictor.
+template <class Predictor>
 class SamModel : public BoxModel {
  public:
-  explicit SamModel(const EngineSpec& s) : predictor_(s.sam, options(s)) {}
+  SamModel(const io::Checkpoint& ck, const typename Predictor::Options& o) : predictor_(ck, o) {}
   std::string name() const override { return "sam"; }
   std::string variant() const override { return predictor_.config().name; }
 
@@ -55,21 +58,30 @@ class SamModel : public BoxModel {
   }
 
  private:
-  static models::SamPredictor::Options options(const EngineSpec& s) {
-    SEMAT_CHECK(s.model_type == "auto" || s.model_type.rfind("semat-", 0) != 0, ConfigError,
-                "--model-type " << s.model_type
-                                << " with --sam: use auto, vit_b, vit_l, vit_h, hq_vit_b, hq_vit_l, "
-                                   "hq_vit_h, tiny or hq_tiny");
-    models::SamPredictor::Options o;
-    o.model_type = s.model_type;
-    o.device = s.device;
-    return o;
-  }
-
   std::mutex mu_;
-  models::SamPredictor predictor_;
+  Predictor predictor_;
   std::string current_key_;  // stored image whose embedding predictor_ holds; empty for none
 };
+
+// --sam: SAM 2 checkpoints are told from SAM / HQ-SAM ones by their keys.
+std::shared_ptr<BoxModel> load_sam(const EngineSpec& s) {
+  SEMAT_CHECK(s.model_type == "auto" || s.model_type.rfind("semat-", 0) != 0, ConfigError,
+              "--model-type " << s.model_type
+                              << " with --sam: use auto, vit_b, vit_l, vit_h, hq_vit_b, hq_vit_l, "
+                                 "hq_vit_h, tiny, hq_tiny, sam2_hiera_t, sam2_hiera_s, sam2_hiera_b+, "
+                                 "sam2_hiera_l or sam2_tiny");
+  const io::Checkpoint ck = io::load_checkpoint(s.sam);
+  if (models::is_sam2_checkpoint(ck)) {
+    models::Sam2Predictor::Options o;
+    o.model_type = s.model_type;
+    o.device = s.device;
+    return std::make_shared<SamModel<models::Sam2Predictor>>(ck, o);
+  }
+  models::SamPredictor::Options o;
+  o.model_type = s.model_type;
+  o.device = s.device;
+  return std::make_shared<SamModel<models::SamPredictor>>(ck, o);
+}
 
 // SEMat (SAM, HQ-SAM and SAM 2 variants: the checkpoint says which): every box runs the whole
 // encoder (the box enters it), so nothing per image is worth caching; one model copy serves all
@@ -178,7 +190,7 @@ const std::vector<ModelEntry>& model_table() {
   // --semat the --sam flag only supplies base weights; the box-only learned prior last. `load` is null in builds without LibTorch.
 #ifdef SEMAT_ENGINE_WITH_MODELS
   auto semat = [](const EngineSpec& s) -> std::shared_ptr<BoxModel> { return std::make_shared<SematModel>(s); };
-  auto sam = [](const EngineSpec& s) -> std::shared_ptr<BoxModel> { return std::make_shared<SamModel>(s); };
+  auto sam = [](const EngineSpec& s) -> std::shared_ptr<BoxModel> { return load_sam(s); };
 #else
   std::shared_ptr<BoxModel> (*semat)(const EngineSpec&) = nullptr;
   std::shared_ptr<BoxModel> (*sam)(const EngineSpec&) = nullptr;
