@@ -1,4 +1,5 @@
-// semat info [--arch semat-vit-l|semat-hq-vit-l|vitmatte-s|sam2-hiera-l|...] [--json]: the architecture and its
+// semat info [--arch semat-vit-l|semat-hq-vit-l|semat-sam2-hiera-l|vitmatte-s|sam2-hiera-l|...] [--json]: the
+// architecture and its
 // trainable parameters per component, counted on the built modules (random weights; no
 // checkpoint needed). The HQ-SAM variant's HQ parts are frozen and reported apart; the
 // trimap-based matting networks (--arch vitmatte-s / vitmatte-b / diffmatte-*) report all parameters.
@@ -129,15 +130,24 @@ void run_info(const InfoArgs& a) {
   Timer t;
   const models::SematParameterCounts c = models::semat_parameter_counts(cfg);
   const auto& e = cfg.sam.encoder;
+  const auto& h = cfg.sam2_base.trunk;
   if (a.json) {
+    const nlohmann::json backbone =
+        cfg.sam2 ? nlohmann::json{{"type", "hiera"},
+                                  {"embed_dim", h.embed_dim},
+                                  {"num_heads", h.num_heads},
+                                  {"stages", h.stages},
+                                  {"global_att_blocks", h.global_att_blocks},
+                                  {"window_spec", h.window_spec},
+                                  {"img_size", e.img_size}}
+                 : nlohmann::json{{"embed_dim", e.embed_dim},
+                                  {"depth", e.depth},
+                                  {"num_heads", e.num_heads},
+                                  {"global_attn_indexes", e.global_attn_indexes},
+                                  {"img_size", e.img_size}};
     nlohmann::json j = {{"arch", a.arch},
-                        {"variant", cfg.sam.hq ? "hq-sam" : "sam"},
-                        {"backbone",
-                         {{"embed_dim", e.embed_dim},
-                          {"depth", e.depth},
-                          {"num_heads", e.num_heads},
-                          {"global_attn_indexes", e.global_attn_indexes},
-                          {"img_size", e.img_size}}},
+                        {"variant", cfg.sam2 ? "sam2" : cfg.sam.hq ? "hq-sam" : "sam"},
+                        {"backbone", backbone},
                         {"lora", {{"rank", cfg.lora_rank}, {"alpha", cfg.lora_alpha}}},
                         {"matting_tokens", cfg.matting_tokens},
                         {"trainable_parameters",
@@ -156,8 +166,13 @@ void run_info(const InfoArgs& a) {
     std::cout << "  " << std::left << std::setw(24) << name << std::right << std::setw(12) << n
               << "  (" << std::fixed << std::setprecision(2) << n / 1e6 << "M)\n";
   };
-  std::cout << a.arch << ": " << (cfg.sam.hq ? "HQ-SAM" : "SAM") << " ViT (embed " << e.embed_dim << ", depth " << e.depth << ", "
-            << e.num_heads << " heads), LoRA rank " << cfg.lora_rank << " alpha " << cfg.lora_alpha
+  if (cfg.sam2)
+    std::cout << a.arch << ": SAM 2 Hiera (embed " << h.embed_dim << ", depth " << h.depth() << ", "
+              << h.num_heads << " heads)";
+  else
+    std::cout << a.arch << ": " << (cfg.sam.hq ? "HQ-SAM" : "SAM") << " ViT (embed " << e.embed_dim
+              << ", depth " << e.depth << ", " << e.num_heads << " heads)";
+  std::cout << ", LoRA rank " << cfg.lora_rank << " alpha " << cfg.lora_alpha
             << ", " << cfg.matting_tokens << " matting tokens\n"
             << "trainable parameters:\n";
   row("prompt_enhancement", c.prompt_enhancement);
@@ -165,8 +180,8 @@ void run_info(const InfoArgs& a) {
   row("matting_tokens_adapter", c.matting_tokens_adapter);
   row("matting_decoder", c.matting_decoder);
   row("total", c.total);
-  std::cout << "frozen SAM parameters:\n";
-  row("sam", c.frozen_sam);
+  std::cout << (cfg.sam2 ? "frozen SAM 2 image-model parameters:\n" : "frozen SAM parameters:\n");
+  row(cfg.sam2 ? "sam2" : "sam", c.frozen_sam);
   if (cfg.sam.hq) row("hq_sam_parts", c.frozen_hq);
   std::cout << "(counted on the built modules in " << std::setprecision(1) << t.seconds()
             << " s)\n";
@@ -179,7 +194,9 @@ void register_info(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("info", "Model architectures and their parameter counts");
   cmd->add_option("--arch", args->arch,
                   "semat-vit-b, semat-vit-l (official SEMat_SAM), semat-vit-h, semat-tiny, "
-                  "semat-hq-vit-b, semat-hq-vit-l (official SEMat_HQ-SAM), semat-hq-vit-h, semat-hq-tiny; "
+                  "semat-hq-vit-b, semat-hq-vit-l (official SEMat_HQ-SAM), semat-hq-vit-h, semat-hq-tiny, "
+                  "semat-sam2-hiera-t, semat-sam2-hiera-s, semat-sam2-hiera-b+, semat-sam2-hiera-l "
+                  "(official SEMat_SAM2), semat-sam2-tiny; "
                   "vitmatte-s, vitmatte-b (official ViTMatte), vitmatte-tiny; diffmatte-vits, "
                   "diffmatte-vitb, diffmatte-vits-1024, diffmatte-tiny; sam2-hiera-t, sam2-hiera-s, "
                   "sam2-hiera-b+, sam2-hiera-l (plain SAM 2 image model)")

@@ -83,8 +83,9 @@ std::shared_ptr<BoxModel> load_sam(const EngineSpec& s) {
   return std::make_shared<SamModel<models::SamPredictor>>(ck, o);
 }
 
-// SEMat: every box runs the whole encoder (the box enters it), so nothing per image is worth
-// caching; one model copy serves all callers in turn (LibTorch already uses every core).
+// SEMat (SAM, HQ-SAM and SAM 2 variants: the checkpoint says which): every box runs the whole
+// encoder (the box enters it), so nothing per image is worth caching; one model copy serves all
+// callers in turn (LibTorch already uses every core).
 class SematModel : public BoxModel {
  public:
   explicit SematModel(const EngineSpec& s) : predictor_(s.semat, s.sam, options(s)) {
@@ -110,11 +111,10 @@ class SematModel : public BoxModel {
 
  private:
   static models::SematPredictor::Options options(const EngineSpec& s) {
+    std::string names = "auto";
+    for (const auto& n : models::semat_preset_names()) names += ", " + n;
     SEMAT_CHECK(s.model_type == "auto" || s.model_type.rfind("semat-", 0) == 0, ConfigError,
-                "--model-type " << s.model_type
-                                << " with --semat: use auto, semat-vit-b, semat-vit-l, "
-                                   "semat-vit-h, semat-hq-vit-b, semat-hq-vit-l, semat-hq-vit-h, "
-                                   "semat-tiny or semat-hq-tiny");
+                "--model-type " << s.model_type << " with --semat: use " << names);
     models::SematPredictor::Options o;
     o.model_type = s.model_type;
     o.device = s.device;

@@ -35,7 +35,7 @@ void BM_Semat(benchmark::State& state, const std::string& preset) {
     for (float v : {0.1f + 0.05f * i, 0.1f, 0.8f, 0.9f - 0.05f * i}) xy.push_back(v * S);
   const auto boxes = torch::tensor(xy).view({-1, 4});
   for (auto _ : state) {
-    const auto patch = model->sam_model->vit->patch_embed->forward(image);
+    const auto patch = model->patch_embed(image);
     const auto imgs = image.expand({boxes_n, -1, -1, -1});
     const auto enc = model->encode(imgs, boxes, patch);
     benchmark::DoNotOptimize(model->decode(imgs, boxes, enc).alpha);
@@ -70,6 +70,17 @@ BENCHMARK_CAPTURE(BM_Semat, hq_tiny, std::string("semat-hq-tiny"))
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Semat, hq_vit_l, std::string("semat-hq-vit-l"))
+    ->Arg(1)
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime();
+// SEMat (SAM2): Hiera trunk + FPN neck, the SAM 2 matting decoder, the matting decoder on the
+// SAM 2 features (the official SEMat_SAM2 is Hiera-L).
+BENCHMARK_CAPTURE(BM_Semat, sam2_tiny, std::string("semat-sam2-tiny"))
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Semat, sam2_hiera_l, std::string("semat-sam2-hiera-l"))
     ->Arg(1)
     ->Iterations(1)
     ->Unit(benchmark::kSecond)

@@ -87,9 +87,10 @@ void check(bool ok, const std::string& field, const std::string& want) {
 
 void TrainConfig::validate() const {
   check(!model.empty(), "model",
-        "must name a SEMat preset (semat-tiny, semat-vit-b/l/h, semat-hq-tiny, semat-hq-vit-b/l/h)");
-  check(backbone.empty() || backbone == "sam" || backbone == "hq-sam", "backbone",
-        "must be sam or hq-sam (or left out: the sam_checkpoint's)");
+        "must name a SEMat preset (semat-tiny, semat-vit-b/l/h, semat-hq-tiny, semat-hq-vit-b/l/h, "
+        "semat-sam2-tiny, semat-sam2-hiera-t/s/b+/l)");
+  check(backbone.empty() || backbone == "sam" || backbone == "hq-sam" || backbone == "sam2", "backbone",
+        "must be sam, hq-sam or sam2 (or left out: the sam_checkpoint's)");
   check(device == "cpu" || device.rfind("cuda", 0) == 0, "device", "must be cpu or cuda[:N]");
   check(iterations >= 1, "iterations", "must be at least 1");
   check(batch_size >= 1, "batch_size", "must be at least 1");

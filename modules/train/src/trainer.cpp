@@ -145,13 +145,15 @@ models::semat_net::SematModel build_model(const TrainConfig& cfg, const std::str
   } else {
     model = models::semat_net::SematModel(models::semat_preset(cfg.model), true);
   }
-  // "backbone": the HQ-SAM variant starts from an HQ-SAM checkpoint (sam_hq_vit_*.pth).
-  const bool hq = model->cfg.sam.hq;
-  SEMAT_CHECK(cfg.backbone.empty() || (cfg.backbone == "hq-sam") == hq, ConfigError,
+  // "backbone": the HQ-SAM variant starts from an HQ-SAM checkpoint (sam_hq_vit_*.pth), the
+  // SAM2 variant from a SAM 2.0 one (sam2_hiera_*.pt).
+  const std::string have = model->cfg.sam2 ? "sam2" : model->cfg.sam.hq ? "hq-sam" : "sam";
+  SEMAT_CHECK(cfg.backbone.empty() || cfg.backbone == have, ConfigError,
               "train config: 'backbone' is " << cfg.backbone << " but "
                   << (sam_path.empty() ? "model " + cfg.model : "'" + sam_path + "'") << " is "
-                  << (hq ? "HQ-SAM" : "plain SAM")
-                  << (hq ? ": use backbone hq-sam" : ": give an HQ-SAM checkpoint (sam_hq_vit_*.pth) or backbone sam"));
+                  << (have == "sam2" ? "SAM 2" : have == "hq-sam" ? "HQ-SAM" : "plain SAM") << ": use backbone "
+                  << have << " or give a " << cfg.backbone << " checkpoint (sam_vit_*.pth, sam_hq_vit_*.pth, "
+                  << "sam2_hiera_*.pt)");
   return model;
 }
 

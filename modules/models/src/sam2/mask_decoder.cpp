@@ -85,7 +85,12 @@ MaskDecoderImpl::MaskDecoderImpl(const models::Sam2MaskDecoderConfig& c)
 }
 
 torch::Tensor MaskDecoderImpl::upscale(const torch::Tensor& x, const std::vector<torch::Tensor>& hr) {
-  const auto& seq = *output_upscaling;
+  return upscale(x, hr, output_upscaling);
+}
+
+torch::Tensor MaskDecoderImpl::upscale(const torch::Tensor& x, const std::vector<torch::Tensor>& hr,
+                                       const torch::nn::Sequential& layers) {
+  const auto& seq = *layers;
   const auto& dc1 = *seq.ptr<torch::nn::ConvTranspose2dImpl>(0);
   const auto& dc2 = *seq.ptr<torch::nn::ConvTranspose2dImpl>(3);
   auto y = sam::conv_transpose_2x2(x, dc1);

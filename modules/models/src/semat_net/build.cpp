@@ -9,14 +9,18 @@
 #include "semat/core/error.h"
 #include "semat/models/internal/sam/build.h"
 #include "semat/models/internal/sam/mask_decoder_hq.h"
+#include "semat/models/internal/sam2/build.h"
 
 namespace semat::models::semat_net {
 namespace {
 
 const std::string kEncoderPrefix = "sam_model.image_encoder.base_model.model.";
 const std::string kSupported =
-    "supported: official SEMat_SAM and SEMat_HQ-SAM checkpoints (SAM / HQ-SAM ViT-B/L/H "
-    "backbones) and plain SAM or HQ-SAM ViT-B/L/H checkpoints as a training start";
+    "supported: official SEMat_SAM, SEMat_HQ-SAM (SAM / HQ-SAM ViT-B/L/H backbones) and "
+    "SEMat_SAM2 (Hiera-T/S/B+/L) checkpoints, and plain SAM or HQ-SAM ViT-B/L/H checkpoints as a "
+    "training start";
+const std::string kSam2Prefix = "sam_model.sam_mask_decoder.";
+
 
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 bool ends_with(const std::string& s, const std::string& p) {
@@ -32,8 +36,10 @@ bool has_prefix(const io::Checkpoint& ck, const std::string& p) {
   return any_key(ck, [&](const std::string& n) { return starts_with(n, p); });
 }
 
-// The segment-anything name of a SEMat key of the SAM part, or "" for SEMat's own parts.
+// The segment-anything / sam2 name of a SEMat key of the SAM (2) part, or "" for SEMat's own
+// parts.
 std::string sam_key_for(const std::string& key) {
+  if (key.find(".bbox_mask_patch_embed.") != std::string::npos) return "";
   if (key.find(".lora_") != std::string::npos) return "";
   if (starts_with(key, kEncoderPrefix)) {
     std::string k = "image_encoder." + key.substr(kEncoderPrefix.size());
@@ -41,7 +47,11 @@ std::string sam_key_for(const std::string& key) {
     if (b != std::string::npos) k.erase(b, std::string(".base_layer").size());
     return k;
   }
-  if (starts_with(key, "sam_model.prompt_encoder.")) return key.substr(10);
+  if (starts_with(key, "sam_model.prompt_encoder.") ||
+      starts_with(key, "sam_model.sam_prompt_encoder.") || key == "sam_model.no_mem_embed")
+    return key.substr(10);
+  if (starts_with(key, kSam2Prefix) && !starts_with(key, kSam2Prefix + "matting_"))
+    return key.substr(10);
   if (starts_with(key, "sam_model.mask_decoder.") &&
       !starts_with(key, "sam_model.mask_decoder.matting_"))
     return key.substr(10);
@@ -65,21 +75,31 @@ io::Checkpoint sam_shapes_view(const io::Checkpoint& ck) {
   return v;
 }
 
+// The checkpoint's video-only entries by name (is_sam2_video_only_key), for the strict check's
+// accepted-but-not-loaded list.
+io::TensorCheckOptions accepting_video_entries(const io::Checkpoint& ck) {
+  io::TensorCheckOptions opts;
+  for (const auto& t : ck.tensors)
+    if (is_sam2_video_only_key(t.name)) opts.allow_unexpected_prefixes.push_back(t.name);
+  return opts;
+}
+
+bool is_semat_sam2(const io::Checkpoint& ck) {
+  return has_prefix(ck, kSam2Prefix) || has_prefix(ck, kEncoderPrefix + "trunk.");
+}
+
+// Plain SAM 2 checkpoints (sam2_hiera_*.pt) are not SEMat weights, and cannot start a SEMat
+// training run of the SAM / HQ-SAM variants.
 void refuse_other_variants(const io::Checkpoint& ck) {
-  SEMAT_CHECK(!any_key(ck,
-                       [](const std::string& n) {
-                         return n.find("image_encoder.trunk.") != std::string::npos ||
-                                n.find("bbox_mask") != std::string::npos ||
-                                n.find("matting_mask_tokens") != std::string::npos ||
-                                starts_with(n, "memory_attention.") ||
-                                starts_with(n, "sam_model.memory_attention.");
-                       }),
+  SEMAT_CHECK(!has_prefix(ck, "image_encoder.trunk.") && !has_prefix(ck, "memory_attention.") &&
+                  !has_prefix(ck, "sam_mask_decoder."),
               CheckpointError,
               "'" << ck.source
-                  << "' is a SAM 2 / SEMat SAM2 checkpoint, which "
-                     "semat does not load ("
+                  << "' is a plain SAM 2 checkpoint: give SEMat weights with --semat (SEMat_SAM2.pth) "
+                     "or train from it with \"backbone\": \"sam2\" ("
                   << kSupported << ")");
 }
+
 
 int64_t count_indexed(const io::Checkpoint& ck, const std::string& prefix) {
   std::set<int64_t> idx;
@@ -97,6 +117,31 @@ int64_t count_indexed(const io::Checkpoint& ck, const std::string& prefix) {
 // Every size read here is checked (rank, non-zero) before it is used: see sam::checked_shape.
 const std::vector<int64_t>& shape(const io::Checkpoint& ck, const std::string& key, size_t rank) {
   return sam::checked_shape(ck, key, rank);
+}
+
+// SEMat_SAM2: the preset whose Hiera width and depth and SAM 2 decoder width the shapes show.
+// Heads, windows and global blocks are not in the shapes; the official configurations differ
+// in these three numbers.
+models::SematConfig infer_semat_sam2_config(
+    const io::Checkpoint& ck,
+    const std::string& patch_key = kEncoderPrefix + "trunk.patch_embed.proj.base_layer.weight",
+    const std::string& blocks = kEncoderPrefix + "trunk.blocks.",
+    const std::string& iou_key = kSam2Prefix + "iou_token.weight") {
+  const int64_t E = shape(ck, patch_key, 4)[0];
+  const int64_t depth = count_indexed(ck, blocks);
+  const int64_t D = shape(ck, iou_key, 2)[1];
+  std::string names;
+  for (const auto& name : models::semat_preset_names()) {
+    const models::SematConfig p = models::semat_preset(name);
+    if (!p.sam2) continue;
+    if (p.sam2_base.trunk.embed_dim == E && p.sam2_base.trunk.depth() == depth &&
+        p.sam.decoder.transformer_dim == D)
+      return p;
+    names += (names.empty() ? "" : ", ") + name;
+  }
+  throw CheckpointError("'" + ck.source + "': a SEMat SAM2 checkpoint with Hiera width " +
+                        std::to_string(E) + ", depth " + std::to_string(depth) +
+                        " and decoder width " + std::to_string(D) + " matches none of " + names);
 }
 
 models::MattingDecoderConfig infer_matting_decoder(const io::Checkpoint& ck, int64_t global_blocks) {
@@ -195,6 +240,10 @@ io::Checkpoint sam_as_semat(const io::Checkpoint& sam, bool frozen) {
 
 }  // namespace
 
+bool is_sam2_video_only_key(const std::string& key) {
+  return starts_with(key, "sam_model.") && sam2::is_video_only_key(key.substr(10));
+}
+
 bool is_semat_checkpoint(const io::Checkpoint& ck) {
   return has_prefix(ck, "sam_model.") || has_prefix(ck, "matting_decoder.") ||
          has_prefix(ck, "condition_layer.");
@@ -203,10 +252,15 @@ bool is_semat_checkpoint(const io::Checkpoint& ck) {
 std::string semat_key_for_sam_key(const std::string& k) {
   if (starts_with(k, "image_encoder.")) {
     std::string rest = k.substr(14);
+    // peft wraps every module whose name ends with "qkv" or "proj": in SAM's ViT
+    // patch_embed.proj and blocks.N.attn.{qkv,proj}; in SAM 2's trunk also the stage-change
+    // shortcuts blocks.N.proj (the neck has none).
+    const bool hiera = starts_with(rest, "trunk.");
     for (const char* leaf : {".weight", ".bias"}) {
       if (!ends_with(rest, leaf)) continue;
       const std::string mod = rest.substr(0, rest.size() - std::string(leaf).size());
-      if (mod == "patch_embed.proj" || ends_with(mod, ".attn.qkv") || ends_with(mod, ".attn.proj"))
+      if (mod == "patch_embed.proj" || ends_with(mod, ".attn.qkv") || ends_with(mod, ".attn.proj") ||
+          (hiera && (ends_with(mod, ".proj") || ends_with(mod, ".qkv"))))
         rest = mod + ".base_layer" + leaf;
     }
     return kEncoderPrefix + rest;
@@ -216,6 +270,13 @@ std::string semat_key_for_sam_key(const std::string& k) {
 
 models::SematConfig infer_semat_config(const io::Checkpoint& ck, const io::Checkpoint* sam_base) {
   refuse_other_variants(ck);
+  if (is_semat_sam2(ck)) {
+    SEMAT_CHECK(sam_base == nullptr, CheckpointError,
+                "'" << ck.source
+                    << "' is a SEMat SAM2 checkpoint, which carries its SAM 2 weights: give it "
+                       "without --sam");
+    return infer_semat_sam2_config(ck);
+  }
   SEMAT_CHECK(is_semat_checkpoint(ck), CheckpointError,
               "'" << ck.source << "' is "
                   << (has_prefix(ck, "image_encoder.") ? "a plain SAM checkpoint"
@@ -276,6 +337,12 @@ SematModel build_semat(const io::Checkpoint& ck, const io::Checkpoint* sam_base,
     }
     torch::NoGradGuard no_grad;
     SematModel model(cfg);
+    if (cfg.sam2) {
+      // Strict on everything the image path uses; the video modules are accepted, not loaded.
+      sam::load_weights(*model, ck, accepting_video_entries(ck));
+      model->eval();
+      return model;
+    }
     std::vector<const io::Checkpoint*> sources{&ck};
     io::Checkpoint base;
     if (sam_base) {
@@ -292,8 +359,62 @@ SematModel build_semat(const io::Checkpoint& ck, const io::Checkpoint* sam_base,
   });
 }
 
+namespace {
+
+// SEMat_SAM2's training start (_load_checkpoint with add_new_layer_weights=True on
+// sam2_hiera_*.pt): the SAM 2 weights strictly (video modules accepted, not loaded), then the
+// new layers synthesised from them: bbox_mask_patch_embed = [patch_embed, its mean over the 3
+// input channels] (bias copied), matting_mask_tokens = the mean mask token, each matting MLP =
+// hypernetwork MLP 0, matting_output_upscaling = output_upscaling. LoRA: A ~ N(0, 1/r), B = 0.
+SematModel build_semat_sam2_from_sam2(const io::Checkpoint& base) {
+  const models::SematConfig cfg = infer_semat_sam2_config(base, "image_encoder.trunk.patch_embed.proj.weight",
+                                                          "image_encoder.trunk.blocks.",
+                                                          "sam_mask_decoder.iou_token.weight");
+  SematModel model(cfg);
+  io::Checkpoint renamed;
+  renamed.source = base.source;
+  for (const auto& t : base.tensors) {
+    io::TensorData d = t;
+    d.name = semat_key_for_sam_key(t.name);
+    renamed.tensors.push_back(std::move(d));
+  }
+  std::vector<io::ExpectedTensor> expected;
+  for (const auto& e : sam::expected_tensors(*model))
+    if (!sam_key_for(e.name).empty()) expected.push_back(e);
+  io::check_tensors(renamed, expected, accepting_video_entries(renamed));
+  torch::NoGradGuard no_grad;
+  std::map<std::string, const io::TensorData*> by_name;
+  for (const auto& t : renamed.tensors) by_name[t.name] = &t;
+  for (auto& p : model->named_parameters(true)) {
+    const auto it = by_name.find(p.key());
+    if (it != by_name.end() && !sam_key_for(p.key()).empty())
+      p.value().copy_(sam::from_tensor_data(*it->second));
+  }
+  auto& trunk = *model->sam2_model->encoder->trunk;
+  const auto& pe = trunk.patch_embed->proj;  // base_layer after LoRA wrapping: the same module
+  const auto& box = trunk.bbox_mask_patch_embed->proj;
+  box->weight.copy_(torch::cat({pe->weight, pe->weight.mean(1, true)}, 1));
+  box->bias.copy_(pe->bias);
+  auto& dec = *model->sam2_model->sam_mask_decoder;
+  dec.matting_mask_tokens->weight.copy_(
+      dec.mask_tokens->weight.mean(0, true).expand_as(dec.matting_mask_tokens->weight));
+  auto copy_params = [](torch::nn::Module& dst, const torch::nn::Module& src) {
+    const auto from = src.named_parameters(true);
+    for (auto& p : dst.named_parameters(true)) p.value().copy_(from[p.key()]);
+  };
+  for (const auto& m : *dec.matting_output_hypernetworks_mlps)
+    copy_params(*m, *dec.output_hypernetworks_mlps[0]);
+  copy_params(*dec.matting_output_upscaling, *dec.output_upscaling);
+  model->set_trainable();
+  return model;
+}
+
+}  // namespace
+
 SematModel build_semat_from_sam(const io::Checkpoint& sam_ckpt, bool with_frozen_decoder) {
   return sam::with_checkpoint_errors(sam_ckpt.source, [&] {
+    if (has_prefix(sam_ckpt, "image_encoder.trunk.") && !is_semat_checkpoint(sam_ckpt))
+      return build_semat_sam2_from_sam2(sam_ckpt);
     refuse_other_variants(sam_ckpt);
     SEMAT_CHECK(!is_semat_checkpoint(sam_ckpt), CheckpointError,
                 "'" << sam_ckpt.source

@@ -109,18 +109,39 @@ void LoraConv2dImpl::unmerge() {
   merged = false;
 }
 
+namespace {
+
+// Wraps `owner`'s child `name` in LoRA and routes the owner's forward through it (`hook`).
+template <class Lora, class Layer>
+void wrap(torch::nn::Module& owner, const std::string& name, const Layer& layer,
+          sam::LayerHook& hook, int64_t rank, double alpha) {
+  auto lora = Lora(layer, rank, alpha);
+  owner.replace_module(name, lora);
+  hook = [p = lora.ptr()](const torch::Tensor& x) { return p->forward(x); };
+}
+
+}  // namespace
+
 void apply_lora(sam::ImageEncoderViTImpl& enc, int64_t rank, double alpha) {
-  auto pe = LoraConv2d(enc.patch_embed->proj, rank, alpha);
-  enc.patch_embed->replace_module("proj", pe);
-  enc.patch_embed->proj_hook = [p = pe.ptr()](const torch::Tensor& x) { return p->forward(x); };
+  auto& pe = *enc.patch_embed;
+  wrap<LoraConv2d>(pe, "proj", pe.proj, pe.proj_hook, rank, alpha);
   for (const auto& m : *enc.blocks) {
     auto& attn = *m->as<sam::Block>()->attn;
-    auto qkv = LoraLinear(attn.qkv, rank, alpha);
-    auto proj = LoraLinear(attn.proj, rank, alpha);
-    attn.replace_module("qkv", qkv);
-    attn.replace_module("proj", proj);
-    attn.qkv_hook = [p = qkv.ptr()](const torch::Tensor& x) { return p->forward(x); };
-    attn.proj_hook = [p = proj.ptr()](const torch::Tensor& x) { return p->forward(x); };
+    wrap<LoraLinear>(attn, "qkv", attn.qkv, attn.qkv_hook, rank, alpha);
+    wrap<LoraLinear>(attn, "proj", attn.proj, attn.proj_hook, rank, alpha);
+  }
+}
+
+void apply_lora(sam2::ImageEncoderImpl& enc, int64_t rank, double alpha) {
+  auto& trunk = *enc.trunk;
+  for (auto* pe : {&trunk.patch_embed, &trunk.bbox_mask_patch_embed})
+    if (!pe->is_empty()) wrap<LoraConv2d>(**pe, "proj", (*pe)->proj, (*pe)->proj_hook, rank, alpha);
+  for (const auto& m : *trunk.blocks) {
+    auto& block = *m->as<sam2::MultiScaleBlock>();
+    auto& attn = *block.attn;
+    wrap<LoraLinear>(attn, "qkv", attn.qkv, attn.qkv_hook, rank, alpha);
+    wrap<LoraLinear>(attn, "proj", attn.proj, attn.proj_hook, rank, alpha);
+    if (!block.proj.is_empty()) wrap<LoraLinear>(block, "proj", block.proj, block.proj_hook, rank, alpha);
   }
 }
 

@@ -72,7 +72,7 @@ std::vector<models::SematMatte> predict_mattes(SematModelImpl& model, torch::Dev
   const double scale = static_cast<double>(S) / std::max(image.rows, image.cols);
   const auto images = m.normalize(input_tensor(m, device, resize, image, resized));
   // The patch embedding does not depend on the box: once per image.
-  const auto patch = m.sam_model->vit->patch_embed->forward(images);
+  const auto patch = m.patch_embed(images);
 
   std::vector<SematMatte> out(boxes.size());
   std::vector<float> coords;

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "semat/models/sam2_config.h"
 #include "semat/models/sam_config.h"
 
 namespace semat::models {
@@ -24,10 +25,21 @@ struct MattingDecoderConfig {
   int64_t head_in = 16;
   /// Matting logits are divided by this before entering the decoder.
   double norm_mask_logits = 6.5;
+  /// SEMat (SAM2) (sam2_multi_scale_feates=True): no vit_feat_proj; mid_layer is four
+  /// conv+BN+GELU blocks: 1x1 on the high-res features (D/8 and D/4 channels, concatenated to
+  /// the inputs of down_blks[2] and [3]), 1x1 on the image embedding (D), and a 3x3 fusing the
+  /// last down block with it. vit_feat_aggregation is built (it is in the checkpoint) but not
+  /// run. The official code hard-codes the widths for D = 256; here they follow `down` and
+  /// sam2_dim (the full-size presets give exactly the official literals).
+  bool sam2_multi_scale = false;
+  int64_t sam2_dim = 256;  ///< D: the SAM 2 decoder / FPN width
 
   bool operator==(const MattingDecoderConfig& o) const;
 };
 
+/// The SAM 2 variant (SEMat_SAM2.py) is sam2 = true: `sam` then only carries the input size
+/// (encoder.img_size, patch_size = the backbone stride 16), the prompt encoder and the SAM 2 mask
+/// decoder's widths, `hiera` the image encoder.
 /// The HQ-SAM variant (SEMat_HQ-SAM.py) is sam.hq = true: the decoder also has HQ-SAM's frozen
 /// HQ token and fusion layers, 11 decoder tokens (iou, 4 mask, HQ, 3 matting, then the 2 box
 /// tokens), and the matting logits are the matting tokens' plus the HQ token's.
@@ -38,6 +50,10 @@ struct SematConfig {
   int64_t lora_rank = 16;
   double lora_alpha = 16.0;  ///< LoRA output scale is lora_alpha / lora_rank
   MattingDecoderConfig matting_decoder;
+  bool sam2 = false;
+  /// SAM2 variant: the SAM 2 image model it builds on (trunk with bbox_mask_in_chans = 4, neck;
+  /// image_size = sam.encoder.img_size).
+  Sam2Config sam2_base;
 
   double lora_scaling() const { return lora_alpha / static_cast<double>(lora_rank); }
   bool operator==(const SematConfig& o) const;

@@ -57,11 +57,12 @@ struct TrainConfig {
   /// file's folder). Empty: random weights of `model`, for throughput measurements.
   std::string sam_checkpoint;
   /// SEMat preset used when sam_checkpoint is empty (semat-tiny, semat-vit-b/l/h,
-  /// semat-hq-tiny, semat-hq-vit-b/l/h).
+  /// semat-hq-tiny, semat-hq-vit-b/l/h, semat-sam2-tiny, semat-sam2-hiera-t/s/b+/l).
   std::string model = "semat-tiny";
   /// "sam" (SEMat_SAM), "hq-sam" (SEMat_HQ-SAM: sam_checkpoint is an HQ-SAM checkpoint such as
-  /// sam_hq_vit_l.pth, the official training start) or empty: whatever sam_checkpoint (or
-  /// model) is. When given, the run refuses a checkpoint or preset of the other backbone.
+  /// sam_hq_vit_l.pth, the official training start), "sam2" (SEMat_SAM2: a SAM 2.0 checkpoint
+  /// such as sam2_hiera_large.pt) or empty: whatever sam_checkpoint (or model) is. When given,
+  /// the run refuses a checkpoint or preset of another backbone.
   std::string backbone;
   std::string device = "cpu";
   uint64_t seed = 0;

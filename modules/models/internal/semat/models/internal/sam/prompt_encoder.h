@@ -36,7 +36,8 @@ class PromptEncoderImpl : public torch::nn::Module {
   PromptEncoderImpl(int64_t embed_dim, int64_t grid, int64_t input_image_size, int64_t mask_in_chans);
 
   /// `points`: [B, N, 2] pixels of the model input frame with `labels` [B, N] (1 foreground,
-  /// 0 background, -1 padding); `boxes`: [B, 4] XYXY; `masks`: [B, 1, 4 grid, 4 grid] logits.
+  /// 0 background, -1 padding, 2 / 3 box corners as SAM 2 labels them); `boxes`: [B, 4] XYXY;
+  /// `masks`: [B, 1, 4 grid, 4 grid] logits.
   /// Any may be undefined; the batch size comes from the first defined one.
   PromptEmbeddings forward(const torch::Tensor& points, const torch::Tensor& labels,
                            const torch::Tensor& boxes, const torch::Tensor& masks);

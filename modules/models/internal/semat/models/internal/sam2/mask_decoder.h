@@ -56,6 +56,7 @@ struct Sam2DecoderOutput {
   torch::Tensor image_tokens;   ///< [B, E, g, g] the image tokens after the transformer (the
                                 ///< input of output_upscaling; SEMat's matting upscaling reads it)
   torch::Tensor upscaled;       ///< [B, E / 8, 4g, 4g] the upscaled image tokens
+  torch::Tensor image_tokens;   ///< [B, E, g, g] the image tokens after the transformer
 };
 
 class MaskDecoderImpl : public torch::nn::Module {
@@ -74,6 +75,9 @@ class MaskDecoderImpl : public torch::nn::Module {
   /// output_upscaling of image tokens [B, E, g, g] with the high-res skips:
   /// GELU(ConvT2(GELU(LN(ConvT1(x) + feat_s1))) + feat_s0) -> [B, E/8, 4g, 4g].
   torch::Tensor upscale(const torch::Tensor& x, const std::vector<torch::Tensor>& high_res_features);
+  /// The same with another module of output_upscaling's layout (SEMat's matting_output_upscaling).
+  torch::Tensor upscale(const torch::Tensor& x, const std::vector<torch::Tensor>& high_res_features,
+                        const torch::nn::Sequential& layers);
   /// ref: MaskDecoder.forward (masks and IoU): multimask -> tokens 1..; else token 0, or with
   /// dynamic_multimask_via_stability (and not training) the best of tokens 1.. by IoU where
   /// token 0's stability score is below the threshold. Returns ([B, M, 4g, 4g], [B, M]).

@@ -15,15 +15,21 @@ namespace semat::models::semat_net {
 /// training-time copy of SAM's mask decoder.
 inline const char* kFrozenDecoderPrefix = "sam_model.frozen_mask_decoder.";
 
+/// Entries of an official SEMat_SAM2.pth that belong to SAM 2's video modules (memory
+/// attention / encoder, memory position encodings, object pointers, mask downsampler): accepted
+/// and ignored by the loader (an explicit list, not a wildcard).
+bool is_sam2_video_only_key(const std::string& key);
+
 /// True when the checkpoint holds SEMat keys (sam_model.*, matting_decoder.*, condition_layer.*).
 bool is_semat_checkpoint(const io::Checkpoint& ckpt);
 
 /// The SEMat configuration the checkpoint's shapes describe, named after the matching preset
 /// ("custom" if none). `sam_base`: a SAM checkpoint supplying the SAM shapes when `ckpt` holds
 /// only SEMat's own parts (may be null). HQ-SAM parts (sam_model.mask_decoder.hf_token ...) in
-/// the checkpoint or in `sam_base` make it the SEMat_HQ-SAM variant (sam.hq). Throws
-/// CheckpointError for plain SAM / HQ-SAM / SAM 2 checkpoints and SEMat SAM2, naming the
-/// supported ones.
+/// the checkpoint or in `sam_base` make it the SEMat_HQ-SAM variant (sam.hq); SAM 2 keys
+/// (sam_model.sam_mask_decoder.*, ...trunk.*) the SEMat_SAM2 variant, matched to a preset by the
+/// Hiera width, depth and decoder width. Throws CheckpointError for plain SAM / HQ-SAM / SAM 2
+/// checkpoints, naming the supported ones.
 models::SematConfig infer_semat_config(const io::Checkpoint& ckpt,
                                        const io::Checkpoint* sam_base = nullptr);
 

@@ -10,6 +10,7 @@
 #include <torch/nn/modules/linear.h>
 
 #include "semat/models/internal/sam/image_encoder.h"
+#include "semat/models/internal/sam2/image_encoder.h"
 
 namespace semat::models::semat_net {
 
@@ -51,6 +52,10 @@ TORCH_MODULE(LoraConv2d);
 /// blocks.N.attn.qkv / blocks.N.attn.proj. LoRA A ~ N(0, 1/rank), B = 0 ("gaussian" init), so
 /// the encoder computes exactly what it did before.
 void apply_lora(sam::ImageEncoderViTImpl& encoder, int64_t rank, double alpha);
+/// The same peft call on SAM 2's image encoder (SEMat_SAM2.py): trunk.patch_embed.proj and
+/// trunk.bbox_mask_patch_embed.proj (conv LoRA), blocks.N.attn.qkv, blocks.N.attn.proj and the
+/// stage-change shortcuts blocks.N.proj; the neck's convs do not match the suffixes.
+void apply_lora(sam2::ImageEncoderImpl& encoder, int64_t rank, double alpha);
 /// merge() / unmerge() on every LoRA layer below `module`.
 void merge_lora(torch::nn::Module& module);
 void unmerge_lora(torch::nn::Module& module);
