@@ -5,6 +5,8 @@
 #include <mutex>
 #include <utility>
 
+#include <opencv2/core.hpp>  // copyMakeBorder (without LibTorch nothing else brings it in)
+
 #include "models.h"
 #include "semat/core/error.h"
 #include "semat/core/log.h"
