@@ -11,6 +11,7 @@
 #include "semat/core/timer.h"
 
 #ifdef SEMAT_ENGINE_WITH_MODELS
+#include "semat/models/precision.h"
 #include "semat/models/sam_predictor.h"
 #include "semat/models/semat_predictor.h"
 #include "semat/models/vitmatte_predictor.h"
@@ -29,6 +30,7 @@ class SamModel : public BoxModel {
   explicit SamModel(const EngineSpec& s) : predictor_(s.sam, options(s)) {}
   std::string name() const override { return "sam"; }
   std::string variant() const override { return predictor_.config().name; }
+  std::string precision() const override { return predictor_.precision(); }
 
   std::vector<ModelOutput> predict(const cv::Mat& image, const std::string& key,
                                    const std::vector<Box>& boxes) override {
@@ -63,6 +65,7 @@ class SamModel : public BoxModel {
     models::SamPredictor::Options o;
     o.model_type = s.model_type;
     o.device = s.device;
+    o.precision = s.precision;
     return o;
   }
 
@@ -80,6 +83,7 @@ class SematModel : public BoxModel {
   }
   std::string name() const override { return "semat"; }
   std::string variant() const override { return predictor_.config().name; }
+  std::string precision() const override { return predictor_.precision(); }
   bool trimaps() const override { return true; }
   bool alphas() const override { return true; }
 
@@ -106,6 +110,7 @@ class SematModel : public BoxModel {
     models::SematPredictor::Options o;
     o.model_type = s.model_type;
     o.device = s.device;
+    o.precision = s.precision;
     o.resize = models::parse_semat_resize(s.resize);
     o.batch_size = s.batch;
     return o;
@@ -154,6 +159,15 @@ models::DiffMattePredictor::Options diffmatte_options(const EngineSpec& s) {
 
 }  // namespace
 #endif
+
+void check_precision(const EngineSpec& s) {
+#ifdef SEMAT_ENGINE_WITH_MODELS
+  models::resolve_precision(s.precision, s.device.rfind("cuda", 0) == 0 ? "cuda" : "cpu");
+#else
+  SEMAT_CHECK(s.precision != "bf16" && s.precision != "bfloat16", ConfigError,
+              "--precision " << s.precision << ": this build has no LibTorch; use --precision fp32 or auto");
+#endif
+}
 
 bool trimap_models_available() {
 #ifdef SEMAT_ENGINE_WITH_MODELS

@@ -612,6 +612,7 @@ json Server::Impl::info() const {
           {"method", engine->description()},
           {"engine", engine->description()},
           {"model", engine->model_variant()},
+          {"precision", engine->precision()},
           {"outputs", kAllOutputs},
           {"formats", {"png", "jpeg", "webp"}},
           {"limits",

@@ -175,7 +175,10 @@ PatchEmbedImpl::PatchEmbedImpl(int64_t patch, int64_t in_chans, int64_t embed_di
 }
 
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
-  return (proj_hook ? proj_hook(x) : proj->forward(x)).permute({0, 2, 3, 1});
+  // bf16 inference (ImageEncoderViTImpl::set_compute_dtype): the float32 image meets bf16 weights.
+  const auto wt = proj->weight.scalar_type();
+  const auto& in = wt == torch::kBFloat16 && x.scalar_type() != wt ? x.to(wt) : x;
+  return (proj_hook ? proj_hook(in) : proj->forward(in)).permute({0, 2, 3, 1});
 }
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t heads, int64_t input_size) : num_heads(heads) {
@@ -276,8 +279,21 @@ EncoderOutput ImageEncoderViTImpl::forward_features(const torch::Tensor& img) {
   return forward_tokens(patch_embed->forward(img));
 }
 
+void ImageEncoderViTImpl::set_compute_dtype(torch::ScalarType dtype) {
+  if (dtype == compute_dtype) return;
+  torch::NoGradGuard no_grad;
+  patch_embed->to(dtype);
+  blocks->to(dtype);
+  pos_embed.set_data(pos_embed.to(dtype));
+  compute_dtype = dtype;
+}
+
 EncoderOutput ImageEncoderViTImpl::forward_tokens(const torch::Tensor& tokens, bool checkpoint_blocks) {
-  auto x = tokens + pos_embed;
+  // Reduced precision (bf16 inference): the tokens enter the blocks in bf16 (a no-op after a bf16
+  // patch embedding) and stay bf16 through every block; only what leaves the encoder goes back to
+  // float32: the global blocks' outputs (HQ-SAM, SEMat decoders) and the neck's input.
+  const bool reduced = compute_dtype != torch::kFloat;
+  auto x = (reduced ? tokens.to(compute_dtype) : tokens) + pos_embed;
   EncoderOutput out;
   for (const auto& m : *blocks) {
     auto block = m->as<Block>();
@@ -285,9 +301,9 @@ EncoderOutput ImageEncoderViTImpl::forward_tokens(const torch::Tensor& tokens, b
       x = CheckpointedBlock::apply(x, reinterpret_cast<int64_t>(block));
     else
       x = block->forward(x);
-    if (block->window_size == 0) out.global_blocks.push_back(x);
+    if (block->window_size == 0) out.global_blocks.push_back(reduced ? x.to(torch::kFloat) : x);
   }
-  out.embedding = neck->forward(x.permute({0, 3, 1, 2}));
+  out.embedding = neck->forward((reduced ? x.to(torch::kFloat) : x).permute({0, 3, 1, 2}));
   return out;
 }
 
