@@ -15,6 +15,16 @@ namespace {
 
 using semat::models::SamConfig;
 
+// CPU seconds of every thread of the process: on a loaded shared machine the figure that other
+// processes disturb least (wall time there says little); with SEMAT_THREADS=1 it is the wall
+// time a quiet machine would show on one core.
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
 double peak_rss_gib() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -43,7 +53,9 @@ void BM_GemmRate(benchmark::State& state) {
   torch::InferenceMode guard;
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
   const auto a = torch::randn({m, k}), b = torch::randn({k, n});
+  const double cpu0 = process_cpu_seconds();
   for (auto _ : state) benchmark::DoNotOptimize(torch::mm(a, b));
+  state.counters["GFLOP_per_cpu_s"] = 2.0 * m * k * n * state.iterations() / (process_cpu_seconds() - cpu0) / 1e9;
   state.counters["GFLOPs"] = benchmark::Counter(2.0 * m * k * n, benchmark::Counter::kIsIterationInvariantRate,
                                                 benchmark::Counter::kIs1000);
   state.counters["threads"] = torch::get_num_threads();
@@ -63,11 +75,13 @@ void BM_GemmRateBf16(benchmark::State& state, int how) {
   const auto b = torch::randn({k, n}).to(torch::kBFloat16);
   const auto w = torch::randn({n, k}).to(torch::kBFloat16);
   const auto bias = torch::randn({n}).to(torch::kBFloat16);
+  const double cpu0 = process_cpu_seconds();
   for (auto _ : state) {
     if (how == 0) benchmark::DoNotOptimize(torch::mm(a, b));
     else if (how == 1) benchmark::DoNotOptimize(at::linear(a, w, bias));
     else benchmark::DoNotOptimize(at::addmm(bias, a, w.t()));
   }
+  state.counters["GFLOP_per_cpu_s"] = 2.0 * m * k * n * state.iterations() / (process_cpu_seconds() - cpu0) / 1e9;
   state.counters["GFLOPs"] = benchmark::Counter(2.0 * m * k * n, benchmark::Counter::kIsIterationInvariantRate,
                                                 benchmark::Counter::kIs1000);
   state.counters["threads"] = torch::get_num_threads();
@@ -95,7 +109,9 @@ void BM_Conv(benchmark::State& state, int kind, bool bf16, bool channels_last) {
   if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast), w = w.contiguous(at::MemoryFormat::ChannelsLast);
   const auto out = at::conv2d(x, w, {}, stride, pad);
   const double flops = 2.0 * out.numel() * w.size(1) * w.size(2) * w.size(3);
+  const double cpu0 = process_cpu_seconds();
   for (auto _ : state) benchmark::DoNotOptimize(at::conv2d(x, w, {}, stride, pad));
+  state.counters["GFLOP_per_cpu_s"] = flops * state.iterations() / (process_cpu_seconds() - cpu0) / 1e9;
   state.counters["GFLOPs"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate,
                                                 benchmark::Counter::kIs1000);
 }
@@ -116,7 +132,9 @@ void BM_SamImageEncoder(benchmark::State& state, const std::string& name, bool b
   if (bf16) enc->set_compute_dtype(torch::kBFloat16);  // --precision bf16: converted once, here
   const auto x = torch::randn({1, 3, cfg.encoder.img_size, cfg.encoder.img_size});
   if (bf16) enc->forward(x);  // warm-up: oneDNN primitives are created on first use
+  const double cpu0 = process_cpu_seconds();
   for (auto _ : state) benchmark::DoNotOptimize(enc->forward(x));
+  state.counters["cpu_s_per_pass"] = (process_cpu_seconds() - cpu0) / static_cast<double>(state.iterations());
   state.counters["GFLOPs"] = benchmark::Counter(encoder_flops(cfg), benchmark::Counter::kIsIterationInvariantRate,
                                                 benchmark::Counter::kIs1000);
   state.counters["TFLOP_per_pass"] = encoder_flops(cfg) / 1e12;
