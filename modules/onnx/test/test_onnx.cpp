@@ -591,7 +591,7 @@ TEST(OnnxBf16, SmallNetStaysCloseToFloat32) {
   double worst = 0;
   for (std::size_t i = 0; i < a.data.size(); ++i) worst = std::max(worst, std::abs(double(a.data[i]) - b.data[i]));
   std::printf("[ bf16 ] small net: max abs probability difference %.3g\n", worst);
-  EXPECT_LT(worst, 0.02);
+  EXPECT_LT(worst, 0.01);  // measured 0.003
   EXPECT_GT(worst, 0.0) << "bf16 gave float32's exact result: the bf16 path did not run";
 }
 
@@ -656,8 +656,9 @@ TEST(IsNet, Bf16StaysCloseToFloat32OnTheStoredImages) {
     const double flips = cv::countNonZero((a > 0.5) != (b > 0.5)) / (1024.0 * 1024.0);
     std::printf("[ isnet bf16 ] %s: max abs difference %.3g, share flipping at 0.5 %.3g\n", name.c_str(),
                 worst, flips);
-    EXPECT_LT(worst, 0.3) << name;
-    EXPECT_LT(flips, 0.002) << name;
+    // Measured: max abs 0.012 / 0.022, share flipping 7.6e-6 / 0.0016 (astronaut / chelsea).
+    EXPECT_LT(worst, 0.06) << name;
+    EXPECT_LT(flips, 0.004) << name;
   }
 }
 
