@@ -31,7 +31,7 @@ namespace semat::cli {
 namespace {
 
 struct SegmentArgs {
-  std::string image, sam, model_type = "auto", device = "auto", out = "out", dump;
+  std::string image, sam, model_type = "auto", device = "auto", precision = "auto", out = "out", dump;
   std::string box;
   std::vector<std::string> points;
   bool multimask = false;
@@ -98,6 +98,7 @@ void run_segment(const SegmentArgs& a) {
   models::SamPredictor::Options o;
   o.model_type = a.model_type;
   o.device = a.device;
+  o.precision = a.precision;
   o.hq_token_only = a.hq_token_only;
   models::SamPredictor sam(ck, o);
   SEMAT_CHECK(!a.hq_token_only || sam.config().hq, ConfigError,
@@ -138,7 +139,8 @@ void segment_with(Predictor& sam, const SegmentArgs& a, const cv::Mat& image, co
     files.add(a.dump, io::encode_safetensors(tensors, {{"producer", "semat segment"}}));
   }
   files.commit();
-  std::cout << "semat: " << sam.config().name << " on " << sam.device() << ": encoder " << encode_s
+  std::cout << "semat: " << sam.config().name << " on " << sam.device() << " in " << sam.precision()
+            << ": encoder " << encode_s
             << " s, decoder " << decode_s << " s; best mask " << m.best() << " (IoU " << m.iou[m.best()]
             << ")\n";
   for (const auto& p : files.paths()) std::cout << "  " << p << '\n';
@@ -157,6 +159,11 @@ void register_segment(CLI::App& app) {
                   "sam2_hiera_l or sam2_tiny")
       ->capture_default_str();
   cmd->add_option("--device", args->device, "auto, cpu or cuda")->capture_default_str();
+  cmd->add_option("--precision", args->precision,
+                  "image encoder's arithmetic: bf16, fp32, or auto (bf16 where the CPU has AMX / "
+                  "AVX512-BF16 or the GPU is Ampere or later); the mask decoder stays fp32")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16", "float32", "bfloat16"}))
+      ->capture_default_str();
   cmd->add_option("--box", args->box, "box X0,Y0,X1,Y1 in pixels");
   cmd->add_option("--point", args->points, "point X,Y,LABEL (1 foreground, 0 background), repeatable");
   cmd->add_flag("--multimask", args->multimask,

@@ -45,6 +45,11 @@ void add_engine_flags(CLI::App* cmd, engine::EngineSpec& s) {
                   "semat-vit-h, semat-hq-vit-b, semat-hq-vit-l, semat-hq-vit-h")
       ->capture_default_str();
   cmd->add_option("--device", s.device, "auto, cpu or cuda")->capture_default_str();
+  cmd->add_option("--precision", s.precision,
+                  "image encoders' arithmetic (SAM, SEMat, IS-Net): bf16, fp32, or auto (bf16 where the "
+                  "CPU has AMX / AVX512-BF16 or the GPU is Ampere or later); decoders stay fp32")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16", "float32", "bfloat16"}))
+      ->capture_default_str();
   cmd->add_option("--resize", s.resize,
                   "SEMat's resize to the model frame: cv2 (official demo: reproduces the official "
                   "numbers), pil, torch")

@@ -12,7 +12,7 @@ namespace semat::cli {
 
 /// Adds --sam, --semat, --vitmatte, --vitmatte-max-pixels, --diffmatte, --diffmatte-steps, --refine,
 /// --prior, --isnet, --mask, --trimap-from, --alpha, --model-type, --device,
-/// --resize and --batch to `cmd`, writing into `spec` (which must outlive parsing).
+/// --precision, --resize and --batch to `cmd`, writing into `spec` (which must outlive parsing).
 void add_engine_flags(CLI::App* cmd, engine::EngineSpec& spec);
 
 }  // namespace semat::cli

@@ -69,7 +69,10 @@ def matte(image: Any, boxes=None, trimap=None, prior: str = "auto", sam: Optiona
     sam, semat: checkpoint paths (the CLI's --sam / --semat); refine: --refine.
     vitmatte, diffmatte: trimap-network checkpoints (the CLI's --vitmatte / --diffmatte): the
         alpha stage for the trimap, whichever stage made it.
-    precision: "auto" or "float32" ("bfloat16" later); device: "auto", "cpu" or "cuda".
+    precision: the image encoders' arithmetic (SAM, SEMat, IS-Net): "auto" (bfloat16 where the
+        hardware has native bf16 matrix units: AMX / AVX512-BF16 CPUs, Ampere+ GPUs), "float32",
+        or "bfloat16" (ConfigError where not native); report["precision"] says what ran.
+    device: "auto", "cpu" or "cuda".
     The model of a configuration is loaded once per process and reused by later calls.
     """
     box_list, single = _boxes(boxes)

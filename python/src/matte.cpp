@@ -33,21 +33,19 @@ py::object json_to_py(const nlohmann::json& j) {
   return py::module_::import("json").attr("loads")(j.dump());
 }
 
-// The Python API's `prior` and `precision` on an EngineSpec: the one place they meet the engine,
-// so that the learned prior (EngineSpec::prior, `--prior isnet|grabcut|auto`) and bf16 are wired
-// in here and nowhere else when they land.
+// The Python API's `prior` and `precision` on an EngineSpec: the one place they meet the engine.
+// precision: "auto" (bf16 where the hardware has native bf16 matrix units), "float32" or
+// "bfloat16" (refused by the engine, ConfigError, where not native).
 void apply_prior_and_precision(engine::EngineSpec& spec, const std::string& prior,
                                const std::string& precision) {
   SEMAT_CHECK(prior == "auto" || prior == "grabcut" || prior == "isnet", ConfigError,
               "prior='" << prior << "' is not one of 'auto', 'grabcut', 'isnet'");
   SEMAT_CHECK(precision == "auto" || precision == "float32" || precision == "bfloat16", ConfigError,
               "precision='" << precision << "' is not one of 'auto', 'float32', 'bfloat16'");
-  SEMAT_CHECK(precision != "bfloat16", ConfigError,
-              "precision='bfloat16' is not in this build of semat yet; use precision='float32' or 'auto'");
   // The CLI's --prior: "isnet" the learned prior (ConfigError naming `make models` when it is not
-  // installed), "grabcut" the classical box pipeline, "auto" IS-Net when installed. float32 is
-  // what every stage runs in now.
+  // installed), "grabcut" the classical box pipeline, "auto" IS-Net when installed.
   spec.prior = prior;
+  spec.precision = precision;
 }
 
 // Engines by configuration: a model is loaded once per process, not once per call. Engine::run is
@@ -57,7 +55,7 @@ std::shared_ptr<const engine::Engine> engine_for(const engine::EngineSpec& spec)
   static std::map<std::string, std::shared_ptr<const engine::Engine>> cache;
   const nlohmann::json key = {spec.prior, spec.isnet, spec.vitmatte, spec.diffmatte, spec.mask,  spec.trimap, spec.alpha,      spec.refine,
                               spec.sam,   spec.semat,  spec.model_type, spec.device,
-                              spec.resize, spec.batch};
+                              spec.resize, spec.batch, spec.precision};
   std::lock_guard<std::mutex> lock(mutex);
   auto& slot = cache[key.dump()];
   if (!slot) slot = std::make_shared<const engine::Engine>(spec);
@@ -185,6 +183,7 @@ std::vector<std::shared_ptr<Matte>> run_matte(py::handle image, const std::vecto
     run->results = eng->run(run->image, prompts);
     run->report = {{"image", in.path.empty() ? nlohmann::json(nullptr) : nlohmann::json(in.path)},
                    {"engine", eng->description()},
+                   {"precision", eng->precision()},
                    {"instances", nlohmann::json::array()}};
   }
   for (const auto& r : run->results) run->report["instances"].push_back(instance_json(r));
@@ -262,7 +261,7 @@ One subject's matte, from semat.matte(). Arrays are views of the result (no copi
       .def_property_readonly("report",
                              [](const Matte& s) {
                                py::dict d;
-                               for (const char* k : {"image", "engine", "instances", "seconds"})
+                               for (const char* k : {"image", "engine", "precision", "instances", "seconds"})
                                  d[k] = json_to_py(s.run->report[k]);
                                return d;
                              })

@@ -70,8 +70,14 @@ def test_prior_and_precision_are_validated():
     # ctest hides the installed models (SEMAT_MODELS is an empty folder): the CLI's one line.
     with pytest.raises(semat.ConfigError, match="make models"):
         semat.matte(image, boxes=box, prior="isnet")
-    with pytest.raises(semat.ConfigError, match="bfloat16"):
-        semat.matte(image, boxes=box, precision="bfloat16")
+
+def test_bfloat16_is_refused_where_not_native(monkeypatch):
+    image, _, box = synthetic_scene()
+    # SEMAT_CPU_BF16=0: the test hook that makes this CPU report no native bf16 units.
+    monkeypatch.setenv("SEMAT_CPU_BF16", "0")
+    with pytest.raises(semat.ConfigError, match="--precision bfloat16: this CPU has no native bfloat16"):
+        semat.matte(image, boxes=box, prior="grabcut", precision="bfloat16")
+    assert semat.matte(image, boxes=box, prior="grabcut", precision="auto").report["precision"] == "fp32"
 
 
 def test_same_message_as_the_cli(tmp_path):

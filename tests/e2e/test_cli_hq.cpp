@@ -40,7 +40,7 @@ TEST_F(CliHq, SegmentOnAnHqSamCheckpointGivesTheOfficialMasks) {
            {" --multimask", "box_multi"}, {" --hq-token-only", "box_single_hqonly"}}) {
     const fs::path out = dir_ / key;
     const auto r = run("segment " + kSamHq + "image.png --sam " + kSamHq + "sam_hq_tiny.pth" +
-                       " --model-type hq_tiny --device cpu --box 60,20,260,300 --out " + out.string() + flags +
+                       " --model-type hq_tiny --device cpu --precision fp32 --box 60,20,260,300 --out " + out.string() + flags +
                        " --dump-tensors " + (out / "t.safetensors").string());
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("hq_tiny"), std::string::npos) << r.out;
@@ -66,7 +66,7 @@ TEST_F(CliHq, SegmentOnAnHqSamCheckpointGivesTheOfficialMasks) {
 TEST_F(CliHq, MatteRunsSematHqThroughTheEngine) {
   const fs::path out = dir_ / "out";
   const auto r = run("matte " + kSematHq + "image.png --semat " + kSematHq +
-                     "semat_hq_tiny.pth --device cpu --box 60,20,260,300 --json --out " +
+                     "semat_hq_tiny.pth --device cpu --precision fp32 --box 60,20,260,300 --json --out " +
                      out.string());
   ASSERT_EQ(r.code, 0) << r.err;
   // The official alpha_crop (128 x 128) bilinearly resized to the image's 320 x 320.

@@ -30,7 +30,7 @@ using CliSegment = semat::test::CliTest;
 
 TEST_F(CliSegment, DumpedTensorsMatchTheOfficialOutputs) {
   const fs::path out = dir_ / "out";
-  const auto r = run("segment " + kDir + "image.png --sam " + kDir + "sam_tiny.pth --model-type tiny"
+  const auto r = run("segment " + kDir + "image.png --sam " + kDir + "sam_tiny.pth --model-type tiny --precision fp32"
                      " --box 60,20,230,200 --multimask --out " + out.string() +
                      " --dump-tensors " + (out / "t.safetensors").string());
   ASSERT_EQ(r.code, 0) << r.err;
@@ -67,7 +67,7 @@ TEST_F(CliSegment, BadInputsFailWithOneLine) {
 TEST_F(CliSegment, SamMaskFeedsTheMattingPipeline) {
   const fs::path out = dir_ / "matte";
   const auto r = run("matte " + kDir + "image.png --sam " + kDir + "sam_tiny.pth --model-type tiny"
-                     " --box 60,20,230,200 --out " + out.string());
+                     " --precision fp32 --box 60,20,230,200 --out " + out.string());
   // The tiny random-weight SAM predicts no pixel inside this box (its logits are all negative),
   // while GrabCut does find a subject there: the empty-mask error proves SAM's mask was used.
   EXPECT_EQ(r.code, 3) << r.err;

@@ -3,6 +3,7 @@
 // wrong checkpoints fail with one line and no files.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -40,7 +41,7 @@ cv::Mat official_alpha_at_original_size() {
 TEST_F(CliSemat, MatteWritesTheOfficialAlphaAtTheOriginalSize) {
   const fs::path out = dir_ / "out";
   const auto r = run("matte " + kDir + "image.png --semat " + kDir +
-                         "semat_tiny.pth --device cpu"
+                         "semat_tiny.pth --device cpu --precision fp32"
                          " --box 12,5,218,209 --box 100,40,290,200 --json --out " +
                          out.string());
   ASSERT_EQ(r.code, 0) << r.err;
@@ -105,4 +106,24 @@ TEST_F(CliSemat, InfoCountsTheBuiltModules) {
   EXPECT_EQ(j["matting_tokens_adapter"], 12928);
   EXPECT_EQ(j["matting_decoder"], 393761);
   EXPECT_EQ(j["total"], 510177);
+}
+
+// --precision: --json says what ran; bf16 on a CPU without native bf16 units (the test hook
+// SEMAT_CPU_BF16=0 stands in for one) is refused in one line before anything is written.
+TEST_F(CliSemat, PrecisionIsReportedAndBf16IsRefusedWhereNotNative) {
+  const std::string base = "matte " + kDir + "image.png --semat " + kDir + "semat_tiny.pth --device cpu" +
+                           " --box 12,5,218,209 --json --out ";
+  const auto r = run(base + (dir_ / "fp32").string() + " --precision fp32");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["precision"], "fp32");
+  setenv("SEMAT_CPU_BF16", "0", 1);
+  const auto refused = run(base + (dir_ / "bf16").string() + " --precision bf16");
+  const auto automatic = run(base + (dir_ / "auto").string() + " --precision auto");
+  unsetenv("SEMAT_CPU_BF16");
+  EXPECT_NE(refused.code, 0);
+  EXPECT_NE(refused.err.find("--precision bf16: this CPU has no native bfloat16"), std::string::npos) << refused.err;
+  EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
+  EXPECT_FALSE(fs::exists(dir_ / "bf16" / "alpha.png"));
+  ASSERT_EQ(automatic.code, 0) << automatic.err;
+  EXPECT_EQ(nlohmann::json::parse(automatic.out)["precision"], "fp32");
 }

@@ -668,6 +668,7 @@ json Builder::summary(double seconds) {
   s["seconds"] = seconds;
   s["jobs"] = o_.jobs;
   s["engine"] = engine_->description();
+  s["precision"] = engine_->precision();
   return s;
 }
 

@@ -150,6 +150,7 @@ Engine::Engine(const EngineSpec& spec, std::shared_ptr<BoxModel> model) : impl_(
     for (const auto& m : detail::model_table())
       if (name == m.name) impl_->model = m.load(spec);  // resolve() checked m.load
   }
+  if (!impl_->model) detail::check_precision(spec);
   // One line when the learned prior could run but its model is missing (a build without the
   // runner has nothing to install, and says nothing).
   if (!impl_->model && detail::isnet_loader() && spec.prior == "auto" && spec.mask == "auto" &&
@@ -168,6 +169,7 @@ const Stages& Engine::stages() const { return impl_->stages; }
 std::string Engine::description() const { return describe(impl_->stages); }
 bool Engine::has_model() const { return impl_->model != nullptr; }
 std::string Engine::model_variant() const { return impl_->model ? impl_->model->variant() : std::string(); }
+std::string Engine::precision() const { return impl_->model ? impl_->model->precision() : std::string("fp32"); }
 
 std::string Engine::alpha_name() const {
   const Stages& s = impl_->stages;

@@ -12,6 +12,7 @@
 
 #ifdef SEMAT_ENGINE_WITH_MODELS
 #include "semat/io/checkpoint.h"
+#include "semat/models/precision.h"
 #include "semat/models/sam2_predictor.h"
 #include "semat/models/sam_predictor.h"
 #include "semat/models/semat_predictor.h"
@@ -32,6 +33,7 @@ class SamModel : public BoxModel {
   SamModel(const io::Checkpoint& ck, const typename Predictor::Options& o) : predictor_(ck, o) {}
   std::string name() const override { return "sam"; }
   std::string variant() const override { return predictor_.config().name; }
+  std::string precision() const override { return predictor_.precision(); }
 
   std::vector<ModelOutput> predict(const cv::Mat& image, const std::string& key,
                                    const std::vector<Box>& boxes) override {
@@ -75,11 +77,13 @@ std::shared_ptr<BoxModel> load_sam(const EngineSpec& s) {
     models::Sam2Predictor::Options o;
     o.model_type = s.model_type;
     o.device = s.device;
+    o.precision = s.precision;
     return std::make_shared<SamModel<models::Sam2Predictor>>(ck, o);
   }
   models::SamPredictor::Options o;
   o.model_type = s.model_type;
   o.device = s.device;
+  o.precision = s.precision;
   return std::make_shared<SamModel<models::SamPredictor>>(ck, o);
 }
 
@@ -93,6 +97,7 @@ class SematModel : public BoxModel {
   }
   std::string name() const override { return "semat"; }
   std::string variant() const override { return predictor_.config().name; }
+  std::string precision() const override { return predictor_.precision(); }
   bool trimaps() const override { return true; }
   bool alphas() const override { return true; }
 
@@ -118,6 +123,7 @@ class SematModel : public BoxModel {
     models::SematPredictor::Options o;
     o.model_type = s.model_type;
     o.device = s.device;
+    o.precision = s.precision;
     o.resize = models::parse_semat_resize(s.resize);
     o.batch_size = s.batch;
     return o;
@@ -166,6 +172,15 @@ models::DiffMattePredictor::Options diffmatte_options(const EngineSpec& s) {
 
 }  // namespace
 #endif
+
+void check_precision(const EngineSpec& s) {
+#ifdef SEMAT_ENGINE_WITH_MODELS
+  models::resolve_precision(s.precision, s.device.rfind("cuda", 0) == 0 ? "cuda" : "cpu");
+#else
+  SEMAT_CHECK(s.precision != "bf16" && s.precision != "bfloat16", ConfigError,
+              "--precision " << s.precision << ": this build has no LibTorch; use --precision fp32 or auto");
+#endif
+}
 
 bool trimap_models_available() {
 #ifdef SEMAT_ENGINE_WITH_MODELS

@@ -37,6 +37,11 @@ ModelLoader isnet_loader();
 std::shared_ptr<TrimapModel> load_trimap_model(const EngineSpec& spec, const std::string& name);
 bool trimap_models_available();
 
+/// Refuses --precision bf16 where it is not native (ConfigError, one line; the CPU's, or the
+/// GPU's with --device cuda) and in builds without LibTorch. For engines that load no box model
+/// (a model's predictor checks its own device).
+void check_precision(const EngineSpec& spec);
+
 /// resolve() with an optional model built elsewhere standing in for the table.
 Stages resolve(const EngineSpec& spec, const BoxModel* injected);
 

@@ -27,6 +27,7 @@ class PriorBoxModel : public BoxModel {
     SEMAT_CHECK(model_ != nullptr, InvalidArgument, "make_prior_box_model: no probability model");
   }
   std::string name() const override { return model_->name(); }
+  std::string precision() const override { return model_->precision(); }
   bool trimaps() const override { return true; }
 
   std::vector<ModelOutput> predict(const cv::Mat& image, const std::string& /*key*/,
@@ -98,10 +99,12 @@ namespace {
 // in turn (LibTorch already uses every core).
 class IsnetProbability : public ProbabilityModel {
  public:
-  IsnetProbability(const std::string& path, const std::string& device) : net_(path, device) {
-    SEMAT_LOG_DEBUG("prior", "IS-Net " << path << " on " << net_.device());
+  IsnetProbability(const std::string& path, const std::string& device, const std::string& precision)
+      : net_(path, device, precision) {
+    SEMAT_LOG_DEBUG("prior", "IS-Net " << path << " on " << net_.device() << " in " << net_.precision());
   }
   std::string name() const override { return "isnet"; }
+  std::string precision() const override { return net_.precision(); }
   cv::Mat probability(const cv::Mat& crop) override {
     std::lock_guard<std::mutex> lock(mu_);
     return net_.probability(crop);
@@ -116,7 +119,7 @@ std::shared_ptr<BoxModel> load_isnet(const EngineSpec& spec) {
   const std::string path = spec.isnet.empty() ? installed_isnet() : spec.isnet;
   SEMAT_CHECK(!path.empty(), ConfigError,
               "--prior isnet needs the IS-Net model, which is not installed: run `make models`");
-  return make_prior_box_model(std::make_shared<IsnetProbability>(path, spec.device), spec.prior_params);
+  return make_prior_box_model(std::make_shared<IsnetProbability>(path, spec.device, spec.precision), spec.prior_params);
 }
 
 }  // namespace

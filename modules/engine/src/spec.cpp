@@ -29,6 +29,9 @@ Stages resolve(const EngineSpec& spec, const BoxModel* injected) {
   // --prior isnet|grabcut is --mask isnet|grabcut for box prompts.
   SEMAT_CHECK(spec.prior == "auto" || spec.prior == "isnet" || spec.prior == "grabcut", ConfigError,
               "--prior " << spec.prior << ": use auto, isnet or grabcut");
+  SEMAT_CHECK(spec.precision == "auto" || spec.precision == "fp32" || spec.precision == "bf16" ||
+                  spec.precision == "float32" || spec.precision == "bfloat16",
+              ConfigError, "--precision " << spec.precision << ": use auto, fp32 or bf16");
   std::string mask = spec.mask;
   if (spec.prior != "auto") {
     SEMAT_CHECK(mask == "auto" || mask == spec.prior, ConfigError,

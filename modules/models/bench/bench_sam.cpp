@@ -15,6 +15,16 @@ namespace {
 
 using semat::models::SamConfig;
 
+// CPU seconds of every thread of the process: on a loaded shared machine the figure that other
+// processes disturb least (wall time there says little); with SEMAT_THREADS=1 it is the wall
+// time a quiet machine would show on one core.
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
 double peak_rss_gib() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -43,7 +53,9 @@ void BM_GemmRate(benchmark::State& state) {
   torch::InferenceMode guard;
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
   const auto a = torch::randn({m, k}), b = torch::randn({k, n});
+  const double cpu0 = process_cpu_seconds();
   for (auto _ : state) benchmark::DoNotOptimize(torch::mm(a, b));
+  state.counters["GFLOP_per_cpu_s"] = 2.0 * m * k * n * state.iterations() / (process_cpu_seconds() - cpu0) / 1e9;
   state.counters["GFLOPs"] = benchmark::Counter(2.0 * m * k * n, benchmark::Counter::kIsIterationInvariantRate,
                                                 benchmark::Counter::kIs1000);
   state.counters["threads"] = torch::get_num_threads();
@@ -52,14 +64,77 @@ void BM_GemmRate(benchmark::State& state) {
 BENCHMARK(BM_GemmRate)->Args({4096, 768, 2304})->Args({4096, 768, 3072})->Args({2048, 2048, 2048})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
-void BM_SamImageEncoder(benchmark::State& state, const std::string& name) {
+// The same products in bfloat16 (the --precision bf16 path), by the three entry points a model
+// can take: torch::mm (activations x weights), at::linear (weights [n, k] as nn::Linear stores
+// them, with a bias) and at::addmm. Which one reaches oneDNN's bf16 kernels (AVX-512 BF16 / AMX)
+// differs between LibTorch releases; the encoder uses the fastest (semat/models/precision.h).
+void BM_GemmRateBf16(benchmark::State& state, int how) {
+  torch::InferenceMode guard;
+  const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+  const auto a = torch::randn({m, k}).to(torch::kBFloat16);
+  const auto b = torch::randn({k, n}).to(torch::kBFloat16);
+  const auto w = torch::randn({n, k}).to(torch::kBFloat16);
+  const auto bias = torch::randn({n}).to(torch::kBFloat16);
+  const double cpu0 = process_cpu_seconds();
+  for (auto _ : state) {
+    if (how == 0) benchmark::DoNotOptimize(torch::mm(a, b));
+    else if (how == 1) benchmark::DoNotOptimize(at::linear(a, w, bias));
+    else benchmark::DoNotOptimize(at::addmm(bias, a, w.t()));
+  }
+  state.counters["GFLOP_per_cpu_s"] = 2.0 * m * k * n * state.iterations() / (process_cpu_seconds() - cpu0) / 1e9;
+  state.counters["GFLOPs"] = benchmark::Counter(2.0 * m * k * n, benchmark::Counter::kIsIterationInvariantRate,
+                                                benchmark::Counter::kIs1000);
+  state.counters["threads"] = torch::get_num_threads();
+}
+BENCHMARK_CAPTURE(BM_GemmRateBf16, mm, 0)->Args({4096, 768, 2304})->Args({4096, 768, 3072})->Args({2048, 2048, 2048})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GemmRateBf16, linear, 1)->Args({4096, 768, 2304})->Args({4096, 768, 3072})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GemmRateBf16, addmm, 2)->Args({4096, 768, 2304})->Args({4096, 768, 3072})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Convolutions in both precisions: the ViT's 16 x 16 / stride 16 patch embedding and a 3 x 3
+// convolution of IS-Net's size class at 512 x 512 (its RSU blocks), NCHW and channels_last.
+void BM_Conv(benchmark::State& state, int kind, bool bf16, bool channels_last) {
+  torch::InferenceMode guard;
+  const auto dt = bf16 ? torch::kBFloat16 : torch::kFloat32;
+  torch::Tensor x, w;
+  int64_t stride = 1, pad = 0;
+  if (kind == 0) {  // patch embed: 3 -> 768, k16 s16 at 1024
+    x = torch::randn({1, 3, 1024, 1024}), w = torch::randn({768, 3, 16, 16}), stride = 16;
+  } else {  // 3x3, 64 -> 64 at 512
+    x = torch::randn({1, 64, 512, 512}), w = torch::randn({64, 64, 3, 3}), pad = 1;
+  }
+  x = x.to(dt), w = w.to(dt);
+  if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast), w = w.contiguous(at::MemoryFormat::ChannelsLast);
+  const auto out = at::conv2d(x, w, {}, stride, pad);
+  const double flops = 2.0 * out.numel() * w.size(1) * w.size(2) * w.size(3);
+  const double cpu0 = process_cpu_seconds();
+  for (auto _ : state) benchmark::DoNotOptimize(at::conv2d(x, w, {}, stride, pad));
+  state.counters["GFLOP_per_cpu_s"] = flops * state.iterations() / (process_cpu_seconds() - cpu0) / 1e9;
+  state.counters["GFLOPs"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate,
+                                                benchmark::Counter::kIs1000);
+}
+BENCHMARK_CAPTURE(BM_Conv, patch_fp32, 0, false, false)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv, patch_bf16, 0, true, false)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv, patch_bf16_cl, 0, true, true)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv, c3x3_fp32, 1, false, false)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv, c3x3_fp32_cl, 1, false, true)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv, c3x3_bf16, 1, true, false)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv, c3x3_bf16_cl, 1, true, true)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_SamImageEncoder(benchmark::State& state, const std::string& name, bool bf16 = false) {
   torch::InferenceMode guard;
   const SamConfig cfg = semat::models::sam_preset(name);
   semat::models::sam::ImageEncoderViT enc(cfg.encoder);
   enc->eval();
   for (auto& p : enc->parameters()) p.normal_(0, 0.02);
+  if (bf16) enc->set_compute_dtype(torch::kBFloat16);  // --precision bf16: converted once, here
   const auto x = torch::randn({1, 3, cfg.encoder.img_size, cfg.encoder.img_size});
+  if (bf16) enc->forward(x);  // warm-up: oneDNN primitives are created on first use
+  const double cpu0 = process_cpu_seconds();
   for (auto _ : state) benchmark::DoNotOptimize(enc->forward(x));
+  state.counters["cpu_s_per_pass"] = (process_cpu_seconds() - cpu0) / static_cast<double>(state.iterations());
   state.counters["GFLOPs"] = benchmark::Counter(encoder_flops(cfg), benchmark::Counter::kIsIterationInvariantRate,
                                                 benchmark::Counter::kIs1000);
   state.counters["TFLOP_per_pass"] = encoder_flops(cfg) / 1e12;
@@ -69,6 +144,10 @@ void BM_SamImageEncoder(benchmark::State& state, const std::string& name) {
 BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_b, std::string("vit_b"))->Iterations(2)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_l, std::string("vit_l"))->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_h, std::string("vit_h"))->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+// --precision bf16 (AMX / AVX512-BF16 CPUs): the same encoders with bf16 weights and activations.
+BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_b_bf16, std::string("vit_b"), true)->Iterations(3)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_l_bf16, std::string("vit_l"), true)->Iterations(2)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_h_bf16, std::string("vit_h"), true)->Iterations(2)->Unit(benchmark::kSecond)->UseRealTime();
 
 // HQ-SAM's per-image work: the same ViT (keeping the first global block's output) plus the HQ
 // global-local features (embedding_encoder + compress_vit_feat), which the predictor computes per

@@ -7,8 +7,8 @@
 
 namespace semat::onnx {
 
-IsNet::IsNet(const std::string& path, const std::string& device)
-    : model_(std::make_unique<Model>(path, device)) {
+IsNet::IsNet(const std::string& path, const std::string& device, const std::string& precision)
+    : model_(std::make_unique<Model>(path, device, precision)) {
   const auto& in = model_->inputs();
   SEMAT_CHECK(in.size() == 1 && in[0].shape.size() == 4, ModelError,
               path << ": not an IS-Net model (expected one NCHW input)");
@@ -19,6 +19,7 @@ IsNet::IsNet(IsNet&&) noexcept = default;
 IsNet& IsNet::operator=(IsNet&&) noexcept = default;
 
 std::string IsNet::device() const { return model_->device(); }
+std::string IsNet::precision() const { return model_->precision(); }
 
 cv::Mat IsNet::probability_1024(const cv::Mat& rgb) const {
   SEMAT_CHECK(rgb.type() == CV_8UC3 && rgb.rows == kSide && rgb.cols == kSide, InvalidArgument,

@@ -19,6 +19,8 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "semat/models/precision.h"
+
 namespace semat::onnx {
 namespace {
 
@@ -81,6 +83,11 @@ std::int64_t numel_of(const std::vector<std::int64_t>& dims) {
 struct Model::Impl {
   std::string file;
   torch::Device device{torch::kCPU};
+  // What the convolutions run in: float32, or bf16 (--precision bf16): the Conv weights and
+  // biases are converted once at load, the graph inputs on entry, and activations stay bf16 up
+  // to the outputs (returned as float32). Sigmoid runs in float32 (its outputs are the
+  // probabilities: bf16 would round them to 1/256 near 1).
+  torch::ScalarType compute = torch::kFloat;
   std::vector<std::string> value_names;
   std::unordered_map<std::string, int> value_ids;
   std::vector<torch::Tensor> constants;  // by value id; undefined when not an initializer
@@ -321,6 +328,12 @@ struct Model::Impl {
       if (n.op == "Constant") n.value = place(n.value);
     }
     for (int i : order) nodes.push_back(std::move(raw[i]));
+    if (compute != torch::kFloat)
+      for (const auto& n : nodes)
+        if (n.op == "Conv")
+          for (std::size_t k = 1; k < n.in.size(); ++k)
+            if (n.in[k] >= 0 && constants[n.in[k]].defined() && constants[n.in[k]].is_floating_point())
+              constants[n.in[k]] = constants[n.in[k]].to(compute);
     for (auto& n : nodes)
       for (int v : n.out) producer[v] = static_cast<int>(&n - nodes.data());
     for (const auto& vi : g.output()) {
@@ -371,10 +384,15 @@ struct Model::Impl {
         src = torch::constant_pad_nd(in, {p[1], p[3], p[0], p[2]}, 0.0);
         pad2 = {0, 0};
       }
+      // A float32 value meeting bf16 weights (a Constant, a promoted sum): cast it, not the weights.
+      if (src.scalar_type() != w.scalar_type()) src = src.to(w.scalar_type());
       return torch::conv2d(src, w, opt(2), s, pad2, d, n.group);
     }
     if (op == "Relu") return reuse0 ? need(0).relu_() : torch::relu(need(0));
-    if (op == "Sigmoid") return reuse0 ? need(0).sigmoid_() : torch::sigmoid(need(0));
+    if (op == "Sigmoid") {
+      if (need(0).scalar_type() == torch::kBFloat16) return torch::sigmoid(need(0).to(torch::kFloat));
+      return reuse0 ? need(0).sigmoid_() : torch::sigmoid(need(0));
+    }
     if (op == "Identity") return need(0);
     if (op == "MaxPool") {
       const auto& in = need(0);
@@ -530,6 +548,7 @@ struct Model::Impl {
                        << " values for its shape");
       auto cpu = torch::from_blob(const_cast<float*>(t->data.data()), t->shape, torch::kFloat);
       vals[input_ids[i]] = place(device.is_cpu() && cpu.dim() != 4 ? cpu.clone() : cpu);
+      if (compute != torch::kFloat) vals[input_ids[i]] = vals[input_ids[i]].to(compute);
       key.push_back(t->shape);
     }
     for (const auto& g : given)
@@ -639,10 +658,13 @@ torch::Device pick_device(const std::string& device) {
 }
 
 std::unique_ptr<Model::Impl> load_bytes(const std::string& bytes, const std::string& name,
-                                        const std::string& device) {
+                                        const std::string& device, const std::string& precision) {
   auto impl = std::make_unique<Model::Impl>();
   impl->file = name;
   impl->device = pick_device(device);
+  if (models::resolve_precision(precision, impl->device.is_cuda() ? "cuda" : "cpu") ==
+      models::Precision::kBFloat16)
+    impl->compute = torch::kBFloat16;
   pb::ModelProto proto;
   if (bytes.empty()) impl->fail("empty file, not an ONNX model");
   if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
@@ -657,7 +679,7 @@ std::unique_ptr<Model::Impl> load_bytes(const std::string& bytes, const std::str
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Model::Model(const std::string& path, const std::string& device) {
+Model::Model(const std::string& path, const std::string& device, const std::string& precision) {
   // A device or pipe (/dev/zero) would be read without end.
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
@@ -666,11 +688,12 @@ Model::Model(const std::string& path, const std::string& device) {
   if (!f) throw IoError(path + ": cannot open the ONNX model");
   std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   if (f.bad()) throw IoError(path + ": read error");
-  impl_ = load_bytes(bytes, path, device);
+  impl_ = load_bytes(bytes, path, device, precision);
 }
 
-Model Model::from_bytes(const std::string& bytes, const std::string& name, const std::string& device) {
-  return Model(load_bytes(bytes, name, device));
+Model Model::from_bytes(const std::string& bytes, const std::string& name, const std::string& device,
+                        const std::string& precision) {
+  return Model(load_bytes(bytes, name, device, precision));
 }
 
 Model::~Model() = default;
@@ -680,6 +703,7 @@ Model& Model::operator=(Model&&) noexcept = default;
 const std::vector<ValueInfo>& Model::inputs() const { return impl_->inputs; }
 const std::vector<ValueInfo>& Model::outputs() const { return impl_->outputs; }
 std::string Model::device() const { return impl_->device.is_cuda() ? "cuda" : "cpu"; }
+std::string Model::precision() const { return impl_->compute == torch::kBFloat16 ? "bf16" : "fp32"; }
 
 std::vector<Tensor> Model::run(const std::vector<std::pair<std::string, Tensor>>& inputs,
                                const std::vector<std::string>& outputs) const {

@@ -20,8 +20,10 @@
 
 #include <unistd.h>
 
+#include "semat/core/error.h"
 #include "semat/io/checkpoint.h"
 #include "semat/io/model_store.h"
+#include "semat/models/precision.h"
 #include "semat/onnx/isnet.h"
 #include "semat/onnx/model.h"
 
@@ -537,6 +539,69 @@ TEST(OnnxErrors, IsNetRefusesAModelWithoutOneNchwInput) {
 // ---- IS-Net against ONNX Runtime ----------------------------------------------------------
 
 // The installed model (the models folder: SEMAT_MODELS, else the default; semat/io/model_store.h).
+
+// ---- bf16 (--precision bf16) against float32 ------------------------------------------------
+
+bool native_bf16() {
+  const char* env = std::getenv("SEMAT_CPU_BF16");
+  return (env == nullptr || *env == '\0') && semat::models::cpu_has_native_bf16();
+}
+
+// Conv, Relu, a residual Add, MaxPool, Resize back up, Concat, a 1x1 Conv and the Sigmoid: the
+// ops IS-Net is made of, on random weights.
+std::string small_net() {
+  Graph g;
+  g.input("x", {1, 3, 32, 32});
+  unsigned seed = 40;
+  auto conv = [&](const std::string& name, const std::string& in, std::int64_t co, std::int64_t ci,
+                  std::int64_t k) {
+    g.f32(name + ".w", {co, ci, k, k}, random_values(static_cast<std::size_t>(co * ci * k * k), seed++, -0.4f, 0.4f));
+    g.f32(name + ".b", {co}, random_values(static_cast<std::size_t>(co), seed++, -0.2f, 0.2f));
+    auto* n = g.node("Conv", {in, name + ".w", name + ".b"}, {name});
+    ints(n, "pads", {k / 2, k / 2, k / 2, k / 2});
+  };
+  conv("c1", "x", 16, 3, 3);
+  g.node("Relu", {"c1"}, {"r1"});
+  conv("c2", "r1", 16, 16, 3);
+  g.node("Add", {"c2", "r1"}, {"s"});
+  g.node("Relu", {"s"}, {"r2"});
+  auto* mp = g.node("MaxPool", {"r2"}, {"p"});
+  ints(mp, "kernel_shape", {2, 2});
+  ints(mp, "strides", {2, 2});
+  g.i64("sizes", {1, 16, 32, 32});
+  auto* rs = g.node("Resize", {"p", "", "", "sizes"}, {"u"});
+  str(rs, "mode", "linear");
+  auto* cat = g.node("Concat", {"u", "r1"}, {"c"});
+  int1(cat, "axis", 1);
+  conv("c3", "c", 1, 32, 1);
+  g.node("Sigmoid", {"c3"}, {"y"});
+  g.output("y");
+  return g.bytes();
+}
+
+TEST(OnnxBf16, SmallNetStaysCloseToFloat32) {
+  if (!native_bf16()) GTEST_SKIP() << "this CPU has no native bf16 units (AMX-BF16 / AVX512-BF16)";
+  const Model fp32 = Model::from_bytes(small_net(), "small.onnx", "cpu", "fp32");
+  const Model bf16 = Model::from_bytes(small_net(), "small.onnx", "cpu", "bf16");
+  EXPECT_EQ(fp32.precision(), "fp32");
+  EXPECT_EQ(bf16.precision(), "bf16");
+  const Tensor x = make({1, 3, 32, 32}, 5);
+  const Tensor a = run1(fp32, x), b = run1(bf16, x);
+  ASSERT_EQ(a.data.size(), b.data.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < a.data.size(); ++i) worst = std::max(worst, std::abs(double(a.data[i]) - b.data[i]));
+  std::printf("[ bf16 ] small net: max abs probability difference %.3g\n", worst);
+  EXPECT_LT(worst, 0.01);  // measured 0.003
+  EXPECT_GT(worst, 0.0) << "bf16 gave float32's exact result: the bf16 path did not run";
+}
+
+TEST(OnnxBf16, RefusedWhereNotNative) {
+  setenv("SEMAT_CPU_BF16", "0", 1);
+  EXPECT_THROW(Model::from_bytes(small_net(), "small.onnx", "cpu", "bf16"), semat::ConfigError);
+  EXPECT_EQ(Model::from_bytes(small_net(), "small.onnx", "cpu", "auto").precision(), "fp32");
+  unsetenv("SEMAT_CPU_BF16");
+}
+
 // Under ctest the engine's folder is hidden (SEMAT_MODELS is an empty one) and SEMAT_TEST_MODELS
 // names the folder `make models` filled.
 std::string isnet_path() {
@@ -571,6 +636,29 @@ TEST(IsNet, MatchesOnnxRuntimeOnTheStoredImages) {
     std::printf("[ isnet ] %s: max abs difference %.3g, mean %.3g\n", name.c_str(), worst,
                 sum / (1024.0 * 1024.0));
     EXPECT_LE(worst, 2e-3) << name;
+  }
+}
+
+// The real IS-Net in bf16 against float32 on the two stored images.
+TEST(IsNet, Bf16StaysCloseToFloat32OnTheStoredImages) {
+  const std::string path = isnet_path();
+  if (path.empty()) GTEST_SKIP() << semat::io::install_hint("isnet-medium");
+  if (!native_bf16()) GTEST_SKIP() << "this CPU has no native bf16 units (AMX-BF16 / AVX512-BF16)";
+  const auto ref = semat::io::load_checkpoint(std::string(SEMAT_TEST_DATA) +
+                                              "/isnet_ref/reference_outputs.safetensors");
+  const semat::onnx::IsNet fp32(path, "cpu", "fp32"), bf16(path, "cpu", "bf16");
+  EXPECT_EQ(bf16.precision(), "bf16");
+  for (const std::string name : {"astronaut", "chelsea"}) {
+    const auto& rgb = ref.at(name + ".input_rgb_u8");
+    cv::Mat img(1024, 1024, CV_8UC3, const_cast<std::uint8_t*>(rgb.bytes.data()));
+    const cv::Mat a = fp32.probability_1024(img), b = bf16.probability_1024(img);
+    const double worst = cv::norm(a, b, cv::NORM_INF);
+    const double flips = cv::countNonZero((a > 0.5) != (b > 0.5)) / (1024.0 * 1024.0);
+    std::printf("[ isnet bf16 ] %s: max abs difference %.3g, share flipping at 0.5 %.3g\n", name.c_str(),
+                worst, flips);
+    // Measured: max abs 0.012 / 0.022, share flipping 7.6e-6 / 0.0016 (astronaut / chelsea).
+    EXPECT_LT(worst, 0.06) << name;
+    EXPECT_LT(flips, 0.004) << name;
   }
 }
 

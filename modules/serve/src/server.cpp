@@ -546,6 +546,7 @@ json Server::Impl::info() const {
           {"method", engine->description()},
           {"engine", engine->description()},
           {"model", engine->model_variant()},
+          {"precision", engine->precision()},
           {"outputs", all_outputs()},
           {"formats", {"png", "jpeg", "webp"}},
           {"limits",

@@ -31,12 +31,20 @@ torch::Tensor attention_by_head(const torch::Tensor& q_scaled, const torch::Tens
                                 const torch::Tensor& rel_w, int64_t H, int64_t W) {
   const int64_t BH = q_scaled.size(0), N = q_scaled.size(1);
   const auto q = q_scaled.contiguous();
-  const auto rh = rel_h.contiguous();
-  const auto rw = rel_w.contiguous();
+  // bf16: the products run in bf16 (float32 accumulation inside oneDNN), the scores are widened
+  // to float32 for the position terms and the softmax (LibTorch 1.13's bf16 softmax converts
+  // element by element and was the largest non-GEMM cost), and the probabilities rounded to
+  // bf16 for the product with v.
+  const bool reduced = q.scalar_type() != torch::kFloat;
+  const auto f32 = q.options().dtype(torch::kFloat);
+  const auto rh = rel_h.to(torch::kFloat).contiguous();
+  const auto rw = rel_w.to(torch::kFloat).contiguous();
   auto out = torch::empty_like(q);
   at::parallel_for(0, BH, 1, [&](int64_t b0, int64_t b1) {
     auto S = torch::empty({kHeadRows, N}, q.options());
     auto P = torch::empty({kHeadRows, N}, q.options());
+    torch::Tensor S32, P32;
+    if (reduced) S32 = torch::empty({kHeadRows, N}, f32), P32 = torch::empty({kHeadRows, N}, f32);
     for (int64_t h = b0; h < b1; ++h) {
       const auto kt = k[h].t();
       const auto vh = v[h];
@@ -45,10 +53,17 @@ torch::Tensor attention_by_head(const torch::Tensor& q_scaled, const torch::Tens
         auto Sv = S.narrow(0, 0, r);
         auto Pv = P.narrow(0, 0, r);
         at::mm_out(Sv, q[h].narrow(0, s, r), kt);
-        Sv.view({r, H, W})
+        auto Sa = reduced ? S32.narrow(0, 0, r).copy_(Sv) : Sv;
+        Sa.view({r, H, W})
             .add_(rh[h].narrow(0, s, r).unsqueeze(-1))
             .add_(rw[h].narrow(0, s, r).unsqueeze(-2));
-        at::_softmax_out(Pv, Sv, -1, false);
+        if (reduced) {
+          auto Pa = P32.narrow(0, 0, r);
+          at::_softmax_out(Pa, Sa, -1, false);
+          Pv.copy_(Pa);
+        } else {
+          at::_softmax_out(Pv, Sv, -1, false);
+        }
         auto o = out[h].narrow(0, s, r);
         at::mm_out(o, Pv, vh);
       }
@@ -175,7 +190,10 @@ PatchEmbedImpl::PatchEmbedImpl(int64_t patch, int64_t in_chans, int64_t embed_di
 }
 
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
-  return (proj_hook ? proj_hook(x) : proj->forward(x)).permute({0, 2, 3, 1});
+  // bf16 inference (ImageEncoderViTImpl::set_compute_dtype): the float32 image meets bf16 weights.
+  const auto wt = proj->weight.scalar_type();
+  const auto& in = wt == torch::kBFloat16 && x.scalar_type() != wt ? x.to(wt) : x;
+  return (proj_hook ? proj_hook(in) : proj->forward(in)).permute({0, 2, 3, 1});
 }
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t heads, int64_t input_size) : num_heads(heads) {
@@ -213,7 +231,13 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   } else {
     const auto k_t = k.transpose(-2, -1);
     const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(N, g_score_budget.load() / (BH * N)));
-    if (rows >= N) {
+    if (rows >= N && q.scalar_type() != torch::kFloat) {
+      // bf16 (the windowed blocks at inference): scores widened to float32 for the position
+      // terms and the softmax, as in attention_by_head.
+      auto attn = torch::matmul(q * scale, k_t).view({BH, N, H, W}).to(torch::kFloat);
+      attn = (attn + rel_h.to(torch::kFloat) + rel_w.to(torch::kFloat)).view({BH, N, N});
+      out = torch::matmul(torch::softmax(attn, -1).to(q.scalar_type()), v);
+    } else if (rows >= N) {
       auto attn = torch::matmul(q * scale, k_t).view({BH, N, H, W});
       attn = (attn + rel_h + rel_w).view({BH, N, N});
       out = torch::matmul(torch::softmax(attn, -1), v);
@@ -276,8 +300,21 @@ EncoderOutput ImageEncoderViTImpl::forward_features(const torch::Tensor& img) {
   return forward_tokens(patch_embed->forward(img));
 }
 
+void ImageEncoderViTImpl::set_compute_dtype(torch::ScalarType dtype) {
+  if (dtype == compute_dtype) return;
+  torch::NoGradGuard no_grad;
+  patch_embed->to(dtype);
+  blocks->to(dtype);
+  pos_embed.set_data(pos_embed.to(dtype));
+  compute_dtype = dtype;
+}
+
 EncoderOutput ImageEncoderViTImpl::forward_tokens(const torch::Tensor& tokens, bool checkpoint_blocks) {
-  auto x = tokens + pos_embed;
+  // Reduced precision (bf16 inference): the tokens enter the blocks in bf16 (a no-op after a bf16
+  // patch embedding) and stay bf16 through every block; only what leaves the encoder goes back to
+  // float32: the global blocks' outputs (HQ-SAM, SEMat decoders) and the neck's input.
+  const bool reduced = compute_dtype != torch::kFloat;
+  auto x = (reduced ? tokens.to(compute_dtype) : tokens) + pos_embed;
   EncoderOutput out;
   for (const auto& m : *blocks) {
     auto block = m->as<Block>();
@@ -285,9 +322,9 @@ EncoderOutput ImageEncoderViTImpl::forward_tokens(const torch::Tensor& tokens, b
       x = CheckpointedBlock::apply(x, reinterpret_cast<int64_t>(block));
     else
       x = block->forward(x);
-    if (block->window_size == 0) out.global_blocks.push_back(x);
+    if (block->window_size == 0) out.global_blocks.push_back(reduced ? x.to(torch::kFloat) : x);
   }
-  out.embedding = neck->forward(x.permute({0, 3, 1, 2}));
+  out.embedding = neck->forward((reduced ? x.to(torch::kFloat) : x).permute({0, 3, 1, 2}));
   return out;
 }
 

@@ -9,6 +9,7 @@
 
 #include "semat/core/error.h"
 #include "semat/models/internal/sam/build.h"
+#include "semat/models/precision.h"
 #include "semat/models/transforms.h"
 
 namespace semat::models {
@@ -16,6 +17,7 @@ namespace semat::models {
 struct SamPredictor::Impl {
   sam::Sam model{nullptr};
   torch::Device device{torch::kCPU};
+  Precision precision = Precision::kFloat32;
   cv::Mat resized_rgb;
   torch::Tensor input_tensor, features;
   torch::Tensor interm0;  ///< HQ-SAM: first global block's output [1, g, g, D]
@@ -28,6 +30,8 @@ struct SamPredictor::Impl {
     model = sam::build_sam(ck, o.model_type);
     hq_token_only = o.hq_token_only;
     model->to(device);
+    precision = resolve_precision(o.precision, device.str());
+    if (precision == Precision::kBFloat16) model->image_encoder->set_compute_dtype(torch::kBFloat16);
     torch::InferenceMode guard;
     dense_pe = model->prompt_encoder->get_dense_pe();
   }
@@ -91,6 +95,7 @@ SamPredictor::~SamPredictor() = default;
 
 const SamConfig& SamPredictor::config() const { return impl_->model->cfg; }
 std::string SamPredictor::device() const { return impl_->device.str(); }
+std::string SamPredictor::precision() const { return precision_name(impl_->precision); }
 bool SamPredictor::has_image() const { return impl_->features.defined(); }
 cv::Size SamPredictor::image_size() const { return impl_->original; }
 

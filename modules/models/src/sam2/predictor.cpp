@@ -7,6 +7,7 @@
 #include "semat/core/error.h"
 #include "semat/models/internal/sam/build.h"
 #include "semat/models/internal/sam2/build.h"
+#include "semat/models/precision.h"
 
 namespace semat::models {
 namespace F = torch::nn::functional;
@@ -22,6 +23,12 @@ struct Sam2Predictor::Impl {
 
   void init(const io::Checkpoint& ck, const Options& o) {
     device = sam::select_device(o.device);
+    // Validates the name and the hardware as for SAM; only an explicit bf16 is refused, since
+    // auto may always fall back to float32.
+    const Precision wanted = resolve_precision(o.precision, device.str());
+    SEMAT_CHECK(wanted == Precision::kFloat32 || o.precision == "auto", ConfigError,
+                "--precision " << o.precision
+                               << ": SAM 2's Hiera encoder runs in float32 only in this build; use --precision fp32 or auto");
     model = sam2::build_sam2(ck, o.model_type);
     model->to(device);
     torch::InferenceMode guard;
@@ -79,6 +86,7 @@ Sam2Predictor::~Sam2Predictor() = default;
 
 const Sam2Config& Sam2Predictor::config() const { return impl_->model->cfg; }
 std::string Sam2Predictor::device() const { return impl_->device.str(); }
+std::string Sam2Predictor::precision() const { return precision_name(Precision::kFloat32); }
 bool Sam2Predictor::has_image() const { return impl_->features.image_embed.defined(); }
 cv::Size Sam2Predictor::image_size() const { return impl_->original; }
 

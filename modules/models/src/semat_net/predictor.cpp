@@ -12,6 +12,7 @@
 #include "semat/models/internal/semat_net/build.h"
 #include "semat/models/internal/semat_net/lora.h"
 #include "semat/models/internal/semat_net/run.h"
+#include "semat/models/precision.h"
 #include "semat/models/transforms.h"
 
 namespace semat::models::semat_net {
@@ -144,6 +145,7 @@ SematResize parse_semat_resize(const std::string& name) {
 struct SematPredictor::Impl {
   semat_net::SematModel model{nullptr};
   torch::Device device{torch::kCPU};
+  Precision precision = Precision::kFloat32;
   Options options;
 
   void init(const io::Checkpoint& ck, const io::Checkpoint* sam, const Options& o) {
@@ -152,8 +154,18 @@ struct SematPredictor::Impl {
                 "batch size must be 0 (auto) or positive, got " << o.batch_size);
     device = sam::select_device(o.device);
     model = semat_net::build_semat(ck, sam, o.model_type);
-    if (o.merge_lora) semat_net::merge_lora(*model);
+    precision = resolve_precision(o.precision, device.str());
+    if (model->cfg.sam2 && precision == Precision::kBFloat16) {
+      // The Hiera encoder has no bf16 path yet: auto falls back to float32, bf16 is refused.
+      SEMAT_CHECK(o.precision == "auto", ConfigError,
+                  "--precision " << o.precision
+                                 << ": SEMat (SAM2)'s Hiera encoder runs in float32 only in this build; use "
+                                    "--precision fp32 or auto");
+      precision = Precision::kFloat32;
+    }
+    if (o.merge_lora || precision == Precision::kBFloat16) semat_net::merge_lora(*model);
     model->to(device);
+    if (precision == Precision::kBFloat16) model->sam_model->vit->set_compute_dtype(torch::kBFloat16);
   }
 };
 
@@ -179,6 +191,7 @@ SematPredictor::~SematPredictor() = default;
 
 const SematConfig& SematPredictor::config() const { return impl_->model->cfg; }
 std::string SematPredictor::device() const { return impl_->device.str(); }
+std::string SematPredictor::precision() const { return precision_name(impl_->precision); }
 
 std::vector<SematMatte> SematPredictor::predict(const cv::Mat& image,
                                                 const std::vector<Box>& boxes) const {

@@ -31,6 +31,8 @@ class BoxModel {
   /// The architecture actually loaded, e.g. "semat-hq-vit-l" or "vit_b" (checkpoints of one
   /// family differ in backbone and size); name() when there is nothing more to say.
   virtual std::string variant() const { return name(); }
+  /// What the network's encoder runs in: "fp32" or "bf16" (EngineSpec::precision, resolved).
+  virtual std::string precision() const { return "fp32"; }
   virtual bool trimaps() const { return false; }
   virtual bool alphas() const { return false; }
   /// One output per box, in order. `image`: CV_8UC3 BGR; boxes already checked to lie inside.

@@ -64,6 +64,9 @@ class Engine {
   bool has_model() const;
   /// The loaded box model's variant (BoxModel::variant(), e.g. "semat-hq-vit-l"); "" without one.
   std::string model_variant() const;
+  /// What the loaded box model's encoder runs in ("fp32" or "bf16"; BoxModel::precision());
+  /// "fp32" without one (the classical stages are float32/float64).
+  std::string precision() const;
 
   /// One result per prompt, in order. `image`: CV_8UC3 BGR. Boxes must lie inside the image and
   /// given masks/trimaps must have its size (InvalidArgument otherwise). A box model sees all

@@ -20,6 +20,8 @@ class ProbabilityModel {
   virtual ~ProbabilityModel() = default;
   /// Short name, e.g. "isnet"; the box model built on it takes this name.
   virtual std::string name() const = 0;
+  /// What the network runs in: "fp32" or "bf16".
+  virtual std::string precision() const { return "fp32"; }
   /// `crop`: CV_8UC3 BGR, any size. Returns CV_32F in [0, 1] of crop.size(): the probability of
   /// each pixel being subject. Must be safe to call from several threads.
   virtual cv::Mat probability(const cv::Mat& crop) = 0;

@@ -53,6 +53,11 @@ struct EngineSpec {
   int diffmatte_steps = 10;
   std::string model_type = "auto";  ///< auto (from tensor shapes) or a preset name
   std::string device = "auto";      ///< auto, cpu or cuda
+  /// The image encoders' arithmetic (SAM, SEMat, IS-Net; semat/models/precision.h): "auto" =
+  /// bf16 where the device has native bf16 matrix units (AMX / AVX512-BF16 CPUs, GPUs of compute
+  /// capability >= 8.0), else fp32; "fp32" (float32, the reference); "bf16" (refused, one
+  /// ConfigError line, where not native). Decoders, the matting decoder and closed-form stay fp32.
+  std::string precision = "auto";
   std::string resize = "cv2";       ///< SEMat's resize to the model frame: cv2, pil or torch
   int batch = 0;                    ///< SEMat boxes per encoder pass (0 = auto)
 

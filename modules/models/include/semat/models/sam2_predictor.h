@@ -40,6 +40,9 @@ struct Sam2PredictorOptions {
   /// sam2_hiera_l or sam2_tiny.
   std::string model_type = "auto";
   std::string device = "auto";  ///< auto (CUDA when available), cpu, cuda
+  /// auto, fp32 or bf16 (semat/models/precision.h). The Hiera encoder has no bf16 path yet: auto
+  /// runs float32 and bf16 is refused with one line (ConfigError).
+  std::string precision = "fp32";
 };
 
 class Sam2Predictor {
@@ -55,6 +58,8 @@ class Sam2Predictor {
 
   const Sam2Config& config() const;
   std::string device() const;
+  /// "fp32": what ran (see Sam2PredictorOptions::precision).
+  std::string precision() const;
 
   /// `image`: CV_8UC3 BGR. Caches image_embed and the two high-res features.
   void set_image(const cv::Mat& image);

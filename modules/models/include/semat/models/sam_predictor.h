@@ -48,6 +48,9 @@ struct SamPredictorOptions {
   /// types hq_vit_b, hq_vit_l, hq_vit_h, hq_tiny.
   std::string model_type = "auto";
   std::string device = "auto";      ///< auto (CUDA when available), cpu, cuda
+  /// The image encoder's arithmetic: fp32 (the reference), bf16 or auto (bf16 where the device
+  /// has native bf16 matrix units); semat/models/precision.h. The decoders stay float32.
+  std::string precision = "fp32";
   /// HQ-SAM only (sam-hq's predict(hq_token_only=...)): the HQ token's mask alone, instead of
   /// the default SAM mask + HQ mask logits.
   bool hq_token_only = false;
@@ -67,6 +70,8 @@ class SamPredictor {
 
   const SamConfig& config() const;
   std::string device() const;
+  /// What the image encoder runs in: "fp32" or "bf16".
+  std::string precision() const;
 
   /// `image`: CV_8UC3 BGR (OpenCV's order). Resizes the long side to the model size exactly as
   /// the official predictor (Pillow bilinear), normalises, pads, and caches the embedding.

@@ -40,6 +40,10 @@ SematResize parse_semat_resize(const std::string& name);
 struct SematPredictorOptions {
   std::string model_type = "auto";  ///< auto (from tensor shapes) or a semat_preset name
   std::string device = "auto";      ///< auto (CUDA when available), cpu, cuda
+  /// The SAM ViT encoder's arithmetic: fp32 (the reference), bf16 or auto
+  /// (semat/models/precision.h); bf16 merges LoRA first whatever merge_lora says. The prompt
+  /// enhancement, mask decoder and matting decoder stay float32.
+  std::string precision = "fp32";
   SematResize resize = SematResize::kOpenCV;
   /// Fold LoRA into the base weights after loading (same result to float rounding, faster).
   bool merge_lora = true;
@@ -77,6 +81,8 @@ class SematPredictor {
 
   const SematConfig& config() const;
   std::string device() const;
+  /// What the encoder runs in: "fp32" or "bf16".
+  std::string precision() const;
 
   /// `image`: CV_8UC3 BGR. One matte per box (boxes inside the image, in pixels); the boxes
   /// are batched through the encoder `batch_size` at a time, and the box-independent patch

@@ -18,8 +18,10 @@ class IsNet {
   /// The network's square input side, in pixels.
   static constexpr int kSide = 1024;
 
-  /// Loads the model file (see semat::onnx::Model for the errors). `device`: cpu, cuda, auto.
-  explicit IsNet(const std::string& path, const std::string& device = "cpu");
+  /// Loads the model file (see semat::onnx::Model for the errors). `device`: cpu, cuda, auto;
+  /// `precision`: fp32, bf16, auto (semat::onnx::Model).
+  explicit IsNet(const std::string& path, const std::string& device = "cpu",
+                 const std::string& precision = "fp32");
   ~IsNet();
   IsNet(IsNet&&) noexcept;
   IsNet& operator=(IsNet&&) noexcept;
@@ -33,6 +35,8 @@ class IsNet {
   cv::Mat probability_1024(const cv::Mat& rgb_1024) const;
 
   std::string device() const;
+  /// "fp32" or "bf16".
+  std::string precision() const;
 
  private:
   std::unique_ptr<Model> model_;

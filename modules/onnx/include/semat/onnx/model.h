@@ -45,11 +45,15 @@ struct ValueInfo {
 class Model {
  public:
   /// Reads and checks `path`. `device`: "cpu", "cuda" or "auto" (CUDA when available).
-  /// Throws IoError (unreadable file) or ModelError.
-  explicit Model(const std::string& path, const std::string& device = "cpu");
+  /// `precision`: "fp32" (the reference), "bf16" or "auto" (semat/models/precision.h): in bf16
+  /// the convolutions' weights are converted once here and the graph runs in bf16 from its
+  /// inputs to its outputs (still returned as float32), with Sigmoid in float32.
+  /// Throws IoError (unreadable file), ModelError, or ConfigError (bf16 where not native).
+  explicit Model(const std::string& path, const std::string& device = "cpu",
+                 const std::string& precision = "fp32");
   /// The same from the bytes of an ONNX file; `name` stands for the file in error messages.
   static Model from_bytes(const std::string& bytes, const std::string& name,
-                          const std::string& device = "cpu");
+                          const std::string& device = "cpu", const std::string& precision = "fp32");
   ~Model();
   Model(Model&&) noexcept;
   Model& operator=(Model&&) noexcept;
@@ -59,6 +63,8 @@ class Model {
   const std::vector<ValueInfo>& outputs() const;
   /// "cpu" or "cuda".
   std::string device() const;
+  /// What the graph runs in: "fp32" or "bf16".
+  std::string precision() const;
 
   /// Runs the graph. `inputs`: every graph input by name, float32, with the declared rank (and
   /// the declared size on every fixed dimension). `outputs`: the names wanted (empty: the first

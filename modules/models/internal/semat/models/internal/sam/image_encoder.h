@@ -87,6 +87,14 @@ class ImageEncoderViTImpl : public torch::nn::Module {
   EncoderOutput forward_tokens(const torch::Tensor& tokens, bool checkpoint_blocks = false);
   torch::Tensor forward(const torch::Tensor& x) { return forward_features(x).embedding; }
 
+  /// Inference in reduced precision (torch::kBFloat16 for --precision bf16): converts the patch
+  /// embedding, pos_embed and the blocks' weights to `dtype` once, now (LoRA should be merged
+  /// first, or its adapters run in `dtype` too); from then on the patch embedding takes float32
+  /// images, the blocks run in `dtype`, and the neck and every output stay float32 (the
+  /// LayerNorm2d statistics, and the decoders downstream). Not for training.
+  void set_compute_dtype(torch::ScalarType dtype);
+  torch::ScalarType compute_dtype = torch::kFloat;  ///< what the blocks run in
+
   ImageEncoderConfig cfg;
   PatchEmbed patch_embed{nullptr};
   torch::Tensor pos_embed;  ///< [1, grid, grid, D]
