@@ -56,7 +56,6 @@ struct Sam2DecoderOutput {
   torch::Tensor image_tokens;   ///< [B, E, g, g] the image tokens after the transformer (the
                                 ///< input of output_upscaling; SEMat's matting upscaling reads it)
   torch::Tensor upscaled;       ///< [B, E / 8, 4g, 4g] the upscaled image tokens
-  torch::Tensor image_tokens;   ///< [B, E, g, g] the image tokens after the transformer
 };
 
 class MaskDecoderImpl : public torch::nn::Module {
