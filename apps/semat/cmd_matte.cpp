@@ -102,6 +102,7 @@ void run_matte(const MatteArgs& a) {
   nlohmann::json report = {{"image", a.image},
                            {"out", a.out},
                            {"engine", engine.description()},
+                           {"model", engine.model_variant()},
                            {"precision", engine.precision()},
                            {"instances", nlohmann::json::array()}};
   for (size_t i = 0; i < results.size(); ++i) {

@@ -183,6 +183,7 @@ std::vector<std::shared_ptr<Matte>> run_matte(py::handle image, const std::vecto
     run->results = eng->run(run->image, prompts);
     run->report = {{"image", in.path.empty() ? nlohmann::json(nullptr) : nlohmann::json(in.path)},
                    {"engine", eng->description()},
+                   {"model", eng->model_variant()},
                    {"precision", eng->precision()},
                    {"instances", nlohmann::json::array()}};
   }
@@ -261,7 +262,7 @@ One subject's matte, from semat.matte(). Arrays are views of the result (no copi
       .def_property_readonly("report",
                              [](const Matte& s) {
                                py::dict d;
-                               for (const char* k : {"image", "engine", "precision", "instances", "seconds"})
+                               for (const char* k : {"image", "engine", "model", "precision", "instances", "seconds"})
                                  d[k] = json_to_py(s.run->report[k]);
                                return d;
                              })
