@@ -173,19 +173,18 @@ FusedMask fuse_prior(const cv::Mat& image, const Box& box, const cv::Mat& probab
       double score = -1;
       const char* source = "";
     };
-    auto candidate = [&](cv::Mat mask, const char* source) {
+    // `sides` < 0: counted on the mask (the network's count also takes its map's evidence).
+    auto candidate = [&](cv::Mat mask, const char* source, int sides = -1) {
       Candidate c;
       c.source = source;
       if (mask.empty() || cv::countNonZero(mask) == 0) return c;
       c.mask = std::move(mask);
-      c.sides = sides_touched(c.mask, r, p.side_reach_fraction);
+      c.sides = sides >= 0 ? sides : sides_touched(c.mask, r, p.side_reach_fraction);
       c.score = colour_separation(image, c.mask, region) + p.side_bonus * c.sides;
       SEMAT_LOG_DEBUG("prior", source << ": touches " << c.sides << " sides, score " << c.score);
       return c;
     };
-    Candidate best = candidate(f.mask, "prior");
-    best.sides = f.sides_touched;  // the network's also counts its map's evidence (side_evidence)
-    if (best.score >= 0) best.score += p.side_bonus * (f.sides_touched - sides_touched(f.mask, r, p.side_reach_fraction));
+    Candidate best = candidate(f.mask, "prior", f.sides_touched);
 
     GrabCutParams gp;  // the classical box GrabCut (it also copes with a box that fills the image)
     gp.iterations = p.grabcut_iterations + 2;
