@@ -65,6 +65,15 @@ class SamModel : public BoxModel {
   std::string current_key_;  // stored image whose embedding predictor_ holds; empty for none
 };
 
+template <class Predictor>
+std::shared_ptr<BoxModel> make_sam_model(const io::Checkpoint& ck, const EngineSpec& s) {
+  typename Predictor::Options o;
+  o.model_type = s.model_type;
+  o.device = s.device;
+  o.precision = s.precision;
+  return std::make_shared<SamModel<Predictor>>(ck, o);
+}
+
 // --sam: SAM 2 checkpoints are told from SAM / HQ-SAM ones by their keys.
 std::shared_ptr<BoxModel> load_sam(const EngineSpec& s) {
   SEMAT_CHECK(s.model_type == "auto" || s.model_type.rfind("semat-", 0) != 0, ConfigError,
@@ -73,18 +82,8 @@ std::shared_ptr<BoxModel> load_sam(const EngineSpec& s) {
                                  "hq_vit_h, tiny, hq_tiny, sam2_hiera_t, sam2_hiera_s, sam2_hiera_b+, "
                                  "sam2_hiera_l or sam2_tiny");
   const io::Checkpoint ck = io::load_checkpoint(s.sam);
-  if (models::is_sam2_checkpoint(ck)) {
-    models::Sam2Predictor::Options o;
-    o.model_type = s.model_type;
-    o.device = s.device;
-    o.precision = s.precision;
-    return std::make_shared<SamModel<models::Sam2Predictor>>(ck, o);
-  }
-  models::SamPredictor::Options o;
-  o.model_type = s.model_type;
-  o.device = s.device;
-  o.precision = s.precision;
-  return std::make_shared<SamModel<models::SamPredictor>>(ck, o);
+  return models::is_sam2_checkpoint(ck) ? make_sam_model<models::Sam2Predictor>(ck, s)
+                                        : make_sam_model<models::SamPredictor>(ck, s);
 }
 
 // SEMat (SAM, HQ-SAM and SAM 2 variants: the checkpoint says which): every box runs the whole
