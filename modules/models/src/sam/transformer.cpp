@@ -39,14 +39,19 @@ torch::Tensor TokenAttentionImpl::forward(const torch::Tensor& q_in, const torch
 }
 
 TwoWayAttentionBlockImpl::TwoWayAttentionBlockImpl(int64_t dim, int64_t heads, int64_t mlp_dim,
-                                                   bool skip)
+                                                   bool skip, BlockMlp mlp_kind)
     : skip_first_layer_pe(skip) {
   auto ln = [&] { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})); };
   self_attn = register_module("self_attn", TokenAttention(dim, heads));
   norm1 = register_module("norm1", ln());
   cross_attn_token_to_image = register_module("cross_attn_token_to_image", TokenAttention(dim, heads, 2));
   norm2 = register_module("norm2", ln());
-  mlp = register_module("mlp", MLPBlock(dim, mlp_dim, Activation::kRelu));
+  if (mlp_kind == BlockMlp::kSam) {
+    mlp = torch::nn::AnyModule(MLPBlock(dim, mlp_dim, Activation::kRelu));
+  } else {
+    mlp = torch::nn::AnyModule(MLP(dim, mlp_dim, dim, 2));
+  }
+  register_module("mlp", mlp.ptr());
   norm3 = register_module("norm3", ln());
   norm4 = register_module("norm4", ln());
   cross_attn_image_to_token = register_module("cross_attn_image_to_token", TokenAttention(dim, heads, 2));
@@ -66,14 +71,16 @@ void TwoWayAttentionBlockImpl::forward(torch::Tensor& queries, torch::Tensor& ke
   // keys do not change until norm4, so keys + key_pe serves both cross attentions.
   const auto k = keys + key_pe;
   queries = norm2->forward(queries + cross_attn_token_to_image->forward(q, k, keys));
-  queries = norm3->forward(queries + mlp->forward(queries));
+  queries = norm3->forward(queries + mlp.forward(queries));
   q = queries + query_pe;
   keys = norm4->forward(keys + cross_attn_image_to_token->forward(k, q, queries));
 }
 
 TwoWayTransformerImpl::TwoWayTransformerImpl(int64_t depth, int64_t dim, int64_t heads,
-                                             int64_t mlp_dim) {
-  for (int64_t i = 0; i < depth; ++i) layers->push_back(TwoWayAttentionBlock(dim, heads, mlp_dim, i == 0));
+                                             int64_t mlp_dim, BlockMlp mlp_kind) {
+  for (int64_t i = 0; i < depth; ++i) {
+    layers->push_back(TwoWayAttentionBlock(dim, heads, mlp_dim, i == 0, mlp_kind));
+  }
   register_module("layers", layers);
   final_attn_token_to_image = register_module("final_attn_token_to_image", TokenAttention(dim, heads, 2));
   norm_final_attn = register_module("norm_final_attn", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));

@@ -6,61 +6,11 @@
 
 namespace semat::models::sam2 {
 
-TwoWayAttentionBlockImpl::TwoWayAttentionBlockImpl(int64_t dim, int64_t heads, int64_t mlp_dim, bool skip)
-    : skip_first_layer_pe(skip) {
-  auto ln = [&] { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})); };
-  self_attn = register_module("self_attn", sam::TokenAttention(dim, heads));
-  norm1 = register_module("norm1", ln());
-  cross_attn_token_to_image = register_module("cross_attn_token_to_image", sam::TokenAttention(dim, heads, 2));
-  norm2 = register_module("norm2", ln());
-  mlp = register_module("mlp", sam::MLP(dim, mlp_dim, dim, 2));
-  norm3 = register_module("norm3", ln());
-  norm4 = register_module("norm4", ln());
-  cross_attn_image_to_token = register_module("cross_attn_image_to_token", sam::TokenAttention(dim, heads, 2));
-}
-
-// ref: sam2 transformer.py TwoWayAttentionBlock.forward (the same order as SAM's)
-void TwoWayAttentionBlockImpl::forward(torch::Tensor& queries, torch::Tensor& keys, const torch::Tensor& query_pe,
-                                       const torch::Tensor& key_pe) {
-  if (skip_first_layer_pe) {
-    queries = self_attn->forward(queries, queries, queries);
-  } else {
-    const auto q = queries + query_pe;
-    queries = queries + self_attn->forward(q, q, queries);
-  }
-  queries = norm1->forward(queries);
-  auto q = queries + query_pe;
-  const auto k = keys + key_pe;  // keys change only at norm4: serves both cross attentions
-  queries = norm2->forward(queries + cross_attn_token_to_image->forward(q, k, keys));
-  queries = norm3->forward(queries + mlp->forward(queries));
-  q = queries + query_pe;
-  keys = norm4->forward(keys + cross_attn_image_to_token->forward(k, q, queries));
-}
-
-TwoWayTransformerImpl::TwoWayTransformerImpl(int64_t depth, int64_t dim, int64_t heads, int64_t mlp_dim) {
-  for (int64_t i = 0; i < depth; ++i) layers->push_back(TwoWayAttentionBlock(dim, heads, mlp_dim, i == 0));
-  register_module("layers", layers);
-  final_attn_token_to_image = register_module("final_attn_token_to_image", sam::TokenAttention(dim, heads, 2));
-  norm_final_attn = register_module("norm_final_attn", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
-}
-
-std::pair<torch::Tensor, torch::Tensor> TwoWayTransformerImpl::forward(const torch::Tensor& image,
-                                                                       const torch::Tensor& image_pe,
-                                                                       const torch::Tensor& tokens) {
-  const auto key_pe = image_pe.flatten(2).permute({0, 2, 1});
-  auto keys = image.flatten(2).permute({0, 2, 1});
-  auto queries = tokens;
-  for (const auto& layer : *layers) layer->as<TwoWayAttentionBlock>()->forward(queries, keys, tokens, key_pe);
-  const auto q = queries + tokens;
-  const auto k = keys + key_pe;
-  queries = norm_final_attn->forward(queries + final_attn_token_to_image->forward(q, k, keys));
-  return {queries, keys};
-}
-
 MaskDecoderImpl::MaskDecoderImpl(const models::Sam2MaskDecoderConfig& c)
     : cfg(c), num_mask_tokens(c.num_multimask_outputs + 1) {
   const int64_t d = c.transformer_dim;
-  transformer = register_module("transformer", TwoWayTransformer(c.depth, d, c.num_heads, c.mlp_dim));
+  transformer = register_module(
+      "transformer", sam::TwoWayTransformer(c.depth, d, c.num_heads, c.mlp_dim, sam::BlockMlp::kSam2));
   iou_token = register_module("iou_token", torch::nn::Embedding(1, d));
   mask_tokens = register_module("mask_tokens", torch::nn::Embedding(num_mask_tokens, d));
   if (c.pred_obj_scores) obj_score_token = register_module("obj_score_token", torch::nn::Embedding(1, d));

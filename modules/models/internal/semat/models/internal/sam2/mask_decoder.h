@@ -1,8 +1,8 @@
 // SAM 2's mask decoder (sam2/modeling/sam/mask_decoder.py MaskDecoder and transformer.py
 // TwoWayTransformer): SAM's design plus an object-score token before the IoU token, high-res
 // skips (conv_s0 / conv_s1) into the upscaling, an IoU head through a sigmoid and the dynamic
-// multimask fallback. The two-way transformer's MLPs are sam2 MLPs (mlp.layers.{0,1}, ReLU);
-// attention layers are SAM's (sam::TokenAttention: q_proj, k_proj, v_proj, out_proj).
+// multimask fallback. The two-way transformer is SAM's (sam::TwoWayTransformer) with SAM 2's MLP
+// keys in its blocks (mlp.layers.{0,1}, ReLU: sam::BlockMlp::kSam2).
 #pragma once
 
 #include <utility>
@@ -19,32 +19,6 @@
 #include "semat/models/sam2_config.h"
 
 namespace semat::models::sam2 {
-
-class TwoWayAttentionBlockImpl : public torch::nn::Module {
- public:
-  TwoWayAttentionBlockImpl(int64_t dim, int64_t heads, int64_t mlp_dim, bool skip_first_layer_pe);
-  /// Updates queries [B, Nq, E] and keys [B, Nk, E].
-  void forward(torch::Tensor& queries, torch::Tensor& keys, const torch::Tensor& query_pe, const torch::Tensor& key_pe);
-
-  sam::TokenAttention self_attn{nullptr}, cross_attn_token_to_image{nullptr}, cross_attn_image_to_token{nullptr};
-  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr}, norm4{nullptr};
-  sam::MLP mlp{nullptr};  ///< layers.0 (dim -> mlp_dim), ReLU, layers.1
-  bool skip_first_layer_pe;
-};
-TORCH_MODULE(TwoWayAttentionBlock);
-
-class TwoWayTransformerImpl : public torch::nn::Module {
- public:
-  TwoWayTransformerImpl(int64_t depth, int64_t dim, int64_t heads, int64_t mlp_dim);
-  /// image [B, E, h, w], image_pe [B, E, h, w], tokens [B, N, E] -> (queries [B, N, E], keys [B, hw, E]).
-  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& image, const torch::Tensor& image_pe,
-                                                  const torch::Tensor& tokens);
-
-  torch::nn::ModuleList layers;
-  sam::TokenAttention final_attn_token_to_image{nullptr};
-  torch::nn::LayerNorm norm_final_attn{nullptr};
-};
-TORCH_MODULE(TwoWayTransformer);
 
 /// Everything predict_masks computes, for all mask tokens.
 struct Sam2DecoderOutput {
@@ -86,7 +60,7 @@ class MaskDecoderImpl : public torch::nn::Module {
 
   models::Sam2MaskDecoderConfig cfg;
   int64_t num_mask_tokens;
-  TwoWayTransformer transformer{nullptr};
+  sam::TwoWayTransformer transformer{nullptr};
   torch::nn::Embedding iou_token{nullptr}, mask_tokens{nullptr}, obj_score_token{nullptr};
   torch::nn::Sequential output_upscaling{nullptr};
   torch::nn::Conv2d conv_s0{nullptr}, conv_s1{nullptr};
