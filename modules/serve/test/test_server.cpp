@@ -97,7 +97,7 @@ std::vector<std::uint8_t> from_base64(const std::string& s) {
     else if (c == '+') d = 62;
     else if (c == '/') d = 63;
     else break;
-    val = (val << 6) | d;
+    val = ((val << 6) | d) & 0xffffff;  // the low bits are all a byte needs (no int overflow)
     bits += 6;
     if (bits >= 0) {
       out.push_back(static_cast<std::uint8_t>((val >> bits) & 0xff));
@@ -907,7 +907,14 @@ TEST_F(ServeApi, EightClientsTwoHundredRequests) {
   EXPECT_GT(ok, 0);
   EXPECT_EQ(client()->Get("/healthz")->status, 200);
   const long growth_mib = (rss_kib() - rss_before) / 1024;
-  EXPECT_LT(growth_mib, 150) << "RSS grew by " << growth_mib << " MiB";
+#if defined(__SANITIZE_ADDRESS__)
+  // make sanitize: ASan holds freed memory in its quarantine (256 MiB by default) to catch
+  // use-after-free, so RSS grows by up to that much more.
+  constexpr long kSlackMib = 256;
+#else
+  constexpr long kSlackMib = 0;
+#endif
+  EXPECT_LT(growth_mib, 150 + kSlackMib) << "RSS grew by " << growth_mib << " MiB";
   std::cout << "[load] 200 requests: " << ok << " ok, " << busy << " busy (503); RSS +" << growth_mib << " MiB\n";
 }
 
