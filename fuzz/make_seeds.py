@@ -101,4 +101,70 @@ put("image", "rgba.png", png(3, 3, 6, 4))
 for n, t in enumerate(["10,20,110,220", "1.5,2.25,30.75,40", "-1e1,0,2E1,+20", "0x8,0,20,20", "#ff8800", "#f80",
                        "255,128,0", "white", "Gray", "1,2,3,4,5"]):
     put("cli_parsers", "s%d" % n, t)
+# --- ONNX: tiny graphs in the protobuf wire format, written field by field (onnx.proto numbers)
+def varint(v):
+    v &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = v & 0x7f; v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v: return bytes(out)
+def fld(n, v):  # an int (varint) or bytes/str/list of fields (length-delimited)
+    if isinstance(v, int): return varint(n << 3) + varint(v)
+    if isinstance(v, str): v = v.encode()
+    if isinstance(v, list): v = b"".join(v)
+    return varint(n << 3 | 2) + varint(len(v)) + v
+def f32(n, x): return varint(n << 3 | 5) + struct.pack("<f", x)
+def dims_info(name, dims):  # ValueInfoProto, float32, -1 = symbolic
+    ds = [fld(1, [fld(1, d) if d >= 0 else fld(2, "n")]) for d in dims]
+    return fld(1, name) + fld(2, [fld(1, [fld(1, 1), fld(2, ds)])])
+def tensor(name, dims, dtype, raw):
+    return [fld(1, d) for d in dims] + [fld(2, dtype), fld(8, name), fld(9, raw)]
+def floats(name, dims, vals): return tensor(name, dims, 1, struct.pack("<%df" % len(vals), *vals))
+def int64s(name, vals): return tensor(name, [len(vals)], 7, struct.pack("<%dq" % len(vals), *vals))
+def attr_ints(name, vals): return fld(5, [fld(1, name), fld(20, 7)] + [fld(8, v) for v in vals])
+def attr_i(name, v): return fld(5, [fld(1, name), fld(20, 2), fld(3, v)])
+def attr_s(name, v): return fld(5, [fld(1, name), fld(20, 3), fld(4, v)])
+def node(op, ins, outs, *attrs, name=""):
+    return fld(1, [fld(1, i) for i in ins] + [fld(2, o) for o in outs] + ([fld(3, name)] if name else [])
+               + [fld(4, op)] + list(attrs))
+def model(nodes, inits, inputs, outputs, opset=15):
+    g = list(nodes) + [fld(2, "g")] + [fld(5, t) for t in inits] + [fld(11, dims_info(*i)) for i in inputs] \
+        + [fld(12, dims_info(o, [])) for o in outputs]
+    return fld(1, 8) + fld(8, [fld(2, opset)]) + fld(7, g)
+os.makedirs(os.path.join("corpus", "onnx"), exist_ok=True)
+# Conv (pads, strides) + Relu + MaxPool + Sigmoid, the IS-Net stage pattern.
+put("onnx", "conv_pool", model(
+    [node("Conv", ["x", "w", "b"], ["c"], attr_ints("kernel_shape", [3, 3]), attr_ints("pads", [1, 1, 1, 1]),
+          attr_ints("strides", [1, 1]), name="conv"),
+     node("Relu", ["c"], ["r"]),
+     node("MaxPool", ["r"], ["p"], attr_ints("kernel_shape", [2, 2]), attr_ints("strides", [2, 2]), attr_i("ceil_mode", 1)),
+     node("Sigmoid", ["p"], ["y"])],
+    [floats("w", [2, 1, 3, 3], [0.1 * k for k in range(18)]), floats("b", [2], [0.5, -0.5])],
+    [("x", [1, 1, -1, -1])], ["y"]))
+# The shape subgraph IS-Net uses before a Resize: Shape -> Gather -> Unsqueeze -> Concat -> Resize(sizes).
+put("onnx", "resize_shape", model(
+    [node("Shape", ["skip"], ["s"]),
+     node("Constant", [], ["i2"], fld(5, [fld(1, "value"), fld(20, 4), fld(5, int64s("", [2, 3]))])),
+     node("Gather", ["s", "i2"], ["hw"], attr_i("axis", 0)),
+     node("Slice", ["s", "st", "en"], ["nc"]),
+     node("Concat", ["nc", "hw"], ["sz"], attr_i("axis", 0)),
+     node("Cast", ["sz"], ["sz64"], attr_i("to", 7)),
+     node("Resize", ["x", "", "", "sz64"], ["up"], attr_s("mode", "linear"),
+          attr_s("coordinate_transformation_mode", "align_corners")),
+     node("Add", ["up", "skip"], ["sum"]),
+     node("Mul", ["sum", "half"], ["y"])],
+    [int64s("st", [0]), int64s("en", [2]), floats("half", [1], [0.5])],
+    [("x", [1, 2, 2, 2]), ("skip", [1, 2, 4, 4])], ["y"]))
+# Resize by scales, Sub, Unsqueeze (opset 11 axes attribute), Identity; fp16 and int32-typed initializers.
+put("onnx", "scales_fp16", model(
+    [node("Resize", ["x", "", "sc"], ["up"], attr_s("mode", "linear"),
+          attr_s("coordinate_transformation_mode", "pytorch_half_pixel")),
+     node("Sub", ["up", "h"], ["d"]),
+     node("Identity", ["d"], ["y"]),
+     node("Shape", ["x"], ["s"], attr_i("start", -2)),
+     node("Unsqueeze", ["s"], ["u"], attr_ints("axes", [0]))],
+    [floats("sc", [4], [1, 1, 2, 2]), tensor("h", [1], 10, struct.pack("<H", 0x3c00)),
+     tensor("i", [2], 6, struct.pack("<2i", 1, 2))],
+    [("x", [1, 1, 3, 3])], ["y", "u"], opset=11))
 print("seeds written")

@@ -71,6 +71,8 @@ void register_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--body-timeout", o.body_timeout_s, "seconds a request body may take to arrive before 408")
       ->capture_default_str();
+  cmd->add_option("--header-timeout", o.header_timeout_s, "seconds a request's headers may take to arrive before 408")
+      ->capture_default_str();
   cmd->add_option("--max-boxes", o.max_boxes, "largest number of boxes per request")->capture_default_str();
   cmd->add_option("--web-root", o.web_root, "serve the web page from this folder (live editing) instead of the built-in copy");
   cmd->callback([a] { run_serve(*a); });

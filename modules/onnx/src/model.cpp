@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -77,6 +78,15 @@ std::int64_t numel_of(const std::vector<std::int64_t>& dims) {
   }
   return n;
 }
+
+// The most values one node may produce: 2^28 (1 GiB of float32), four times IS-Net's largest
+// activation at its 1024 x 1024 input (1 x 64 x 1024 x 1024). Checked before the ops that can
+// make a tensor larger than the file and the inputs (Resize, padding, broadcasting), so a
+// crafted model fails with one line instead of exhausting memory.
+constexpr std::int64_t kMaxNodeValues = std::int64_t{1} << 28;
+// Kernel sides, strides, dilations and pads beyond this are no real network's (and would
+// overflow LibTorch's size arithmetic when huge).
+constexpr std::int64_t kMaxWindow = 1 << 16;
 
 }  // namespace
 
@@ -352,6 +362,28 @@ struct Model::Impl {
 
   // ---- evaluation -------------------------------------------------------------------------
 
+  void check_values(const Node& n, const std::vector<std::int64_t>& shape) const {
+    const std::int64_t v = numel_of(shape);
+    if (v < 0 || v > kMaxNodeValues) {
+      std::string dims;
+      for (auto d : shape) dims += (dims.empty() ? "" : " x ") + std::to_string(d);
+      fail(n, "would produce a " + dims + " tensor, over the limit of " +
+                  std::to_string(kMaxNodeValues) + " values per node");
+    }
+  }
+  // kernel_shape, strides, dilations in [1, kMaxWindow]; pads in [0, kMaxWindow].
+  void check_window(const Node& n, const std::vector<std::int64_t>& v, std::int64_t lo,
+                    const char* what) const {
+    for (auto x : v)
+      if (x < lo || x > kMaxWindow)
+        fail(n, std::string(what) + " value " + std::to_string(x) + " is out of range [" +
+                    std::to_string(lo) + ", " + std::to_string(kMaxWindow) + "]");
+  }
+  // The input once padded (pads: begin H, begin W, end H, end W), checked against the limit.
+  void check_padded(const Node& n, const torch::Tensor& in, const std::vector<std::int64_t>& p) const {
+    check_values(n, {in.size(0), in.size(1), in.size(2) + p[0] + p[2], in.size(3) + p[1] + p[3]});
+  }
+
   static std::vector<std::int64_t> ints_of(const torch::Tensor& t) {
     auto c = t.to(torch::kCPU).to(torch::kLong).contiguous();
     const auto* p = c.data_ptr<std::int64_t>();
@@ -378,6 +410,10 @@ struct Model::Impl {
       std::vector<std::int64_t> d = n.dilations.empty() ? std::vector<std::int64_t>{1, 1} : n.dilations;
       std::vector<std::int64_t> p = n.pads.empty() ? std::vector<std::int64_t>{0, 0, 0, 0} : n.pads;
       if (s.size() != 2 || d.size() != 2 || p.size() != 4) fail(n, "strides/dilations/pads rank");
+      check_window(n, s, 1, "strides");
+      check_window(n, d, 1, "dilations");
+      check_window(n, p, 0, "pads");
+      check_padded(n, in, p);
       torch::Tensor src = in;
       std::vector<std::int64_t> pad2{p[0], p[1]};
       if (p[0] != p[2] || p[1] != p[3]) {
@@ -401,6 +437,12 @@ struct Model::Impl {
       std::vector<std::int64_t> s = n.strides.empty() ? std::vector<std::int64_t>{1, 1} : n.strides;
       std::vector<std::int64_t> d = n.dilations.empty() ? std::vector<std::int64_t>{1, 1} : n.dilations;
       std::vector<std::int64_t> p = n.pads.empty() ? std::vector<std::int64_t>{0, 0, 0, 0} : n.pads;
+      if (s.size() != 2 || d.size() != 2 || p.size() != 4) fail(n, "strides/dilations/pads rank");
+      check_window(n, n.kernel, 1, "kernel_shape");
+      check_window(n, s, 1, "strides");
+      check_window(n, d, 1, "dilations");
+      check_window(n, p, 0, "pads");
+      check_padded(n, in, p);
       torch::Tensor src = in;
       std::vector<std::int64_t> pad2{p[0], p[1]};
       if (p[0] != p[2] || p[1] != p[3] || p[0] * 2 > n.kernel[0] || p[1] * 2 > n.kernel[1]) {
@@ -422,18 +464,24 @@ struct Model::Impl {
           fail(n, "sizes must keep N and C");
         oh = sz[2];
         ow = sz[3];
+        if (oh <= 0 || ow <= 0) fail(n, "empty output size");
       } else if (scales_t.defined() && scales_t.numel() > 0) {
         auto sc = scales_t.to(torch::kCPU).to(torch::kDouble).contiguous();
         const double* q = sc.data_ptr<double>();
         if (sc.numel() != 4 || q[0] != 1.0 || q[1] != 1.0) fail(n, "scales must keep N and C");
-        oh = static_cast<std::int64_t>(std::floor(in.size(2) * q[2]));
-        ow = static_cast<std::int64_t>(std::floor(in.size(3) * q[3]));
+        // Bounded before the conversion (a huge or NaN scale would not fit an int64).
+        const double fh = std::floor(in.size(2) * q[2]), fw = std::floor(in.size(3) * q[3]);
+        if (!(fh >= 1 && fw >= 1)) fail(n, "empty output size (scales must be positive)");
+        if (!(fh <= kMaxNodeValues && fw <= kMaxNodeValues))
+          fail(n, "scales give an output side over " + std::to_string(kMaxNodeValues));
+        oh = static_cast<std::int64_t>(fh);
+        ow = static_cast<std::int64_t>(fw);
         sh = q[2];
         sw = q[3];
       } else {
         fail(n, "neither scales nor sizes given");
       }
-      if (oh <= 0 || ow <= 0) fail(n, "empty output size");
+      check_values(n, {in.size(0), in.size(1), oh, ow});
       if (n.ctm == "pytorch_half_pixel" && (oh == 1 || ow == 1))
         fail(n, "pytorch_half_pixel with an output side of 1 is not supported");
       const bool align = n.ctm == "align_corners";
@@ -450,6 +498,15 @@ struct Model::Impl {
     if (op == "Add" || op == "Mul" || op == "Sub") {
       const auto& a = need(0);
       const auto& b = need(1);
+      // The broadcast shape (numpy rules; mismatches are left to LibTorch's message).
+      std::vector<std::int64_t> shape(static_cast<std::size_t>(std::max(a.dim(), b.dim())), 1);
+      for (std::int64_t k = 0; k < a.dim(); ++k)
+        shape[shape.size() - 1 - k] = a.size(a.dim() - 1 - k);
+      for (std::int64_t k = 0; k < b.dim(); ++k) {
+        auto& d = shape[shape.size() - 1 - k];
+        d = std::max(d, b.size(b.dim() - 1 - k));
+      }
+      check_values(n, shape);
       const bool inplace = reuse0 && a.sizes() == b.sizes() && a.scalar_type() == b.scalar_type();
       if (op == "Add") return inplace ? a.add_(b) : torch::add(a, b);
       if (op == "Mul") return inplace ? a.mul_(b) : torch::mul(a, b);

@@ -510,6 +510,55 @@ TEST(OnnxErrors, OverflowingInitializerDimsAreRefused) {
   EXPECT_NE(msg.find("'w'"), std::string::npos) << msg;
 }
 
+// Issue #14 (found by fuzz_onnx): a huge Resize scale overflowed the conversion of the output
+// side to int64 (undefined behaviour); huge pads, sizes or broadcasts would allocate without
+// bound. Each is now one line naming the node, before LibTorch allocates anything.
+TEST(OnnxErrors, OversizedResizePadsAndBroadcastsAreOneLineErrors) {
+  const Tensor x = make({1, 1, 4, 4}, 3);
+  auto one_line = [](const std::string& msg, const std::string& want) {
+    EXPECT_NE(msg.find(want), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  };
+  for (const float scale : {5.7e31f, std::numeric_limits<float>::quiet_NaN(), -2.0f, 70000.0f}) {
+    Graph g;
+    g.input("x", {1, 1, 4, 4});
+    g.f32("scales", {4}, {1.0f, 1.0f, scale, scale});
+    str(g.node("Resize", {"x", "", "scales"}, {"y"}, "up"), "mode", "linear");
+    g.output("y");
+    const Model m = g.load();
+    one_line(error_of([&] { m.run({{"x", x}}); }), "node 'up' (Resize)");
+  }
+  {
+    Graph g;
+    g.input("x", {1, 1, 4, 4});
+    g.i64("sizes", {1, 1, 100000, 100000});
+    str(g.node("Resize", {"x", "", "", "sizes"}, {"y"}, "up"), "mode", "linear");
+    g.output("y");
+    const Model m = g.load();
+    one_line(error_of([&] { m.run({{"x", x}}); }), "over the limit");
+  }
+  {
+    Graph g;
+    g.input("x", {1, 1, 4, 4});
+    g.f32("w", {1, 1, 1, 1}, {1.0f});
+    auto* n = g.node("Conv", {"x", "w"}, {"y"}, "padded");
+    ints(n, "pads", {1000000000, 0, 0, 0});
+    g.output("y");
+    const Model m = g.load();
+    one_line(error_of([&] { m.run({{"x", x}}); }), "pads value 1000000000 is out of range");
+  }
+  {
+    Graph g;
+    g.input("x", {1, 1, 4, 4});
+    g.f32("col", {20000, 1}, std::vector<float>(20000, 1.0f));
+    g.f32("row", {1, 20000}, std::vector<float>(20000, 1.0f));
+    g.node("Mul", {"col", "row"}, {"y"}, "outer");
+    g.output("y");
+    const Model m = g.load();
+    one_line(error_of([&] { m.run({{"x", x}}); }), "node 'outer' (Mul): would produce a 20000 x 20000 tensor");
+  }
+}
+
 TEST(OnnxErrors, WrongInputRankOrSizeOrMissingInput) {
   Graph g;
   g.input("x", {1, 3, -1, -1});

@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
+#include "header_guard.h"
 #include "image_store.h"
 #include "request_params.h"
 #include "semat/core/error.h"
@@ -50,8 +51,10 @@ constexpr const char* kTag = "serve";
 constexpr std::size_t kMaxConnectionThreads = 2048;
 constexpr time_t kIdleTimeoutS = 5;
 constexpr time_t kReadTimeoutS = 5;
-// Request headers beyond this count are refused (431); httplib itself caps each line at 8 KiB.
+// Request headers beyond this count, or a header section over kMaxHeaderBytes, are refused (431)
+// before httplib reads them (GuardedServer); httplib itself caps each line at 8 KiB.
 constexpr std::size_t kMaxHeaders = 64;
+constexpr std::size_t kMaxHeaderBytes = 64 * 1024;
 // Multipart bodies: parts beyond this count are refused (the API reads four fields at most), and
 // each part's header costs this much of the body budget on top of its names, so that a body of
 // many empty parts is bounded like any other.
@@ -381,6 +384,7 @@ void validate(const ServerOptions& o) {
   SEMAT_CHECK(o.max_store_mb >= 1, ConfigError, "--max-store-mb must be at least 1");
   SEMAT_CHECK(o.request_timeout_s > 0, ConfigError, "--timeout must be positive");
   SEMAT_CHECK(o.body_timeout_s > 0, ConfigError, "the body timeout must be positive");
+  SEMAT_CHECK(o.header_timeout_s > 0, ConfigError, "the header timeout must be positive");
   SEMAT_CHECK(o.drain_timeout_s >= 0, ConfigError, "the drain timeout must not be negative");
   SEMAT_CHECK(o.max_boxes >= 1, ConfigError, "--max-boxes must be at least 1");
   std::error_code ec;
@@ -395,7 +399,8 @@ struct Server::Impl {
         engine(std::move(e)),
         store(static_cast<std::size_t>(o.max_store_mb) << 20, std::chrono::seconds(o.image_ttl_s),
               [this](const std::string& id) { engine->forget(id); }),
-        queue(workers, o.queue) {}
+        queue(workers, o.queue),
+        http(HeaderLimits{kMaxHeaderBytes, kMaxHeaders, static_cast<double>(kIdleTimeoutS), o.header_timeout_s}) {}
 
   void setup_routes();
   httplib::Server::Handler api(std::function<void(const httplib::Request&, httplib::Response&)> fn);
@@ -414,7 +419,7 @@ struct Server::Impl {
   std::shared_ptr<const engine::Engine> engine;
   ImageStore store;
   WorkQueue queue;
-  httplib::Server http;
+  GuardedServer http;  // httplib::Server with the header phase bounded (header_guard.h)
   int port = -1;
   std::thread listener, janitor;
 

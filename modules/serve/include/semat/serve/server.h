@@ -43,6 +43,10 @@ struct ServerOptions {
   /// Seconds a request body may take to arrive, from the end of its headers (> 0); a slower
   /// upload is cut off with 408, so slow clients cannot hold a connection thread for long.
   double body_timeout_s = 60;
+  /// Seconds a request's header section (request line to blank line) may take to arrive, from
+  /// the moment the connection is served (> 0); a slower one gets 408. Connections that send
+  /// nothing are closed after 5 s without an answer.
+  double header_timeout_s = 10;
   /// Seconds shutdown() waits for in-flight requests before closing anyway (>= 0).
   double drain_timeout_s = 30;
   /// Largest number of boxes in one request (>= 1).
