@@ -3,6 +3,7 @@
 // "no grey fog" guarantee.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include <opencv2/core.hpp>
@@ -117,6 +118,30 @@ TEST(LearnedPrior, BandIsNarrowerThanTheAreaRuleAndFollowsTheUncertainty) {
   const cv::Mat edged = prior_trimap(image, s.alpha, mask, s.box);
   EXPECT_GT(cv::countNonZero(line_px & (edged == kUnknown)), cv::countNonZero(line_px) * 9 / 10);
   EXPECT_LT(cv::countNonZero(line_px & (plain == kUnknown)), cv::countNonZero(line_px) / 10);
+}
+
+TEST(LearnedPrior, MaskGrabCutDrewGetsAWiderBand) {
+  const test::Scene s = tight_scene(5);
+  FusedMask f;
+  f.mask = s.alpha >= 0.5;
+  f.probability = s.alpha.clone();
+  f.source = "prior";
+  const cv::Mat own = prior_trimap(s.image, f, s.box);
+  EXPECT_EQ(cv::countNonZero(own != prior_trimap(s.image, f.probability, f.mask, s.box)), 0);
+  // The same mask, drawn by GrabCut: the map does not describe its edge, so the band is wider
+  // (rough_band_fraction of the box diagonal on either side of the edge).
+  f.source = "prior+seeded-grabcut";
+  const cv::Mat rough = prior_trimap(s.image, f, s.box);
+  EXPECT_GT(cv::countNonZero(rough == kUnknown), 2 * cv::countNonZero(own == kUnknown));
+  EXPECT_EQ(cv::countNonZero((own == kUnknown) & (rough != kUnknown)), 0);
+  const LearnedPriorParams lp;
+  const double diag = std::hypot(s.box.width(), s.box.height());
+  cv::Mat d_out;
+  cv::distanceTransform(~f.mask, d_out, cv::DIST_L2, cv::DIST_MASK_PRECISE);
+  EXPECT_EQ(cv::countNonZero((d_out > 1) & (d_out < lp.rough_band_fraction * diag - 1) & (rough != kUnknown)), 0);
+  // Still no fog: background beyond every reach stays background.
+  const double far = std::max(lp.unsure_reach_fraction, lp.edge_reach_fraction) * diag + 2;
+  EXPECT_EQ(cv::countNonZero((d_out > far) & (rough != kBackground)), 0);
 }
 
 TEST(LearnedPrior, ThinSubjectKeepsAForegroundCore) {
