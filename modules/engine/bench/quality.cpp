@@ -138,6 +138,9 @@ int compare_priors(const std::vector<std::string>& priors, const std::string& is
       if (const char* c = std::getenv("SEMAT_QUALITY_AGREE")) spec.prior_params.agree_iou = std::atof(c);
       if (const char* c = std::getenv("SEMAT_QUALITY_SIDE_BONUS")) spec.prior_params.side_bonus = std::atof(c);
       if (const char* c = std::getenv("SEMAT_QUALITY_SEED_BACKGROUND")) spec.prior_params.seed_background = std::atof(c);
+      if (const char* c = std::getenv("SEMAT_QUALITY_FAINT")) spec.prior_params.faint = std::atof(c);
+      if (const char* c = std::getenv("SEMAT_QUALITY_FILL")) spec.prior_params.fill_fraction = std::atof(c);
+      if (const char* c = std::getenv("SEMAT_QUALITY_ROUGH_BAND")) spec.prior_params.rough_band_fraction = std::atof(c);
       try {
         std::unique_ptr<engine::Engine> eng;
         if (priors[j] == "isnet" && !maps.empty()) {

@@ -57,7 +57,7 @@ class PriorBoxModel : public BoxModel {
                                               << t.seconds() << " s");
       const matting::FusedMask f = matting::fuse_prior(image, boxes[i], p, crop, params_);
       out[i].mask = f.mask;
-      out[i].trimap = matting::prior_trimap(image, f.probability, f.mask, boxes[i], params_);
+      out[i].trimap = matting::prior_trimap(image, f, boxes[i], params_);
       out[i].hint = matting::prior_hint(f.probability, f.mask);
     }
     return out;

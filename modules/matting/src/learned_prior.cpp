@@ -260,8 +260,13 @@ cv::Mat prior_trimap(const cv::Mat& image, const cv::Mat& probability, const cv:
   cv::Mat edges = mag >= p.edge_threshold;
   cv::dilate(edges, edges, cv::getStructuringElement(cv::MORPH_RECT, {3, 3}));
 
-  const cv::Mat unsure = (probability > p.lo) & (probability < p.hi);
-  const cv::Mat unknown = (dist <= band) | ((dist <= reach) & edges) | ((dist <= unsure_reach) & unsure);
+  const cv::Mat unsure = (probability > std::min(p.lo, p.faint)) & (probability < p.hi);
+  cv::Mat unknown = (dist <= band) | ((dist <= reach) & edges) | ((dist <= unsure_reach) & unsure);
+  if (p.fill_fraction > 0) {
+    const int k = std::max(1, static_cast<int>(std::lround(p.fill_fraction * diag)));
+    cv::morphologyEx(unknown, unknown, cv::MORPH_CLOSE,
+                     cv::getStructuringElement(cv::MORPH_ELLIPSE, {2 * k + 1, 2 * k + 1}));
+  }
 
   cv::Mat trimap(image.size(), CV_8U, cv::Scalar(kBackground));
   trimap.setTo(kForeground, m);
@@ -274,6 +279,12 @@ cv::Mat prior_trimap(const cv::Mat& image, const cv::Mat& probability, const cv:
     trimap.setTo(kForeground, m & (d_in >= 0.5 * dmax));
   }
   return trimap;
+}
+
+cv::Mat prior_trimap(const cv::Mat& image, const FusedMask& f, const Box& box, const LearnedPriorParams& p) {
+  LearnedPriorParams tp = p;
+  if (f.source != "prior") tp.edge_band_fraction = std::max(p.edge_band_fraction, p.rough_band_fraction);
+  return prior_trimap(image, f.probability, f.mask, box, tp);
 }
 
 cv::Mat prior_hint(const cv::Mat& probability, const cv::Mat& mask) {
@@ -321,7 +332,7 @@ MatteResult matte_from_prior(const cv::Mat& image, const Box& box, const cv::Mat
   MatteResult r;
   r.box = box;
   r.mask = f.mask;
-  r.trimap = prior_trimap(image, f.probability, f.mask, box, p);
+  r.trimap = prior_trimap(image, f, box, p);
   solve_with_hint(image, r.trimap, prior_hint(f.probability, f.mask), p.prior_weight, o, r);
   r.seconds = t.seconds();
   SEMAT_LOG_DEBUG("prior", "learned box pipeline (" << f.source << ", " << f.sides_touched

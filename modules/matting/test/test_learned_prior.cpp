@@ -3,6 +3,7 @@
 // "no grey fog" guarantee.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include <opencv2/core.hpp>
@@ -117,6 +118,68 @@ TEST(LearnedPrior, BandIsNarrowerThanTheAreaRuleAndFollowsTheUncertainty) {
   const cv::Mat edged = prior_trimap(image, s.alpha, mask, s.box);
   EXPECT_GT(cv::countNonZero(line_px & (edged == kUnknown)), cv::countNonZero(line_px) * 9 / 10);
   EXPECT_LT(cv::countNonZero(line_px & (plain == kUnknown)), cv::countNonZero(line_px) / 10);
+}
+
+TEST(LearnedPrior, MaskGrabCutDrewGetsAWiderBand) {
+  const test::Scene s = tight_scene(5);
+  FusedMask f;
+  f.mask = s.alpha >= 0.5;
+  f.probability = s.alpha.clone();
+  f.source = "prior";
+  const cv::Mat own = prior_trimap(s.image, f, s.box);
+  EXPECT_EQ(cv::countNonZero(own != prior_trimap(s.image, f.probability, f.mask, s.box)), 0);
+  // The same mask, drawn by GrabCut: the map does not describe its edge, so the band is wider
+  // (rough_band_fraction of the box diagonal on either side of the edge).
+  f.source = "prior+seeded-grabcut";
+  const cv::Mat rough = prior_trimap(s.image, f, s.box);
+  EXPECT_GT(cv::countNonZero(rough == kUnknown), 2 * cv::countNonZero(own == kUnknown));
+  EXPECT_EQ(cv::countNonZero((own == kUnknown) & (rough != kUnknown)), 0);
+  const LearnedPriorParams lp;
+  const double diag = std::hypot(s.box.width(), s.box.height());
+  cv::Mat d_out;
+  cv::distanceTransform(~f.mask, d_out, cv::DIST_L2, cv::DIST_MASK_PRECISE);
+  EXPECT_EQ(cv::countNonZero((d_out > 1) & (d_out < lp.rough_band_fraction * diag - 1) & (rough != kUnknown)), 0);
+  // Still no fog: background beyond every reach stays background.
+  const double far = std::max(lp.unsure_reach_fraction, lp.edge_reach_fraction) * diag + 2;
+  EXPECT_EQ(cv::countNonZero((d_out > far) & (rough != kBackground)), 0);
+}
+
+TEST(LearnedPrior, FaintMapNearTheSubjectIsUnknownNotBackground) {
+  // Glass, lace, the tips of hair: the network gives them a faint but nonzero probability.
+  const test::Scene s = tight_scene(5);
+  const cv::Mat mask = s.alpha >= 0.5;
+  cv::Mat d_out;
+  cv::distanceTransform(~mask, d_out, cv::DIST_L2, cv::DIST_MASK_PRECISE);
+  const cv::Mat faint_px = (d_out > 5) & (d_out < 8);
+  cv::Mat p = s.alpha.clone();
+  p.setTo(0.05, faint_px);
+  const cv::Mat t = prior_trimap(s.image, p, mask, s.box);
+  EXPECT_EQ(cv::countNonZero(faint_px & (t != kUnknown)), 0);
+  // Below `faint` (or with faint at lo) the same pixels are background.
+  LearnedPriorParams lp;
+  lp.faint = lp.lo;
+  const cv::Mat off = prior_trimap(s.image, p, mask, s.box, lp);
+  EXPECT_GT(cv::countNonZero(faint_px & (off == kBackground)), cv::countNonZero(faint_px) / 2);
+  p.setTo(0.01, faint_px);
+  const cv::Mat low = prior_trimap(s.image, p, mask, s.box);
+  EXPECT_GT(cv::countNonZero(faint_px & (low == kBackground)), cv::countNonZero(faint_px) / 2);
+}
+
+TEST(LearnedPrior, FillMakesDefinitePixelsEnclosedByTheBandUnknown) {
+  const test::Scene s = tight_scene(5);
+  const cv::Mat mask = s.alpha >= 0.5;
+  cv::Mat d_out;
+  cv::distanceTransform(~mask, d_out, cv::DIST_L2, cv::DIST_MASK_PRECISE);
+  // Unsure rings 5-7 and 9-11 px out, a definite ring between them (the gap between strands).
+  cv::Mat p = s.alpha.clone();
+  const cv::Mat gap = (d_out >= 7.5) & (d_out <= 8.5);
+  p.setTo(0.3, ((d_out > 5) & (d_out < 7)) | ((d_out > 9) & (d_out < 11)));
+  LearnedPriorParams lp;
+  const cv::Mat open = prior_trimap(s.image, p, mask, s.box, lp);
+  EXPECT_GT(cv::countNonZero(gap & (open == kBackground)), cv::countNonZero(gap) / 2);
+  lp.fill_fraction = 3.0 / std::hypot(s.box.width(), s.box.height());
+  const cv::Mat filled = prior_trimap(s.image, p, mask, s.box, lp);
+  EXPECT_LT(cv::countNonZero(gap & (filled != kUnknown)), cv::countNonZero(gap) / 20);
 }
 
 TEST(LearnedPrior, ThinSubjectKeepsAForegroundCore) {

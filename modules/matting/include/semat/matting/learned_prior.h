@@ -69,6 +69,25 @@ struct LearnedPriorParams {
   double unsure_reach_fraction = 0.08;
   /// Gradient magnitude (Sobel of the grey image in [0, 1], per pixel) that counts as an edge.
   double edge_threshold = 0.12;
+  /// In the trimap, a pixel within unsure_reach of the mask counts as unsure from p > faint on
+  /// (not only from lo): semi-transparent things (glass, lace, the tips of hair) get a faint but
+  /// nonzero map, and marking them definite background is an error closed-form cannot undo.
+  /// Dev data, mean whole-image SAD (rough_band_fraction 0.04): 0.1 (= lo, off) -> 17.40,
+  /// 0.05 -> 17.36, 0.02 -> 17.33 (better on 6 images, e.g. Composition-1k 2 13.0 -> 12.6, 7 3.6
+  /// -> 3.2, alphamatting GT02 2.19 -> 2.02; worse on 3, e.g. crop 5 1.02 -> 1.37).
+  double faint = 0.02;
+  /// Definite pixels enclosed by the band within this fraction of the box diagonal (a morphological
+  /// closing of the unknown region) become unknown too: the background between strands of hair
+  /// or fur. 0: off. Off by default: 0.01 -> 17.51 on the dev data (helps GT03/GT04, greys
+  /// smooth edges: GT01, GT02, GT05).
+  double fill_fraction = 0.0;
+  /// edge_band_fraction for a mask GrabCut drew (fuse_prior's source is not "prior"): its edge
+  /// follows colour, not the subject, and the network's map (which did not pick that mask) says
+  /// nothing about where it is unsure, so only a wider band lets closed-form find the real edge.
+  /// Dev data (tight box, mean whole-image SAD): 0.006 -> 17.79, 0.02 -> 17.57, 0.04 -> 17.40,
+  /// 0.06 -> 17.45; it changes only the 8 of 15 images whose mask GrabCut drew (GT04 26.4 ->
+  /// 21.6, Composition-1k 3 16.7 -> 15.4, 7 4.6 -> 3.6; alphamatting GT01 3.3 -> 5.0).
+  double rough_band_fraction = 0.04;
   /// Weight of the probability as closed-form's data prior in the band (ClosedFormParams::prior_weight).
   /// Kept weak: the network's map is blurrier than fur or hair, and a stronger pull towards it
   /// greys them (dev data, mean whole-image SAD: 0.01 -> 17.14, 0.001 -> 16.97, 0.0003 -> 16.93,
@@ -114,6 +133,11 @@ FusedMask fuse_prior(const cv::Mat& image, const Box& box, const cv::Mat& probab
 /// band, background.
 cv::Mat prior_trimap(const cv::Mat& image, const cv::Mat& probability, const cv::Mat& mask,
                      const Box& box, const LearnedPriorParams& params = {});
+
+/// prior_trimap for fuse_prior's result: a mask GrabCut drew (source other than "prior") gets
+/// the band of rough_band_fraction (when wider than edge_band_fraction).
+cv::Mat prior_trimap(const cv::Mat& image, const FusedMask& fused, const Box& box,
+                     const LearnedPriorParams& params = {});
 
 /// The soft prior closed-form gets in the band: the probability where it agrees with the mask
 /// (p >= 0.5 exactly where the mask is set), the mask (0 or 1) where it does not. CV_32F [0, 1].
