@@ -141,14 +141,15 @@ def _demo():
 
 # The zero-copy RGB path against the BGR path (the CLI's): the networks see the same input, but
 # GrabCut and closed-form compute colour statistics in memory order, so the alpha differs by
-# rounding. Bounds: measured (max level difference, share of pixels) with margin.
-#   synthetic scene, grabcut: MEASURED_SCENE
-#   demo photo, grabcut:      MEASURED_DEMO
-#   demo photo, isnet:        MEASURED_ISNET
+# rounding. Bounds: 8-bit levels and share of pixels differing, measured on this machine (the
+# two runs compare on one machine):
+#   synthetic scene (seeds 0, 3), grabcut: identical alpha, trimap and foreground
+#   demo photo 512 x 512, grabcut:        1 level at most, 693 of 262,144 px (0.26%); trimaps equal
+#   demo photo, isnet (installed model):  1 level at most, 8 px (0.003%); trimaps equal
 @pytest.mark.parametrize("case, prior, max_levels, max_share", [
-    ("scene", "grabcut", SCENE_LEVELS, SCENE_SHARE),
-    ("demo", "grabcut", DEMO_LEVELS, DEMO_SHARE),
-    ("demo", "isnet", ISNET_LEVELS, ISNET_SHARE),
+    ("scene", "grabcut", 1, 0.001),
+    ("demo", "grabcut", 1, 0.004),
+    ("demo", "isnet", 1, 0.0001),
 ])
 def test_rgb_memory_agrees_with_bgr_memory(monkeypatch, case, prior, max_levels, max_share):
     if case == "scene":
