@@ -74,7 +74,10 @@ def test_rgb_bgr_rgba_grey_and_path_inputs_follow_the_rule(tmp_path, scene):
     bgra = np.ascontiguousarray(rgba[..., [2, 1, 0, 3]])
     assert np.array_equal(semat.matte(bgra, boxes=box, image_format="BGR").alpha, ref_bgr)
     path = tmp_path / "scene.png"
+    before = image.copy()
     semat.write_png(str(path), image)
+    np.testing.assert_array_equal(image, before)  # the caller's RGB array is only read
+    np.testing.assert_array_equal(semat.read_image(str(path)), image)
     m = semat.matte(path, boxes=box)  # files are decoded BGR, as the CLI does
     assert np.array_equal(m.alpha, ref_bgr)
     assert m.report["image"] == str(path)
