@@ -4,8 +4,8 @@
 
 matte: wall time of semat.matte(rgb_array, boxes=box) on the 512 px demo photo minus the C++
 engine's own time for that prompt (report["instances"][0]["seconds"], measured in C++ around the
-pipeline), i.e. argument handling, the RGB->BGR copy, the report, the GIL hand-over. Also with a
-BGR array (no copy). predict: wall time of SamPredictor.predict minus the C++ predict's time
+pipeline), i.e. argument handling, the report, the GIL hand-over (the array is read in place:
+no copy in either order). Also with a BGR array. predict: wall time of SamPredictor.predict minus the C++ predict's time
 (measured in C++ around models::SamPredictor::predict), as a share of the C++ time.
 """
 import argparse

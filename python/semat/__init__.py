@@ -58,8 +58,13 @@ def matte(image: Any, boxes=None, trimap=None, prior: str = "auto", sam: Optiona
     `semat matte IMAGE --box ... [--sam/--semat/--refine]` computes it.
 
     image: a path, or a uint8 array HxWx3 (RGB, or BGR with image_format="BGR"), HxWx4 (alpha
-        ignored) or HxW (grey). A packed BGR array is read in place (no copy); RGB costs one
-        channel-swap copy because the library works in BGR.
+        ignored) or HxW (grey). A packed HxWx3 array is read in place in either order (no copy;
+        the networks build their RGB input from it), and so is a channel-reversed view such as
+        bgr[..., ::-1]. The CLI reads files as BGR: the networks see the same input either way,
+        but GrabCut and closed-form compute colour statistics (3x3 covariances) in memory
+        order, so an RGB array's alpha can differ from the CLI's by rounding: one 8-bit level on
+        a few pixels (for output identical
+        to the CLI pass the BGR pixels: a path, image_format="BGR", or bgr[..., ::-1]).
     boxes: one box [x0, y0, x1, y1] in pixels -> returns one Matte; a list of N boxes -> returns a
         list of N Mattes (one engine call: SAM encodes the image once).
     trimap: instead of boxes, a uint8 HxW trimap (0 background, 128 unknown, 255 foreground; any

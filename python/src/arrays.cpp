@@ -86,42 +86,39 @@ ImageIn image_in(py::handle obj, const std::string& image_format, const std::str
               what << " is empty (" << describe_array(a) << ")");
   const int ch = channels_of(a);
   in.keep = a;
-  const bool rgb = image_format == "RGB";
-  // A channel-reversed view of packed pixels (img[..., ::-1], the usual way to turn OpenCV's BGR
-  // into RGB) lies in memory in the other order: read as such from its last channel's address,
-  // an RGB-declared one is packed BGR, the library's own order, and needs no copy at all.
+  // The library reads 3-channel pixels in either order (models build their RGB input from them,
+  // the classical stages do not weigh channels), so a packed array is never copied: it is read
+  // in the order it was declared to have.
+  const ChannelOrder declared = image_format == "RGB" ? ChannelOrder::kRGB : ChannelOrder::kBGR;
+  // A channel-reversed view of packed pixels (img[..., ::-1], the usual way to swap OpenCV's BGR
+  // and RGB) lies in memory in the other order: read as such from its last channel's address it
+  // is a packed image, and needs no copy either.
   if (ch == 3 && a.strides(2) == -1 && a.strides(1) == 3 && a.strides(0) >= 3 * a.shape(1)) {
     auto* first = static_cast<std::uint8_t*>(const_cast<void*>(a.data())) - 2;
-    const cv::Mat reversed(static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)), CV_8UC3, first,
-                           static_cast<size_t>(a.strides(0)));
-    if (rgb) {
-      in.mat = reversed;
-      in.shares_input = true;
-      return in;
-    }
-    py::gil_scoped_release unlocked;
-    cv::cvtColor(reversed, in.mat, cv::COLOR_RGB2BGR);  // a reversed BGR view: RGB in memory
-    in.copies += 1;
+    in.mat = cv::Mat(static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)), CV_8UC3, first,
+                     static_cast<size_t>(a.strides(0)));
+    in.order = declared == ChannelOrder::kRGB ? ChannelOrder::kBGR : ChannelOrder::kRGB;
+    in.shares_input = true;
     return in;
   }
   cv::Mat view = wrap_packed(a, CV_8UC(ch));
-  if (view.empty()) {  // e.g. a channel-reversed view img[..., ::-1]
+  if (view.empty()) {  // e.g. every other column, img[:, ::2]
     a = py::module_::import("numpy").attr("ascontiguousarray")(a);
     in.keep = a;
     view = wrap_packed(a, CV_8UC(ch));
     in.copies += 1;
   }
-  if (ch == 3 && !rgb) {
-    in.mat = view;  // the library's own order: no copy
+  if (ch == 3) {
+    in.mat = view;  // no copy, in either order
+    in.order = declared;
     in.shares_input = in.copies == 0;
     return in;
   }
-  const int code = ch == 3 ? cv::COLOR_RGB2BGR
-                   : ch == 4 ? (rgb ? cv::COLOR_RGBA2BGR : cv::COLOR_BGRA2BGR)
-                             : cv::COLOR_GRAY2BGR;
+  // RGBA / BGRA: the colour channels kept in their order (alpha dropped); grey: replicated.
+  in.order = ch == 4 ? declared : ChannelOrder::kBGR;
   {
     py::gil_scoped_release unlocked;
-    cv::cvtColor(view, in.mat, code);
+    cv::cvtColor(view, in.mat, ch == 4 ? cv::COLOR_BGRA2BGR : cv::COLOR_GRAY2BGR);
   }
   in.copies += 1;
   return in;

@@ -7,20 +7,25 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include "semat/core/channel_order.h"
+
 namespace semat::python {
 
 namespace py = pybind11;
 
-/// An image as the library takes it: CV_8UC3 BGR. `mat` may point into the caller's numpy
-/// buffer (`keep` holds that array alive), so it must be used while `keep` lives.
+/// An image as the library takes it: CV_8UC3 in the channel order `order` (the library reads
+/// either: semat/core/channel_order.h). `mat` may point into the caller's numpy buffer (`keep`
+/// holds that array alive), so it must be used while `keep` lives.
 struct ImageIn {
   cv::Mat mat;
   py::object keep;
+  /// The order of `mat`'s pixels in memory: the declared image_format for a packed array, the
+  /// other one for a channel-reversed view (img[..., ::-1]), BGR for files and grey.
+  ChannelOrder order = ChannelOrder::kBGR;
   /// Pixel copies made between the caller's object and `mat`: 0 for a packed uint8 HxWx3 array
-  /// given as BGR, and for a channel-reversed view of packed pixels given as RGB (img[..., ::-1]
-  /// of a BGR array: BGR in memory); 1 for a packed RGB array (the channel swap), for RGBA/BGRA
-  /// and for grey (the expansion to three channels); +1 when the rows were not packed
-  /// (np.ascontiguousarray first). Files: -1.
+  /// in either order (RGB or BGR) and for a channel-reversed view of packed pixels (read in the
+  /// order they have in memory); 1 for RGBA/BGRA (dropping alpha) and for grey (the expansion to
+  /// three channels); +1 when the rows were not packed (np.ascontiguousarray first). Files: -1.
   int copies = 0;
   /// `mat` reads the caller's own buffer (no copy; it must not be written to).
   bool shares_input = false;

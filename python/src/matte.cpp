@@ -64,7 +64,8 @@ std::shared_ptr<const engine::Engine> engine_for(const engine::EngineSpec& spec)
 
 // One call of semat.matte: the image as the engine saw it, the results, the --json report.
 struct Run {
-  cv::Mat image;        // CV_8UC3 BGR (may view the caller's array, held by `keep`)
+  cv::Mat image;        // CV_8UC3 in `order` (may view the caller's array, held by `keep`)
+  ChannelOrder order = ChannelOrder::kBGR;  // also the order of each result's foreground
   py::object keep;
   std::vector<matting::MatteResult> results;
   nlohmann::json report;
@@ -76,12 +77,18 @@ struct Matte {
   const matting::MatteResult& r() const { return run->results[index]; }
 };
 
-matting::Background background_in(py::handle obj) {
+cv::Scalar swapped(const cv::Scalar& c) { return cv::Scalar(c[2], c[1], c[0]); }
+
+// The background for a composite of a foreground in channel order `order` (matting::composite
+// mixes channel by channel, so its colour and image must be in the foreground's order;
+// Background::bgr then holds the colour in that order).
+matting::Background background_in(py::handle obj, ChannelOrder order) {
   matting::Background bg;
+  const bool rgb = order == ChannelOrder::kRGB;
   if (py::isinstance<py::str>(obj)) {
     const std::string text = obj.cast<std::string>();
-    if (auto c = matting::parse_color(text)) {
-      bg.bgr = *c;
+    if (auto c = matting::parse_color(text)) {  // BGR
+      bg.bgr = rgb ? swapped(*c) : *c;
       return bg;
     }
     std::error_code ec;
@@ -91,21 +98,27 @@ matting::Background background_in(py::handle obj) {
                                   "nor an existing image file");
   }
   if ((py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) && py::len(obj) == 3) {
-    const auto rgb = obj.cast<std::vector<double>>();
-    for (double v : rgb)
-      SEMAT_CHECK(v >= 0 && v <= 255, InvalidArgument,
-                  "background colour (R, G, B) needs values in 0..255, got " << v);
-    bg.bgr = cv::Scalar(rgb[2], rgb[1], rgb[0]);
+    const auto v = obj.cast<std::vector<double>>();
+    for (double x : v)
+      SEMAT_CHECK(x >= 0 && x <= 255, InvalidArgument,
+                  "background colour (R, G, B) needs values in 0..255, got " << x);
+    const cv::Scalar given(v[0], v[1], v[2]);  // R, G, B
+    bg.bgr = rgb ? given : swapped(given);
     return bg;
   }
   ImageIn in = image_in(obj, "RGB", "background");
-  bg.image = in.keep.is_none() ? in.mat : in.mat.clone();  // compose may outlive the array
+  if (in.order != order)
+    cv::cvtColor(in.mat, bg.image, cv::COLOR_BGR2RGB);  // (the swap, either way)
+  else
+    bg.image = in.keep.is_none() ? in.mat : in.mat.clone();  // compose may outlive the array
   return bg;
 }
 
-cv::Mat rgb_of(const cv::Mat& bgr, int code) {
+// A colour result of a run (channels in the run's order) in `want`: itself, or swapped (a copy).
+cv::Mat in_order(const cv::Mat& m, ChannelOrder have, ChannelOrder want) {
+  if (have == want) return m;
   cv::Mat out;
-  cv::cvtColor(bgr, out, code);
+  cv::cvtColor(m, out, m.channels() == 4 ? cv::COLOR_BGRA2RGBA : cv::COLOR_BGR2RGB);
   return out;
 }
 
@@ -157,6 +170,7 @@ std::vector<std::shared_ptr<Matte>> run_matte(py::handle image, const std::vecto
   auto run = std::make_shared<Run>();
   ImageIn in = image_in(image, image_format, "image");
   run->image = in.mat;
+  run->order = in.order;
   run->keep = in.keep;
   const std::string name = in.path.empty() ? "image" : "'" + in.path + "'";
   for (size_t i = 0; i < parsed.size(); ++i)
@@ -180,7 +194,7 @@ std::vector<std::shared_ptr<Matte>> run_matte(py::handle image, const std::vecto
     py::gil_scoped_release unlocked;  // model loading and the matte itself run without the GIL
     if (!stages.model.empty()) ensure_runtime();
     const auto eng = engine_for(spec);
-    run->results = eng->run(run->image, prompts);
+    run->results = eng->run(run->image, prompts, "", run->order);
     run->report = {{"image", in.path.empty() ? nlohmann::json(nullptr) : nlohmann::json(in.path)},
                    {"engine", eng->description()},
                    {"model", eng->model_variant()},
@@ -201,7 +215,7 @@ py::object save(const std::vector<std::shared_ptr<Matte>>& mattes, const std::st
   SEMAT_CHECK(!mattes.empty(), InvalidArgument, "save: no mattes given");
   SEMAT_CHECK(alpha_depth == 8 || alpha_depth == 16, InvalidArgument,
               "alpha_depth=" << alpha_depth << " must be 8 or 16");
-  const matting::Background bg = background_in(background);
+  const matting::Background bg = background_in(background, ChannelOrder::kBGR);  // PNGs are BGR
   nlohmann::json report = mattes[0]->run->report;
   report["instances"] = nlohmann::json::array();
   std::vector<std::string> paths;
@@ -211,13 +225,16 @@ py::object save(const std::vector<std::shared_ptr<Matte>>& mattes, const std::st
     io::StagedFiles files;
     for (size_t i = 0; i < mattes.size(); ++i) {
       const matting::MatteResult& r = mattes[i]->r();
+      const Run& run = *mattes[i]->run;
+      const cv::Mat fg = in_order(r.foreground, run.order, ChannelOrder::kBGR);
       const std::string suffix = mattes.size() > 1 ? "_" + std::to_string(i) : "";
       auto path = [&](const char* stem) { return (fs::path(out) / (stem + suffix + ".png")).string(); };
       files.add(path("alpha"), io::encode_png(matting::quantize_alpha(r.alpha, alpha_depth)));
-      files.add(path("cutout"), io::encode_png(matting::cutout(r.foreground, r.alpha)));
-      files.add(path("composite"), io::encode_png(matting::composite(r.foreground, r.alpha, bg)));
+      files.add(path("cutout"), io::encode_png(matting::cutout(fg, r.alpha)));
+      files.add(path("composite"), io::encode_png(matting::composite(fg, r.alpha, bg)));
       files.add(path("trimap"), io::encode_png(r.trimap));
-      files.add(path("overlay"), io::encode_png(matting::overlay(mattes[i]->run->image, r.alpha, r.box)));
+      files.add(path("overlay"), io::encode_png(matting::overlay(in_order(run.image, run.order, ChannelOrder::kBGR),
+                                                                 r.alpha, r.box)));
       report["instances"].push_back(instance_json(r));
     }
     files.commit();
@@ -236,7 +253,8 @@ void bind_matte(py::module_& m) {
 One subject's matte, from semat.matte(). Arrays are views of the result (no copies) unless noted.
 
   alpha       float32 HxW in [0, 1]
-  foreground  float32 HxWx3 RGB in [0, 1]: the subject's colours without the background (a copy)
+  foreground  float32 HxWx3 RGB in [0, 1]: the subject's colours without the background (a view
+              for an RGB image, a copy for a BGR one or a file)
   trimap      uint8 HxW: 0 background, 128 unknown, 255 foreground
   mask        uint8 HxW 0/255 coarse mask, or None when a trimap was given
   box         (x0, y0, x1, y1) or None
@@ -250,7 +268,9 @@ One subject's matte, from semat.matte(). Arrays are views of the result (no copi
                                return to_numpy(s.r().mask);
                              })
       .def_property_readonly("foreground",
-                             [](const Matte& s) { return to_numpy(rgb_of(s.r().foreground, cv::COLOR_BGR2RGB)); })
+                             [](const Matte& s) {
+                               return to_numpy(in_order(s.r().foreground, s.run->order, ChannelOrder::kRGB));
+                             })
       .def_property_readonly("box",
                              [](const Matte& s) -> py::object {
                                if (!s.r().box) return py::none();
@@ -269,8 +289,9 @@ One subject's matte, from semat.matte(). Arrays are views of the result (no copi
       .def(
           "composite",
           [](const Matte& s, py::handle background) {
-            const matting::Background bg = background_in(background);
-            return to_numpy(rgb_of(matting::composite(s.r().foreground, s.r().alpha, bg), cv::COLOR_BGR2RGB));
+            const matting::Background bg = background_in(background, s.run->order);
+            return to_numpy(in_order(matting::composite(s.r().foreground, s.r().alpha, bg), s.run->order,
+                                     ChannelOrder::kRGB));
           },
           py::arg("background") = "#808080",
           "alpha F + (1 - alpha) B as uint8 HxWx3 RGB. background: a colour ('#RRGGBB', 'R,G,B', "
@@ -279,7 +300,7 @@ One subject's matte, from semat.matte(). Arrays are views of the result (no copi
       .def(
           "cutout",
           [](const Matte& s) {
-            return to_numpy(rgb_of(matting::cutout(s.r().foreground, s.r().alpha), cv::COLOR_BGRA2RGBA));
+            return to_numpy(in_order(matting::cutout(s.r().foreground, s.r().alpha), s.run->order, ChannelOrder::kRGB));
           },
           "uint8 HxWx4 RGBA: the foreground colours with alpha as the fourth channel.")
       .def("__repr__", [](const Matte& s) {
@@ -296,11 +317,11 @@ One subject's matte, from semat.matte(). Arrays are views of the result (no copi
       "_image_copies",
       [](py::handle image, const std::string& image_format) {
         ImageIn in = image_in(image, image_format, "image");
-        return py::make_tuple(in.copies, in.shares_input);
+        return py::make_tuple(in.copies, in.shares_input, std::string(channel_order_name(in.order)));
       },
       py::arg("image"), py::arg("image_format") = "RGB",
       "Test hook: (pixel copies made on the way into the library, whether the library reads the "
-      "caller's buffer itself).");
+      "caller's buffer itself, the channel order it reads: 'RGB' or 'BGR').");
 }
 
 }  // namespace semat::python

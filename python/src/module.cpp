@@ -41,6 +41,10 @@ PYBIND11_MODULE(_semat, m) {
       [](const std::string& path, const py::array& image) {
         const semat::python::ImageIn in = semat::python::image_in(image, "RGB", "image");
         cv::Mat out = in.mat;
+        if (in.order == semat::ChannelOrder::kRGB) {  // PNG is BGR; a new Mat: in.mat may be the caller's array
+          out = cv::Mat();
+          cv::cvtColor(in.mat, out, cv::COLOR_RGB2BGR);
+        }
         if (image.ndim() == 2 || image.shape(2) == 1)
           cv::cvtColor(in.mat, out, cv::COLOR_BGR2GRAY);  // grey stays one channel
         if (image.ndim() == 3 && image.shape(2) == 4) {    // RGBA keeps its alpha

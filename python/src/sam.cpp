@@ -73,7 +73,7 @@ class PySamPredictor {
     ImageIn in = image_in(image, image_format, "image");
     py::gil_scoped_release unlocked;
     std::lock_guard<std::mutex> lock(mutex_);
-    predictor_->set_image(in.mat);
+    predictor_->set_image(in.mat, in.order);  // RGB pixels are read as they are
     image_set_ = true;
   }
 

@@ -97,6 +97,26 @@ def test_bgr_input_and_mask_input(predictor):
     assert not np.array_equal(low2, low)  # the mask prompt changes the decoder's input
 
 
+def test_rgb_and_bgr_input_give_identical_outputs():
+    """RGB is read in place (no copy) and BGR converted: the network's input is the same, so
+    the embedding and every output are identical, bit for bit, for every way of passing them."""
+    image = semat.read_image(os.path.join(DIR, "image.png"))
+    bgr = np.ascontiguousarray(image[..., ::-1])
+    assert semat._semat._image_copies(image, "RGB") == (0, True, "RGB")
+    p = semat.SamPredictor(os.path.join(DIR, "sam_tiny.pth"), model_type="tiny", device="cpu")
+    box = np.array(prompts()["box"]["box"])
+    outputs = []
+    for given, fmt in [(image, "RGB"), (bgr, "BGR"), (bgr[..., ::-1], "RGB"), (image[..., ::-1], "BGR")]:
+        p.set_image(given, image_format=fmt)
+        outputs.append((p.get_image_embedding(), *p.predict(box=box, multimask_output=True, return_logits=True)))
+    for other in outputs[1:]:
+        for x, y in zip(outputs[0], other):
+            assert np.array_equal(x, y)
+    # The same pixels declared in the wrong order are another picture to the network.
+    p.set_image(image, image_format="BGR")
+    assert not np.array_equal(p.get_image_embedding(), outputs[0][0])
+
+
 def test_segment_anything_drop_in(reference):
     from semat.segment_anything import SamPredictor, sam_model_registry
     sam = sam_model_registry["tiny"](checkpoint=os.path.join(DIR, "sam_tiny.pth"))

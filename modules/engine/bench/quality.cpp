@@ -63,7 +63,7 @@ class OracleModel : public engine::ProbabilityModel {
     cv::copyMakeBorder(blurred(crop), map_, pad[1], pad[3], pad[0], pad[2], cv::BORDER_REFLECT101);
   }
   std::string name() const override { return "isnet"; }
-  cv::Mat probability(const cv::Mat& input) override {
+  cv::Mat probability(const cv::Mat& input, ChannelOrder) override {
     SEMAT_CHECK(input.size() == map_.size(), StateError, "oracle asked about an unexpected crop");
     return map_.clone();
   }
@@ -78,14 +78,14 @@ class CachedIsnet : public engine::ProbabilityModel {
  public:
   CachedIsnet(std::string path, std::string file) : path_(std::move(path)), file_(std::move(file)) {}
   std::string name() const override { return "isnet"; }
-  cv::Mat probability(const cv::Mat& crop) override {
+  cv::Mat probability(const cv::Mat& crop, ChannelOrder order) override {
     cv::Mat p16 = cv::imread(file_, cv::IMREAD_UNCHANGED), p;
     if (!p16.empty() && p16.size() == crop.size()) {
       p16.convertTo(p, CV_32F, 1.0 / 65535);
       return p;
     }
     if (!net_) net_ = std::make_unique<onnx::IsNet>(path_, "cpu");
-    p = net_->probability(crop);
+    p = net_->probability(crop, order);
     p.convertTo(p16, CV_16U, 65535.0);
     cv::imwrite(file_, p16);
     return p;

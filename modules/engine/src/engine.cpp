@@ -72,10 +72,11 @@ struct Engine::Impl {
   // network leaves small errors there, and a caller's trimap is a statement about them). When
   // the network ran shrunk (a large image), the band is sharpened by closed-form matting against
   // the full-resolution image with the network's alpha as the prior.
-  cv::Mat network_alpha(const cv::Mat& image, const cv::Mat& trimap, matting::SolveStats* stats) const {
+  cv::Mat network_alpha(const cv::Mat& image, ChannelOrder order, const cv::Mat& trimap,
+                        matting::SolveStats* stats) const {
     Timer t;
     double scale = 1.0;
-    cv::Mat alpha = trimap_net->predict(image, trimap, &scale);
+    cv::Mat alpha = trimap_net->predict(image, trimap, &scale, order);
     SEMAT_LOG_DEBUG("engine", trimap_net->name() << ": " << t.seconds() << " s at scale " << scale);
     alpha.setTo(0.0f, trimap == 0);
     alpha.setTo(1.0f, trimap == 255);
@@ -83,7 +84,10 @@ struct Engine::Impl {
     return alpha;
   }
 
-  matting::MatteResult matte_one(const cv::Mat& image, const Prompt& p, const ModelOutput* out) const {
+  // The classical stages below read the colour channels alike (no stage weighs one channel
+  // differently), so they take the image in either order; only the networks are told `order`.
+  matting::MatteResult matte_one(const cv::Mat& image, ChannelOrder order, const Prompt& p,
+                                 const ModelOutput* out) const {
     const matting::MatteOptions& o = spec.classical;
     matting::MatteResult r;
     // Mask and trimap.
@@ -127,7 +131,7 @@ struct Engine::Impl {
       return r;
     }
     if (trimap_net) {
-      r.alpha = network_alpha(image, trimap, &r.solve);
+      r.alpha = network_alpha(image, order, trimap, &r.solve);
       r.foreground = matting::estimate_foreground(image, r.alpha, o.foreground).foreground;
       return r;
     }
@@ -179,9 +183,9 @@ std::string Engine::alpha_name() const {
 }
 
 std::vector<matting::MatteResult> Engine::run(const cv::Mat& image, const std::vector<Prompt>& prompts,
-                                              const std::string& image_key) const {
+                                              const std::string& image_key, ChannelOrder order) const {
   SEMAT_CHECK(!image.empty() && image.type() == CV_8UC3, InvalidArgument,
-              "the engine takes an 8-bit 3-channel BGR image");
+              "the engine takes an 8-bit 3-channel image (BGR or RGB)");
   const Impl& m = *impl_;
   auto labelled = [&](const Prompt& p, auto&& f) {
     try {
@@ -205,7 +209,7 @@ std::vector<matting::MatteResult> Engine::run(const cv::Mat& image, const std::v
   double model_seconds = 0;
   if (!boxes.empty()) {
     Timer t;
-    outputs = m.model->predict(image, image_key, boxes);
+    outputs = m.model->predict(image, image_key, boxes, order);
     model_seconds = t.seconds();
     SEMAT_CHECK(outputs.size() == boxes.size(), StateError,
                 "model " << m.model->name() << " returned " << outputs.size() << " results for "
@@ -218,7 +222,7 @@ std::vector<matting::MatteResult> Engine::run(const cv::Mat& image, const std::v
     const Prompt& p = prompts[i];
     Timer t;
     const ModelOutput* out = slot[i] >= 0 ? &outputs[static_cast<size_t>(slot[i])] : nullptr;
-    matting::MatteResult r = labelled(p, [&] { return m.matte_one(image, p, out); });
+    matting::MatteResult r = labelled(p, [&] { return m.matte_one(image, order, p, out); });
     r.seconds = t.seconds() + (out ? model_seconds / static_cast<double>(boxes.size()) : 0.0);
     results.push_back(std::move(r));
   }

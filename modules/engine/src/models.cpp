@@ -35,15 +35,16 @@ class SamModel : public BoxModel {
   std::string variant() const override { return predictor_.config().name; }
   std::string precision() const override { return predictor_.precision(); }
 
-  std::vector<ModelOutput> predict(const cv::Mat& image, const std::string& key,
-                                   const std::vector<Box>& boxes) override {
+  std::vector<ModelOutput> predict(const cv::Mat& image, const std::string& key, const std::vector<Box>& boxes,
+                                   ChannelOrder order) override {
     std::vector<models::SamMasks> masks;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      // (The embedding does not depend on the order; a stored image keeps its key and order.)
       if (key.empty() || key != current_key_) {
         current_key_.clear();
         Timer t;
-        predictor_.set_image(image);
+        predictor_.set_image(image, order);
         SEMAT_LOG_DEBUG("sam", "image encoder: " << t.seconds() << " s on " << predictor_.device());
         current_key_ = key;
       }
@@ -100,12 +101,12 @@ class SematModel : public BoxModel {
   bool trimaps() const override { return true; }
   bool alphas() const override { return true; }
 
-  std::vector<ModelOutput> predict(const cv::Mat& image, const std::string& /*key*/,
-                                   const std::vector<Box>& boxes) override {
+  std::vector<ModelOutput> predict(const cv::Mat& image, const std::string& /*key*/, const std::vector<Box>& boxes,
+                                   ChannelOrder order) override {
     std::vector<models::SematMatte> mattes;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      mattes = predictor_.predict(image, boxes);
+      mattes = predictor_.predict(image, boxes, order);
     }
     std::vector<ModelOutput> out(mattes.size());
     for (size_t i = 0; i < mattes.size(); ++i)
@@ -141,9 +142,9 @@ class TrimapNet : public TrimapModel {
     SEMAT_LOG_DEBUG(name_, "loaded " << predictor_.config().name << " on " << predictor_.device());
   }
   std::string name() const override { return name_; }
-  cv::Mat predict(const cv::Mat& image, const cv::Mat& trimap, double* scale) override {
+  cv::Mat predict(const cv::Mat& image, const cv::Mat& trimap, double* scale, ChannelOrder order) override {
     std::lock_guard<std::mutex> lock(mu_);
-    models::VitMatteAlpha a = predictor_.predict(image, trimap);
+    models::VitMatteAlpha a = predictor_.predict(image, trimap, order);
     if (scale) *scale = a.scale;
     return a.alpha;
   }

@@ -30,8 +30,8 @@ class PriorBoxModel : public BoxModel {
   std::string precision() const override { return model_->precision(); }
   bool trimaps() const override { return true; }
 
-  std::vector<ModelOutput> predict(const cv::Mat& image, const std::string& /*key*/,
-                                   const std::vector<Box>& boxes) override {
+  std::vector<ModelOutput> predict(const cv::Mat& image, const std::string& /*key*/, const std::vector<Box>& boxes,
+                                   ChannelOrder order) override {
     std::vector<ModelOutput> out(boxes.size());
     for (size_t i = 0; i < boxes.size(); ++i) {
       const cv::Rect crop = matting::prior_crop(image.size(), boxes[i], params_.margin_fraction);
@@ -43,7 +43,7 @@ class PriorBoxModel : public BoxModel {
       cv::Mat input = image(crop);
       if (pad != cv::Vec4i()) cv::copyMakeBorder(input, input, pad[1], pad[3], pad[0], pad[2], cv::BORDER_REFLECT101);
       Timer t;
-      cv::Mat p = model_->probability(input);
+      cv::Mat p = model_->probability(input, order);
       SEMAT_CHECK(p.type() == CV_32F && p.size() == input.size(), StateError,
                   "model " << model_->name() << " returned a " << p.cols << "x" << p.rows
                            << " map of type " << p.type() << " for a " << input.cols << "x" << input.rows
@@ -57,7 +57,7 @@ class PriorBoxModel : public BoxModel {
                                               << t.seconds() << " s");
       const matting::FusedMask f = matting::fuse_prior(image, boxes[i], p, crop, params_);
       out[i].mask = f.mask;
-      out[i].trimap = matting::prior_trimap(image, f, boxes[i], params_);
+      out[i].trimap = matting::prior_trimap(image, f, boxes[i], params_, order);
       out[i].hint = matting::prior_hint(f.probability, f.mask);
     }
     return out;
@@ -105,9 +105,9 @@ class IsnetProbability : public ProbabilityModel {
   }
   std::string name() const override { return "isnet"; }
   std::string precision() const override { return net_.precision(); }
-  cv::Mat probability(const cv::Mat& crop) override {
+  cv::Mat probability(const cv::Mat& crop, ChannelOrder order) override {
     std::lock_guard<std::mutex> lock(mu_);
-    return net_.probability(crop);
+    return net_.probability(crop, order);
   }
 
  private:

@@ -39,9 +39,10 @@ class FakeModel : public BoxModel {
   std::string name() const override { return "fake"; }
   bool trimaps() const override { return makes_alpha_; }
   bool alphas() const override { return makes_alpha_; }
-  std::vector<ModelOutput> predict(const cv::Mat& image, const std::string& key,
-                                   const std::vector<semat::Box>& boxes) override {
+  std::vector<ModelOutput> predict(const cv::Mat& image, const std::string& key, const std::vector<semat::Box>& boxes,
+                                   semat::ChannelOrder order) override {
     ++calls;
+    last_order = order;
     last_boxes = boxes.size();
     last_key = key;
     std::vector<ModelOutput> out(boxes.size());
@@ -55,6 +56,7 @@ class FakeModel : public BoxModel {
   std::atomic<int> calls{0};
   size_t last_boxes = 0;
   std::string last_key;
+  semat::ChannelOrder last_order = semat::ChannelOrder::kBGR;
 
  private:
   cv::Mat alpha_;
@@ -248,6 +250,41 @@ TEST(Engine, ModelStagesTakeTheModelsTrimapAndAlphaAndRefineOnlyTheBand) {
   EXPECT_TRUE(same(r[0].alpha, semat::matting::refine_in_band(scene.image, blurred, a[0].trimap)));
   // Sharper against the true alpha than the blurred model output.
   EXPECT_LT(semat::test::mse(r[0].alpha, scene.alpha), semat::test::mse(a[0].alpha, scene.alpha));
+}
+
+// The engine hands its image's channel order to the model and the alpha stage; a foreground
+// comes out in the image's order. With the model's alpha (no classical solve) the RGB run's
+// results are the BGR run's, with the foreground's channels swapped.
+TEST(Engine, ModelsAreToldTheChannelOrderAndTheForegroundKeepsIt) {
+  const auto scene = semat::test::make_scene(120, 100, 9, 10);
+  auto model = std::make_shared<FakeModel>(scene.alpha);
+  const Engine engine(EngineSpec{}, model);
+  const auto bgr_run = engine.run(scene.image, {Prompt::from_box(scene.box)});
+  EXPECT_EQ(model->last_order, semat::ChannelOrder::kBGR);
+  cv::Mat rgb;
+  cv::cvtColor(scene.image, rgb, cv::COLOR_BGR2RGB);
+  const auto rgb_run = engine.run(rgb, {Prompt::from_box(scene.box)}, "", semat::ChannelOrder::kRGB);
+  EXPECT_EQ(model->last_order, semat::ChannelOrder::kRGB);
+  EXPECT_TRUE(same(rgb_run[0].alpha, bgr_run[0].alpha));
+  cv::Mat swapped;
+  cv::cvtColor(bgr_run[0].foreground, swapped, cv::COLOR_BGR2RGB);
+  ASSERT_EQ(rgb_run[0].foreground.type(), swapped.type());
+  EXPECT_LE(cv::norm(rgb_run[0].foreground, swapped, cv::NORM_INF), 1e-5);
+  // The foreground's warm subject is red in RGB order: not the BGR run's layout.
+  EXPECT_GT(cv::norm(rgb_run[0].foreground, bgr_run[0].foreground, cv::NORM_INF), 0.1);
+}
+
+// The classical stages read the channels alike: a channel-swapped image gives the same matte up
+// to rounding (colour statistics are computed in memory order).
+TEST(Engine, ClassicalStagesGiveTheSameMatteInEitherOrderUpToRounding) {
+  const auto scene = semat::test::make_scene(120, 100, 9, 10);
+  const Engine engine(EngineSpec{});
+  cv::Mat rgb;
+  cv::cvtColor(scene.image, rgb, cv::COLOR_BGR2RGB);
+  const auto a = engine.run(scene.image, {Prompt::from_box(scene.box)});
+  const auto b = engine.run(rgb, {Prompt::from_box(scene.box)}, "", semat::ChannelOrder::kRGB);
+  EXPECT_LE(cv::norm(a[0].alpha, b[0].alpha, cv::NORM_INF), 2.0 / 255);
+  EXPECT_LE(cv::countNonZero(cv::abs(a[0].alpha - b[0].alpha) > 1e-6), a[0].alpha.total() / 100);
 }
 
 TEST(Engine, MaskOnlyModelsFeedTheRuleAndClosedForm) {

@@ -30,7 +30,7 @@ class MapModel : public ProbabilityModel {
  public:
   MapModel(cv::Mat map, cv::Rect crop) : map_(std::move(map)), crop_(crop) {}
   std::string name() const override { return "isnet"; }
-  cv::Mat probability(const cv::Mat& crop) override {
+  cv::Mat probability(const cv::Mat& crop, semat::ChannelOrder) override {
     ++calls;
     EXPECT_EQ(crop.size(), crop_.size());
     return map_(crop_).clone();
@@ -172,7 +172,9 @@ TEST(PriorStage, AModelReturningTheWrongSizeIsAStateError) {
   class Bad : public ProbabilityModel {
    public:
     std::string name() const override { return "isnet"; }
-    cv::Mat probability(const cv::Mat& crop) override { return cv::Mat::zeros(crop.rows, crop.cols + 1, CV_32F); }
+    cv::Mat probability(const cv::Mat& crop, semat::ChannelOrder) override {
+      return cv::Mat::zeros(crop.rows, crop.cols + 1, CV_32F);
+    }
   };
   const Engine engine(EngineSpec{}, semat::engine::make_prior_box_model(std::make_shared<Bad>()));
   EXPECT_THROW(engine.run(s.image, {Prompt::from_box(s.box)}), semat::StateError);

@@ -233,7 +233,7 @@ FusedMask fuse_prior(const cv::Mat& image, const Box& box, const cv::Mat& probab
 }
 
 cv::Mat prior_trimap(const cv::Mat& image, const cv::Mat& probability, const cv::Mat& mask, const Box& box,
-                     const LearnedPriorParams& p) {
+                     const LearnedPriorParams& p, ChannelOrder order) {
   SEMAT_CHECK(image.type() == CV_8UC3 && probability.type() == CV_32F && mask.type() == CV_8U &&
                   probability.size() == image.size() && mask.size() == image.size(),
               InvalidArgument, "prior_trimap: CV_8UC3 image, CV_32F probability and CV_8U mask of one size expected");
@@ -252,7 +252,7 @@ cv::Mat prior_trimap(const cv::Mat& image, const cv::Mat& probability, const cv:
 
   // Edges of the image (its grey gradient), grown by a pixel so a band follows a strand.
   cv::Mat grey, gx, gy, mag;
-  cv::cvtColor(image, grey, cv::COLOR_BGR2GRAY);
+  cv::cvtColor(image, grey, order == ChannelOrder::kRGB ? cv::COLOR_RGB2GRAY : cv::COLOR_BGR2GRAY);
   grey.convertTo(grey, CV_32F, 1.0 / 255);
   cv::Sobel(grey, gx, CV_32F, 1, 0, 3, 0.25);
   cv::Sobel(grey, gy, CV_32F, 0, 1, 3, 0.25);
@@ -281,10 +281,11 @@ cv::Mat prior_trimap(const cv::Mat& image, const cv::Mat& probability, const cv:
   return trimap;
 }
 
-cv::Mat prior_trimap(const cv::Mat& image, const FusedMask& f, const Box& box, const LearnedPriorParams& p) {
+cv::Mat prior_trimap(const cv::Mat& image, const FusedMask& f, const Box& box, const LearnedPriorParams& p,
+                     ChannelOrder order) {
   LearnedPriorParams tp = p;
   if (f.source != "prior") tp.edge_band_fraction = std::max(p.edge_band_fraction, p.rough_band_fraction);
-  return prior_trimap(image, f.probability, f.mask, box, tp);
+  return prior_trimap(image, f.probability, f.mask, box, tp, order);
 }
 
 cv::Mat prior_hint(const cv::Mat& probability, const cv::Mat& mask) {
@@ -326,13 +327,13 @@ void solve_with_hint(const cv::Mat& image, const cv::Mat& trimap, const cv::Mat&
 }
 
 MatteResult matte_from_prior(const cv::Mat& image, const Box& box, const cv::Mat& probability, const cv::Rect& crop,
-                             const MatteOptions& o, const LearnedPriorParams& p) {
+                             const MatteOptions& o, const LearnedPriorParams& p, ChannelOrder order) {
   Timer t;
   const FusedMask f = fuse_prior(image, box, probability, crop, p);
   MatteResult r;
   r.box = box;
   r.mask = f.mask;
-  r.trimap = prior_trimap(image, f, box, p);
+  r.trimap = prior_trimap(image, f, box, p, order);
   solve_with_hint(image, r.trimap, prior_hint(f.probability, f.mask), p.prior_weight, o, r);
   r.seconds = t.seconds();
   SEMAT_LOG_DEBUG("prior", "learned box pipeline (" << f.source << ", " << f.sides_touched

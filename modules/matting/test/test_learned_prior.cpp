@@ -182,6 +182,34 @@ TEST(LearnedPrior, FillMakesDefinitePixelsEnclosedByTheBandUnknown) {
   EXPECT_LT(cv::countNonZero(gap & (filled != kUnknown)), cv::countNonZero(gap) / 20);
 }
 
+// The band follows the edges of the image's grey picture, whose weights differ by channel: an RGB
+// image declared RGB gives the BGR image's trimap exactly. A blue line 5 px above a grey block on
+// black is a weak edge in grey (0.114 * 255 = 29 levels, under edge_threshold 0.12); the same pixels
+// read in the wrong order are a red line (76 levels), an edge that widens the band.
+TEST(LearnedPrior, BandEdgesReadTheImageInItsChannelOrder) {
+  cv::Mat bgr(120, 160, CV_8UC3, cv::Scalar(0, 0, 0));
+  const cv::Rect subject(50, 40, 60, 50);
+  bgr(subject).setTo(cv::Scalar(128, 128, 128));
+  const cv::Rect line_rect(subject.x, subject.y - 5, subject.width, 1);
+  bgr(line_rect).setTo(cv::Scalar(255, 0, 0));  // BGR: blue
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  cv::Mat mask(bgr.size(), CV_8U, cv::Scalar(0));
+  mask(subject).setTo(255);
+  cv::Mat p;
+  mask.convertTo(p, CV_32F, 1.0 / 255);
+  const Box box{40, 25, 120, 100};
+  LearnedPriorParams lp;
+  lp.edge_reach_fraction = 0.2;  // the line lies within reach of the subject's edge
+  const cv::Mat want = prior_trimap(bgr, p, mask, box, lp);
+  const cv::Mat line_px(bgr.size(), CV_8U, cv::Scalar(0));
+  line_px(line_rect).setTo(255);
+  EXPECT_EQ(cv::countNonZero(line_px & (want == kUnknown)), 0);  // no edge: known background
+  EXPECT_EQ(cv::countNonZero(want != prior_trimap(rgb, p, mask, box, lp, ChannelOrder::kRGB)), 0);
+  const cv::Mat wrong = prior_trimap(rgb, p, mask, box, lp, ChannelOrder::kBGR);
+  EXPECT_EQ(cv::countNonZero(line_px & (wrong == kUnknown)), subject.width);
+}
+
 TEST(LearnedPrior, ThinSubjectKeepsAForegroundCore) {
   cv::Mat image(100, 100, CV_8UC3, cv::Scalar(200, 200, 200));
   cv::Mat mask = cv::Mat::zeros(100, 100, CV_8U);

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include <opencv2/imgproc.hpp>
+
 #include "semat/core/error.h"
 
 namespace semat::models {
@@ -113,6 +115,15 @@ cv::Mat pil_resize_bilinear(const cv::Mat& image, cv::Size size) {
     }
   }
   return out;
+}
+
+cv::Mat rgb_of(const cv::Mat& image, ChannelOrder order) {
+  SEMAT_CHECK(image.type() == CV_8UC3 && !image.empty(), InvalidArgument,
+              "rgb_of: non-empty 8-bit 3-channel image expected");
+  if (order == ChannelOrder::kRGB) return image;
+  cv::Mat rgb;
+  cv::cvtColor(image, rgb, cv::COLOR_BGR2RGB);
+  return rgb;
 }
 
 }  // namespace semat::models

@@ -256,6 +256,47 @@ TEST(SamPredictor, BatchedBoxesEqualOneByOne) {
   }
 }
 
+// RGB pixels (here a view with padded rows, as a numpy crop hands them over) are read as they
+// are: the network's input, the embedding and the masks equal those of the BGR file bit for bit,
+// and the caller's pixels are only read. The same view declared BGR gives another input.
+TEST(SamPredictor, RgbInputGivesTheSameInputEmbeddingAndMasks) {
+  auto& p = predictor();
+  const cv::Mat bgr = io::read_color(kDir + "image.png");
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  cv::Mat padded(bgr.rows + 3, bgr.cols + 5, CV_8UC3, cv::Scalar(7, 70, 200));
+  const cv::Rect inner(2, 1, bgr.cols, bgr.rows);
+  rgb.copyTo(padded(inner));
+  const cv::Mat view = padded(inner), before = padded.clone();
+  ASSERT_FALSE(view.isContinuous());
+  SamPrompt prompt;
+  prompt.box = Box{60, 20, 230, 200};
+
+  p.set_image(bgr);
+  const auto want_tensors = p.image_tensors();
+  const SamMasks want = p.predict(prompt, true);
+  p.set_image(view, ChannelOrder::kRGB);
+  const auto got_tensors = p.image_tensors();
+  const SamMasks got = p.predict(prompt, true);
+  EXPECT_EQ(cv::norm(padded, before, cv::NORM_INF), 0.0);
+  ASSERT_EQ(got_tensors.size(), want_tensors.size());
+  ASSERT_EQ(got_tensors.size(), 3u);  // input_tensor, image_embeddings, resized_image
+  for (size_t i = 0; i < got_tensors.size(); ++i) {
+    EXPECT_EQ(got_tensors[i].name, want_tensors[i].name);
+    EXPECT_TRUE(got_tensors[i].bytes == want_tensors[i].bytes) << got_tensors[i].name << " differs";
+  }
+  ASSERT_EQ(got.logits.size(), 3u);
+  ASSERT_EQ(want.logits.size(), 3u);
+  for (size_t k = 0; k < 3; ++k) {
+    EXPECT_EQ(cv::norm(got.logits[k], want.logits[k], cv::NORM_INF), 0.0) << "mask " << k;
+    EXPECT_EQ(cv::norm(got.low_res_logits[k], want.low_res_logits[k], cv::NORM_INF), 0.0) << "low-res " << k;
+  }
+  EXPECT_EQ(got.iou, want.iou);
+
+  p.set_image(view);  // the RGB pixels declared BGR: swapped before the network
+  EXPECT_FALSE(p.image_tensors()[0].bytes == want_tensors[0].bytes);
+}
+
 TEST(SamPredictor, RejectsBadPrompts) {
   auto& p = predictor();
   p.set_image(io::read_color(kDir + "image.png"));

@@ -10,6 +10,7 @@
 #include <map>
 
 #include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "semat/core/error.h"
 #include "semat/io/checkpoint.h"
@@ -280,6 +281,33 @@ TEST(Sam2Predictor, DynamicMultimaskFallbackFollowsTheFacts) {
     EXPECT_TRUE(torch::equal(m, o.masks.narrow(1, tok, 1))) << name;
     EXPECT_FLOAT_EQ(iou.item<float>(), o.iou_pred[0][tok].item<float>()) << name;
   }
+}
+
+// RGB pixels (a view with padded rows) give the BGR file's masks bit for bit.
+TEST(Sam2Predictor, RgbInputGivesTheSameMasks) {
+  Sam2Predictor::Options o;
+  o.device = "cpu";
+  Sam2Predictor p(kDir + "sam2_tiny.pth", o);
+  const cv::Mat bgr = io::read_color(kDir + "image.png");
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  cv::Mat padded(bgr.rows + 2, bgr.cols + 3, CV_8UC3, cv::Scalar(9, 90, 190));
+  const cv::Rect inner(1, 1, bgr.cols, bgr.rows);
+  rgb.copyTo(padded(inner));
+  ASSERT_FALSE(padded(inner).isContinuous());
+  SamPrompt pr;
+  pr.box = Box{21, 5, 160, 155};
+  p.set_image(bgr);
+  const SamMasks want = p.predict(pr, true);
+  p.set_image(padded(inner), ChannelOrder::kRGB);
+  const SamMasks got = p.predict(pr, true);
+  ASSERT_EQ(got.logits.size(), want.logits.size());
+  ASSERT_FALSE(got.logits.empty());
+  for (size_t k = 0; k < got.logits.size(); ++k)
+    EXPECT_EQ(cv::norm(got.logits[k], want.logits[k], cv::NORM_INF), 0.0) << "mask " << k;
+  EXPECT_EQ(got.iou, want.iou);
+  p.set_image(padded(inner));  // declared BGR: another input, other logits
+  EXPECT_GT(cv::norm(p.predict(pr, true).logits[0], want.logits[0], cv::NORM_INF), 0.0);
 }
 
 TEST(Sam2Predictor, BatchedBoxesEqualSinglePrompts) {

@@ -261,6 +261,18 @@ TEST(VitMattePredictor, FacadeGivesTheOfficialAlphaAndShrinksPastItsCap) {
   EXPECT_GE(lo, 0.0);
   EXPECT_LE(hi, 1.0);
   EXPECT_THROW(p.predict(image, cv::Mat(10, 10, CV_8U)), InvalidArgument);
+
+  // RGB pixels (a view with padded rows) give the BGR file's alpha bit for bit, at full size and
+  // shrunk.
+  cv::Mat rgb;
+  cv::cvtColor(image, rgb, cv::COLOR_BGR2RGB);
+  cv::Mat padded(image.rows + 2, image.cols + 4, CV_8UC3, cv::Scalar(3, 30, 250));
+  const cv::Rect inner(3, 1, image.cols, image.rows);
+  rgb.copyTo(padded(inner));
+  ASSERT_FALSE(padded(inner).isContinuous());
+  EXPECT_EQ(cv::norm(p.predict(padded(inner), trimap, ChannelOrder::kRGB).alpha, a.alpha, cv::NORM_INF), 0.0);
+  EXPECT_EQ(cv::norm(small.predict(padded(inner), trimap, ChannelOrder::kRGB).alpha, s.alpha, cv::NORM_INF), 0.0);
+  EXPECT_GT(cv::norm(p.predict(padded(inner), trimap).alpha, a.alpha, cv::NORM_INF), 0.0);  // declared BGR
 }
 
 }  // namespace semat::models

@@ -46,15 +46,18 @@ cv::Mat IsNet::probability_1024(const cv::Mat& rgb) const {
   return prob;
 }
 
-cv::Mat IsNet::probability(const cv::Mat& bgr) const {
-  SEMAT_CHECK(bgr.type() == CV_8UC3 && !bgr.empty(), InvalidArgument,
-              "IsNet: expected a non-empty CV_8UC3 BGR image");
+cv::Mat IsNet::probability(const cv::Mat& image, ChannelOrder order) const {
+  SEMAT_CHECK(image.type() == CV_8UC3 && !image.empty(), InvalidArgument,
+              "IsNet: expected a non-empty CV_8UC3 image");
   cv::Mat rgb, resized;
-  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  if (order == ChannelOrder::kBGR)
+    cv::cvtColor(image, rgb, cv::COLOR_BGR2RGB);
+  else
+    rgb = image;  // RGB pixels are resized as they are (the resize only reads them)
   cv::resize(rgb, resized, cv::Size(kSide, kSide), 0, 0, cv::INTER_LINEAR);
   cv::Mat prob = probability_1024(resized);
   cv::Mat back;
-  cv::resize(prob, back, bgr.size(), 0, 0, cv::INTER_LINEAR);
+  cv::resize(prob, back, image.size(), 0, 0, cv::INTER_LINEAR);
   cv::min(cv::max(back, 0.0), 1.0, back);
   return back;
 }

@@ -195,10 +195,10 @@ class TrainingModel : public engine::BoxModel {
   std::string name() const override { return "semat"; }
   bool trimaps() const override { return true; }
   bool alphas() const override { return true; }
-  std::vector<engine::ModelOutput> predict(const cv::Mat& image, const std::string&,
-                                           const std::vector<Box>& boxes) override {
+  std::vector<engine::ModelOutput> predict(const cv::Mat& image, const std::string&, const std::vector<Box>& boxes,
+                                           ChannelOrder order) override {
     std::vector<engine::ModelOutput> out;
-    for (auto& m : models::semat_net::predict_mattes(model_, device_, resize_, 1, image, boxes))
+    for (auto& m : models::semat_net::predict_mattes(model_, device_, resize_, 1, image, boxes, order))
       out.push_back({m.sam_mask, m.trimap, m.alpha});
     return out;
   }

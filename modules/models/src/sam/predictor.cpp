@@ -99,7 +99,7 @@ std::string SamPredictor::precision() const { return precision_name(impl_->preci
 bool SamPredictor::has_image() const { return impl_->features.defined(); }
 cv::Size SamPredictor::image_size() const { return impl_->original; }
 
-void SamPredictor::set_image(const cv::Mat& image) {
+void SamPredictor::set_image(const cv::Mat& image, ChannelOrder order) {
   SEMAT_CHECK(image.type() == CV_8UC3 && !image.empty(), InvalidArgument,
               "SamPredictor::set_image: 8-bit 3-channel image expected");
   torch::InferenceMode guard;
@@ -107,9 +107,9 @@ void SamPredictor::set_image(const cv::Mat& image) {
   const int64_t side = s.model->cfg.encoder.img_size;
   s.original = image.size();
   s.input = preprocess_size(image.rows, image.cols, static_cast<int>(side));
-  cv::Mat rgb;
-  cv::cvtColor(image, rgb, cv::COLOR_BGR2RGB);
-  s.resized_rgb = pil_resize_bilinear(rgb, s.input);
+  // pil_resize_bilinear always returns a new continuous Mat (a clone when no resize is needed),
+  // so resized_rgb never points into the caller's pixels.
+  s.resized_rgb = pil_resize_bilinear(rgb_of(image, order), s.input);
   auto x = torch::from_blob(s.resized_rgb.data, {s.input.height, s.input.width, 3}, torch::kByte)
                .permute({2, 0, 1})
                .unsqueeze(0)

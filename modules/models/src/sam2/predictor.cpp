@@ -8,6 +8,7 @@
 #include "semat/models/internal/sam/build.h"
 #include "semat/models/internal/sam2/build.h"
 #include "semat/models/precision.h"
+#include "semat/models/transforms.h"
 
 namespace semat::models {
 namespace F = torch::nn::functional;
@@ -91,14 +92,14 @@ bool Sam2Predictor::has_image() const { return impl_->features.image_embed.defin
 cv::Size Sam2Predictor::image_size() const { return impl_->original; }
 
 // ref: SAM2ImagePredictor.set_image
-void Sam2Predictor::set_image(const cv::Mat& image) {
+void Sam2Predictor::set_image(const cv::Mat& image, ChannelOrder order) {
   SEMAT_CHECK(image.type() == CV_8UC3 && !image.empty(), InvalidArgument,
               "Sam2Predictor::set_image: 8-bit 3-channel image expected");
   torch::InferenceMode guard;
   Impl& s = *impl_;
   s.features = {};
-  cv::Mat rgb;
-  cv::cvtColor(image, rgb, cv::COLOR_BGR2RGB);
+  cv::Mat rgb = rgb_of(image, order);  // the caller's pixels when they are RGB already
+  if (!rgb.isContinuous()) rgb = rgb.clone();  // from_blob reads packed rows (a crop view has gaps)
   const auto x = torch::from_blob(rgb.data, {rgb.rows, rgb.cols, 3}, torch::kByte)
                      .permute({2, 0, 1})
                      .unsqueeze(0)

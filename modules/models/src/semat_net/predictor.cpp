@@ -21,12 +21,12 @@ namespace F = torch::nn::functional;
 
 // [1, 3, S, S] RGB in [0, 1], zero-padded (before normalisation, as the official code).
 torch::Tensor input_tensor(const SematModelImpl& model, torch::Device device, models::SematResize resize,
-                           const cv::Mat& bgr, cv::Size resized) {
+                           const cv::Mat& image, ChannelOrder order, cv::Size resized) {
   const int64_t S = model.cfg.sam.encoder.img_size;
-  cv::Mat rgb;
-  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  cv::Mat rgb = models::rgb_of(image, order);  // the caller's pixels when they are RGB already
   torch::Tensor x;
   if (resize == models::SematResize::kTorch) {
+    if (!rgb.isContinuous()) rgb = rgb.clone();  // from_blob reads packed rows (a crop view has gaps)
     auto full = torch::from_blob(rgb.data, {rgb.rows, rgb.cols, 3}, torch::kByte)
                     .permute({2, 0, 1})
                     .unsqueeze(0)
@@ -57,7 +57,8 @@ torch::Tensor input_tensor(const SematModelImpl& model, torch::Device device, mo
 
 std::vector<models::SematMatte> predict_mattes(SematModelImpl& model, torch::Device device,
                                                models::SematResize resize, int batch_size,
-                                               const cv::Mat& image, const std::vector<Box>& boxes) {
+                                               const cv::Mat& image, const std::vector<Box>& boxes,
+                                               ChannelOrder order) {
   using models::SematMatte;
   SEMAT_CHECK(image.type() == CV_8UC3 && !image.empty(), InvalidArgument,
               "predict_mattes: 8-bit 3-channel image expected");
@@ -71,7 +72,7 @@ std::vector<models::SematMatte> predict_mattes(SematModelImpl& model, torch::Dev
   const int64_t S = m.cfg.sam.encoder.img_size;
   const cv::Size resized = models::preprocess_size(image.rows, image.cols, static_cast<int>(S));
   const double scale = static_cast<double>(S) / std::max(image.rows, image.cols);
-  const auto images = m.normalize(input_tensor(m, device, resize, image, resized));
+  const auto images = m.normalize(input_tensor(m, device, resize, image, order, resized));
   // The patch embedding does not depend on the box: once per image.
   const auto patch = m.patch_embed(images);
 
@@ -193,10 +194,10 @@ const SematConfig& SematPredictor::config() const { return impl_->model->cfg; }
 std::string SematPredictor::device() const { return impl_->device.str(); }
 std::string SematPredictor::precision() const { return precision_name(impl_->precision); }
 
-std::vector<SematMatte> SematPredictor::predict(const cv::Mat& image,
-                                                const std::vector<Box>& boxes) const {
+std::vector<SematMatte> SematPredictor::predict(const cv::Mat& image, const std::vector<Box>& boxes,
+                                                ChannelOrder order) const {
   return semat_net::predict_mattes(*impl_->model, impl_->device, impl_->options.resize,
-                                       impl_->options.batch_size, image, boxes);
+                                       impl_->options.batch_size, image, boxes, order);
 }
 
 }  // namespace semat::models

@@ -13,6 +13,7 @@
 #include "semat/models/internal/sam/build.h"
 #include "semat/models/internal/diffmatte/diffmatte.h"
 #include "semat/models/internal/vitmatte/build.h"
+#include "semat/models/transforms.h"
 
 namespace semat::models {
 
@@ -43,16 +44,15 @@ namespace {
 
 // The network's input at most `cap` pixels (0: no cap): RGB and the trimap, shrunk together
 // (INTER_AREA, the trimap nearest) when the image is larger; *scale the factor.
-void network_inputs(const cv::Mat& image, const cv::Mat& trimap, int64_t cap, torch::Device dev,
+void network_inputs(const cv::Mat& image, ChannelOrder order, const cv::Mat& trimap, int64_t cap, torch::Device dev,
                     torch::Tensor* rgb_out, torch::Tensor* tri_out, double* scale) {
   SEMAT_CHECK(!image.empty() && image.type() == CV_8UC3, InvalidArgument,
-              "the matting network takes an 8-bit 3-channel BGR image");
+              "the matting network takes an 8-bit 3-channel image");
   SEMAT_CHECK(trimap.type() == CV_8UC1 && trimap.size() == image.size(), InvalidArgument,
               "the trimap must be 8-bit single-channel " << image.cols << "x" << image.rows
                                                          << " (the image's size), got " << trimap.cols
                                                          << "x" << trimap.rows);
-  cv::Mat rgb, tri = trimap;
-  cv::cvtColor(image, rgb, cv::COLOR_BGR2RGB);
+  cv::Mat rgb = rgb_of(image, order), tri = trimap;  // the caller's pixels when they are RGB already
   *scale = 1.0;
   const double pixels = static_cast<double>(image.rows) * image.cols;
   if (cap > 0 && pixels > static_cast<double>(cap)) {
@@ -62,6 +62,7 @@ void network_inputs(const cv::Mat& image, const cv::Mat& trimap, int64_t cap, to
     cv::resize(rgb, rgb, small, 0, 0, cv::INTER_AREA);
     cv::resize(trimap, tri, small, 0, 0, cv::INTER_NEAREST);
   }
+  if (!rgb.isContinuous()) rgb = rgb.clone();  // from_blob reads packed rows (a crop view has gaps)
   if (!tri.isContinuous()) tri = tri.clone();
   *rgb_out = torch::from_blob(rgb.data, {1, rgb.rows, rgb.cols, 3}, torch::kByte)
                  .to(dev)
@@ -86,11 +87,11 @@ cv::Mat to_image_alpha(const torch::Tensor& alpha4, cv::Size size) {
 
 }  // namespace
 
-VitMatteAlpha VitMattePredictor::predict(const cv::Mat& image, const cv::Mat& trimap) const {
+VitMatteAlpha VitMattePredictor::predict(const cv::Mat& image, const cv::Mat& trimap, ChannelOrder order) const {
   torch::InferenceMode guard;
   VitMatteAlpha out;
   torch::Tensor x, t;
-  network_inputs(image, trimap, impl_->options.max_pixels, impl_->device, &x, &t, &out.scale);
+  network_inputs(image, order, trimap, impl_->options.max_pixels, impl_->device, &x, &t, &out.scale);
   out.alpha = to_image_alpha(impl_->model->forward(x, t), image.size());
   return out;
 }
@@ -118,11 +119,11 @@ DiffMattePredictor::~DiffMattePredictor() = default;
 const DiffMatteConfig& DiffMattePredictor::config() const { return impl_->model->cfg; }
 std::string DiffMattePredictor::device() const { return impl_->device.str(); }
 
-VitMatteAlpha DiffMattePredictor::predict(const cv::Mat& image, const cv::Mat& trimap) const {
+VitMatteAlpha DiffMattePredictor::predict(const cv::Mat& image, const cv::Mat& trimap, ChannelOrder order) const {
   torch::InferenceMode guard;
   VitMatteAlpha out;
   torch::Tensor x, t;
-  network_inputs(image, trimap, impl_->options.max_pixels, impl_->device, &x, &t, &out.scale);
+  network_inputs(image, order, trimap, impl_->options.max_pixels, impl_->device, &x, &t, &out.scale);
   // The noise from a generator of its own: the same x_T for the same seed and size, whatever
   // else the process draws.
   auto gen = at::detail::createCPUGenerator(impl_->options.seed);

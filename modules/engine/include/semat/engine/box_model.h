@@ -9,6 +9,7 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "semat/core/channel_order.h"
 #include "semat/core/geometry.h"
 
 namespace semat::engine {
@@ -35,12 +36,16 @@ class BoxModel {
   virtual std::string precision() const { return "fp32"; }
   virtual bool trimaps() const { return false; }
   virtual bool alphas() const { return false; }
-  /// One output per box, in order. `image`: CV_8UC3 BGR; boxes already checked to lie inside.
+  /// One output per box, in order. `image`: CV_8UC3 in `order` (BGR unless the caller holds
+  /// RGB pixels; a network reads either without a conversion copy of RGB, and the order must not
+  /// change what a model sees); boxes already checked to lie inside.
   /// `image_key` names a stored image across calls so per-image work (an embedding) can be
   /// reused; empty for one-shot images, which must not be cached. Must be safe to call from
-  /// several threads (implementations serialise on their one model copy).
+  /// several threads (implementations serialise on their one model copy). Implementations
+  /// declare `order` without a default (calls through BoxModel get kBGR).
   virtual std::vector<ModelOutput> predict(const cv::Mat& image, const std::string& image_key,
-                                           const std::vector<Box>& boxes) = 0;
+                                           const std::vector<Box>& boxes,
+                                           ChannelOrder order = ChannelOrder::kBGR) = 0;
   /// Drops anything cached for `image_key`.
   virtual void forget(const std::string& image_key) {}
 };

@@ -68,12 +68,16 @@ class Engine {
   /// "fp32" without one (the classical stages are float32/float64).
   std::string precision() const;
 
-  /// One result per prompt, in order. `image`: CV_8UC3 BGR. Boxes must lie inside the image and
-  /// given masks/trimaps must have its size (InvalidArgument otherwise). A box model sees all
-  /// boxes of the call at once (one encoder pass for SAM). `image_key`: see BoxModel::predict.
-  /// Errors of one prompt carry its label.
+  /// One result per prompt, in order. `image`: CV_8UC3 in `order` (BGR, as files decode, by
+  /// default; RGB pixels, e.g. a numpy image, are read as they are: the networks see the same
+  /// input either way, and each MatteResult::foreground comes out in `order`. The classical
+  /// stages may differ by rounding between the two orders: see semat/core/channel_order.h).
+  /// Boxes must lie inside the image and given masks/trimaps must have its size
+  /// (InvalidArgument otherwise). A box model sees all boxes of the call at once (one encoder
+  /// pass for SAM). `image_key`: see BoxModel::predict. Errors of one prompt carry its label.
   std::vector<matting::MatteResult> run(const cv::Mat& image, const std::vector<Prompt>& prompts,
-                                        const std::string& image_key = "") const;
+                                        const std::string& image_key = "",
+                                        ChannelOrder order = ChannelOrder::kBGR) const;
 
   /// The stored image behind `image_key` was deleted: drop the model's cache for it.
   void forget(const std::string& image_key) const;

@@ -22,9 +22,11 @@ class ProbabilityModel {
   virtual std::string name() const = 0;
   /// What the network runs in: "fp32" or "bf16".
   virtual std::string precision() const { return "fp32"; }
-  /// `crop`: CV_8UC3 BGR, any size. Returns CV_32F in [0, 1] of crop.size(): the probability of
-  /// each pixel being subject. Must be safe to call from several threads.
-  virtual cv::Mat probability(const cv::Mat& crop) = 0;
+  /// `crop`: CV_8UC3 in `order` (BGR unless the caller holds RGB pixels), any size. Returns
+  /// CV_32F in [0, 1] of crop.size(): the probability of each pixel being subject, the same for
+  /// either order of one picture. Must be safe to call from several threads. Implementations
+  /// declare `order` without a default (calls through ProbabilityModel get kBGR).
+  virtual cv::Mat probability(const cv::Mat& crop, ChannelOrder order = ChannelOrder::kBGR) = 0;
 };
 
 /// A BoxModel whose outputs carry the fused mask, the band trimap (trimaps() is true) and the

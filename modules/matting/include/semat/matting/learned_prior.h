@@ -19,6 +19,7 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "semat/core/channel_order.h"
 #include "semat/core/geometry.h"
 #include "semat/matting/pipeline.h"
 
@@ -130,14 +131,16 @@ FusedMask fuse_prior(const cv::Mat& image, const Box& box, const cv::Mat& probab
 /// The band trimap described at the top. `probability`: CV_32F of the image's size; `mask`:
 /// CV_8U (nonzero = subject) of the image's size, not empty. Always has foreground (the mask's
 /// innermost pixels when the band would swallow it) and, unless the whole image is within the
-/// band, background.
+/// band, background. `order`: the channel order of `image` (its edges are those of its grey
+/// image, whose weights differ by channel).
 cv::Mat prior_trimap(const cv::Mat& image, const cv::Mat& probability, const cv::Mat& mask,
-                     const Box& box, const LearnedPriorParams& params = {});
+                     const Box& box, const LearnedPriorParams& params = {},
+                     ChannelOrder order = ChannelOrder::kBGR);
 
 /// prior_trimap for fuse_prior's result: a mask GrabCut drew (source other than "prior") gets
 /// the band of rough_band_fraction (when wider than edge_band_fraction).
 cv::Mat prior_trimap(const cv::Mat& image, const FusedMask& fused, const Box& box,
-                     const LearnedPriorParams& params = {});
+                     const LearnedPriorParams& params = {}, ChannelOrder order = ChannelOrder::kBGR);
 
 /// The soft prior closed-form gets in the band: the probability where it agrees with the mask
 /// (p >= 0.5 exactly where the mask is set), the mask (0 or 1) where it does not. CV_32F [0, 1].
@@ -149,9 +152,10 @@ cv::Mat prior_hint(const cv::Mat& probability, const cv::Mat& mask);
 void solve_with_hint(const cv::Mat& image, const cv::Mat& trimap, const cv::Mat& hint, double weight,
                      const MatteOptions& options, MatteResult& r);
 
-/// The whole learned box pipeline: fuse_prior -> prior_trimap -> solve_with_hint.
+/// The whole learned box pipeline: fuse_prior -> prior_trimap -> solve_with_hint. `image` in
+/// `order` (the foreground comes out in it).
 MatteResult matte_from_prior(const cv::Mat& image, const Box& box, const cv::Mat& probability,
                              const cv::Rect& crop, const MatteOptions& options = {},
-                             const LearnedPriorParams& params = {});
+                             const LearnedPriorParams& params = {}, ChannelOrder order = ChannelOrder::kBGR);
 
 }  // namespace semat::matting

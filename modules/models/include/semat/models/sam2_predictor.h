@@ -23,6 +23,7 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "semat/core/channel_order.h"
 #include "semat/core/geometry.h"
 #include "semat/io/checkpoint.h"
 #include "semat/models/sam2_config.h"
@@ -61,8 +62,9 @@ class Sam2Predictor {
   /// "fp32": what ran (see Sam2PredictorOptions::precision).
   std::string precision() const;
 
-  /// `image`: CV_8UC3 BGR. Caches image_embed and the two high-res features.
-  void set_image(const cv::Mat& image);
+  /// `image`: CV_8UC3 in `order` (as SamPredictor::set_image). Caches image_embed and the two
+  /// high-res features.
+  void set_image(const cv::Mat& image, ChannelOrder order = ChannelOrder::kBGR);
   bool has_image() const;
   cv::Size image_size() const;
 

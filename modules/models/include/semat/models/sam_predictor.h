@@ -18,6 +18,7 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "semat/core/channel_order.h"
 #include "semat/core/geometry.h"
 #include "semat/io/checkpoint.h"
 #include "semat/models/sam_config.h"
@@ -73,9 +74,11 @@ class SamPredictor {
   /// What the image encoder runs in: "fp32" or "bf16".
   std::string precision() const;
 
-  /// `image`: CV_8UC3 BGR (OpenCV's order). Resizes the long side to the model size exactly as
-  /// the official predictor (Pillow bilinear), normalises, pads, and caches the embedding.
-  void set_image(const cv::Mat& image);
+  /// `image`: CV_8UC3 in `order` (BGR, OpenCV's, by default; RGB pixels are read as they are,
+  /// BGR ones converted first). Resizes the long side to the model size exactly as the official
+  /// predictor (Pillow bilinear), normalises, pads, and caches the embedding. Both orders of one
+  /// picture give the same network input, hence the same embedding.
+  void set_image(const cv::Mat& image, ChannelOrder order = ChannelOrder::kBGR);
   bool has_image() const;
   cv::Size image_size() const;
 

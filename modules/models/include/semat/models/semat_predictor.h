@@ -16,6 +16,7 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "semat/core/channel_order.h"
 #include "semat/core/geometry.h"
 #include "semat/io/checkpoint.h"
 #include "semat/models/semat_config.h"
@@ -84,10 +85,11 @@ class SematPredictor {
   /// What the encoder runs in: "fp32" or "bf16".
   std::string precision() const;
 
-  /// `image`: CV_8UC3 BGR. One matte per box (boxes inside the image, in pixels); the boxes
-  /// are batched through the encoder `batch_size` at a time, and the box-independent patch
-  /// embedding is computed once.
-  std::vector<SematMatte> predict(const cv::Mat& image, const std::vector<Box>& boxes) const;
+  /// `image`: CV_8UC3 in `order` (BGR by default; RGB is read without a conversion copy). One
+  /// matte per box (boxes inside the image, in pixels); the boxes are batched through the encoder
+  /// `batch_size` at a time, and the box-independent patch embedding is computed once.
+  std::vector<SematMatte> predict(const cv::Mat& image, const std::vector<Box>& boxes,
+                                  ChannelOrder order = ChannelOrder::kBGR) const;
 
  private:
   struct Impl;

@@ -4,6 +4,8 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "semat/core/channel_order.h"
+
 namespace semat::models {
 
 /// Size after resizing the longest side of an (h, w) image to `long_side`, rounded as
@@ -15,5 +17,10 @@ cv::Size preprocess_size(int height, int width, int long_side);
 /// fixed-point weights with 22 fractional bits, a horizontal pass rounded to 8 bits, then a
 /// vertical pass.
 cv::Mat pil_resize_bilinear(const cv::Mat& image, cv::Size size);
+
+/// A CV_8UC3 image in `order` as RGB, the order every network here takes: `image` itself (a
+/// header over the caller's pixels, no copy; rows may be padded) when it already is RGB, else a
+/// new continuous BGR->RGB copy.
+cv::Mat rgb_of(const cv::Mat& image, ChannelOrder order);
 
 }  // namespace semat::models

@@ -16,6 +16,7 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "semat/core/channel_order.h"
 #include "semat/io/checkpoint.h"
 #include "semat/models/vitmatte_config.h"
 
@@ -55,9 +56,10 @@ class VitMattePredictor {
   const VitMatteConfig& config() const;
   std::string device() const;
 
-  /// `image`: CV_8UC3 BGR; `trimap`: CV_8UC1 of its size (0 background, 255 foreground, anything
-  /// between unknown; the network sees value / 255). Not thread-safe: callers serialise.
-  VitMatteAlpha predict(const cv::Mat& image, const cv::Mat& trimap) const;
+  /// `image`: CV_8UC3 in `order` (BGR by default); `trimap`: CV_8UC1 of its size (0 background,
+  /// 255 foreground, anything between unknown; the network sees value / 255). Not thread-safe:
+  /// callers serialise.
+  VitMatteAlpha predict(const cv::Mat& image, const cv::Mat& trimap, ChannelOrder order = ChannelOrder::kBGR) const;
 
  private:
   struct Impl;
@@ -90,7 +92,7 @@ class DiffMattePredictor {
   const DiffMatteConfig& config() const;
   std::string device() const;
   /// As VitMattePredictor::predict. Not thread-safe: callers serialise.
-  VitMatteAlpha predict(const cv::Mat& image, const cv::Mat& trimap) const;
+  VitMatteAlpha predict(const cv::Mat& image, const cv::Mat& trimap, ChannelOrder order = ChannelOrder::kBGR) const;
 
  private:
   struct Impl;

@@ -9,6 +9,8 @@
 
 #include <opencv2/core.hpp>
 
+#include "semat/core/channel_order.h"
+
 namespace semat::onnx {
 
 class Model;
@@ -26,10 +28,11 @@ class IsNet {
   IsNet(IsNet&&) noexcept;
   IsNet& operator=(IsNet&&) noexcept;
 
-  /// Foreground probability of `bgr` (CV_8UC3, any size >= 1 x 1): CV_32F, the crop's size,
-  /// values in [0, 1]. The package's preprocessing: RGB, resized to 1024 x 1024 bilinear (aspect
-  /// not kept), x = (rgb - 128) / 256; the 1024 x 1024 map is resized back bilinearly.
-  cv::Mat probability(const cv::Mat& bgr) const;
+  /// Foreground probability of `image` (CV_8UC3 in `order`, any size >= 1 x 1): CV_32F, the
+  /// crop's size, values in [0, 1]. The package's preprocessing: RGB, resized to 1024 x 1024
+  /// bilinear (aspect not kept), x = (rgb - 128) / 256; the 1024 x 1024 map is resized back
+  /// bilinearly. Both orders of one picture give the same map.
+  cv::Mat probability(const cv::Mat& image, ChannelOrder order = ChannelOrder::kBGR) const;
 
   /// The raw network on an RGB CV_8UC3 image that is already kSide x kSide: CV_32F kSide x kSide.
   cv::Mat probability_1024(const cv::Mat& rgb_1024) const;

@@ -8,17 +8,19 @@
 #include <torch/types.h>
 #include <opencv2/core/mat.hpp>
 
+#include "semat/core/channel_order.h"
 #include "semat/core/geometry.h"
 #include "semat/models/internal/semat_net/semat_model.h"
 #include "semat/models/semat_predictor.h"
 
 namespace semat::models::semat_net {
 
-/// One matte per box for a CV_8UC3 BGR image (boxes in its pixels, checked to lie inside). The
+/// One matte per box for a CV_8UC3 image in `order` (boxes in its pixels, checked to lie inside). The
 /// model should be in eval mode; gradients are off inside. `batch_size`: boxes per encoder pass,
 /// 0 = 4 on CUDA, 1 on CPU.
 std::vector<models::SematMatte> predict_mattes(SematModelImpl& model, torch::Device device,
                                                models::SematResize resize, int batch_size,
-                                               const cv::Mat& image, const std::vector<Box>& boxes);
+                                               const cv::Mat& image, const std::vector<Box>& boxes,
+                                               ChannelOrder order = ChannelOrder::kBGR);
 
 }  // namespace semat::models::semat_net
