@@ -22,7 +22,7 @@
 # 70 x 70 grid), q k^T and attn v per window (14 x 14 keys) or over all 4096 tokens (global
 # blocks), and the neck's 1x1 and 3x3 convolutions (encoder_flops() in bench_sam.cpp). The
 # relative-position terms (< 1%), norms, softmax and GELU are not counted. ViT-B 0.967, ViT-L
-# 2.97, ViT-H 5.88 TFLOP. The fraction of the bf16 GEMM rate = encoder GFLOP/s divided by
+# 2.976, ViT-H 5.946 TFLOP. The fraction of the bf16 GEMM rate = encoder GFLOP/s divided by
 # BM_GemmRateBf16/linear's GFLOP/s on ViT-B's MLP shape (4096 x 768 x 3072).
 set -u
 B=${1:-build}

@@ -264,11 +264,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   } else {
     const auto k_t = k.transpose(-2, -1);
     const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(N, g_score_budget.load() / (BH * N)));
-    if (q.scalar_type() != torch::kFloat && (rows >= N || N <= 1024)) {
+    if (rows >= N && q.scalar_type() != torch::kFloat) {
       // bf16 (the windowed blocks at inference): scores widened to float32 for the position
-      // terms and the softmax. All windows at once whatever the score budget (300 x 196 x 196
-      // floats for ViT-B, 46 MB): the blocked path below adds the terms in bf16, whose
-      // broadcast adds over 14-wide rows are not vectorised (2.8x slower on the 2-core machine).
+      // terms and the softmax, as in attention_by_head. (Taking this branch for all windows at
+      // once regardless of the budget looked 2.8x faster in a Python micro-benchmark but raised
+      // attn.bias from 6% to 38% of BM_SamEncoderProfile on the loaded machine: not kept.)
       torch::Tensor attn;
       {
         SEMAT_PROFILE_RANGE("attn.qk");
