@@ -4,7 +4,13 @@
 // Run: make bench BENCH_ARGS='--benchmark_filter=Sam|Gemm'
 #include <sys/resource.h>
 
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <vector>
 
 #include <benchmark/benchmark.h>
 
@@ -148,6 +154,62 @@ BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_h, std::string("vit_h"))->Iterations(1
 BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_b_bf16, std::string("vit_b"), true)->Iterations(3)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_l_bf16, std::string("vit_l"), true)->Iterations(2)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_SamImageEncoder, vit_h_bf16, std::string("vit_h"), true)->Iterations(2)->Unit(benchmark::kSecond)->UseRealTime();
+
+// Where one encoder pass spends its time, on ONE thread (so the shares are those of a core and
+// every range is on the calling thread): the named ranges the encoder marks (patch_embed, norm1,
+// win.partition, attn.qkv, attn.relpos, attn.qk, attn.bias, attn.softmax, attn.av, attn.merge,
+// attn.proj, win.unpartition, residual, norm2, mlp.lin1, mlp.act, mlp.lin2, neck), read from
+// LibTorch's legacy profiler; a table on stderr and ms_<range> counters. Ranges nest: attn.heads
+// holds attn.relpos, attn.core and attn.merge; attn.core holds attn.qk/bias/softmax/av.
+void BM_SamEncoderProfile(benchmark::State& state, const std::string& name, bool bf16) {
+  namespace prof = torch::autograd::profiler;
+  torch::InferenceMode guard;
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  const SamConfig cfg = semat::models::sam_preset(name);
+  semat::models::sam::ImageEncoderViT enc(cfg.encoder);
+  enc->eval();
+  for (auto& p : enc->parameters()) p.normal_(0, 0.02);
+  if (bf16) enc->set_compute_dtype(torch::kBFloat16);
+  const auto x = torch::randn({1, 3, cfg.encoder.img_size, cfg.encoder.img_size});
+  enc->forward(x);  // warm-up
+  std::map<std::string, std::pair<double, int64_t>> ms;  // range -> (ms, count)
+  double total_ms = 0;
+  for (auto _ : state) {
+    prof::enableProfilerLegacy(prof::ProfilerConfig(prof::ProfilerState::CPU));
+    const auto t0 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(enc->forward(x));
+    total_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const auto lists = prof::disableProfilerLegacy();
+    for (const auto& list : lists) {
+      std::vector<const prof::LegacyEvent*> stack;
+      for (const auto& e : list) {
+        if (e.kind() == prof::EventKind::PushRange) {
+          stack.push_back(&e);
+        } else if (e.kind() == prof::EventKind::PopRange && !stack.empty()) {
+          const auto* p = stack.back();
+          stack.pop_back();
+          const std::string n = p->name();
+          if (n.rfind("aten::", 0) == 0 || n.empty()) continue;
+          auto& slot = ms[n];
+          slot.first += p->cpuElapsedUs(e) / 1e3;
+          slot.second += 1;
+        }
+      }
+    }
+  }
+  const double iters = static_cast<double>(state.iterations());
+  std::fprintf(stderr, "%s %s, 1 thread: %.0f ms per pass\n", name.c_str(), bf16 ? "bf16" : "fp32", total_ms / iters);
+  for (const auto& [n, v] : ms) {
+    std::fprintf(stderr, "  %-16s %9.1f ms %5.1f%%  (%lld calls)\n", n.c_str(), v.first / iters,
+                 100.0 * v.first / total_ms, static_cast<long long>(v.second / iters));
+    state.counters["ms_" + n] = v.first / iters;
+  }
+  state.counters["ms_total"] = total_ms / iters;
+  torch::set_num_threads(threads);
+}
+BENCHMARK_CAPTURE(BM_SamEncoderProfile, vit_b_bf16, std::string("vit_b"), true)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_SamEncoderProfile, vit_b_fp32, std::string("vit_b"), false)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
 // HQ-SAM's per-image work: the same ViT (keeping the first global block's output) plus the HQ
 // global-local features (embedding_encoder + compress_vit_feat), which the predictor computes per

@@ -20,7 +20,7 @@ double peak_rss_gib() {
   return ru.ru_maxrss / (1024.0 * 1024.0);
 }
 
-void BM_Semat(benchmark::State& state, const std::string& preset) {
+void BM_Semat(benchmark::State& state, const std::string& preset, bool bf16 = false) {
   torch::InferenceMode guard;
   const int64_t boxes_n = state.range(0);
   const auto cfg = semat::models::semat_preset(preset);
@@ -28,6 +28,8 @@ void BM_Semat(benchmark::State& state, const std::string& preset) {
   for (auto& p : model->parameters()) p.normal_(0, 0.02);
   semat::models::semat_net::merge_lora(*model);  // as SematPredictor does by default
   model->eval();
+  // --precision bf16 as SematPredictor sets it up: the ViT converted once (LoRA merged above).
+  if (bf16) model->sam_model->vit->set_compute_dtype(torch::kBFloat16);
   const int64_t S = cfg.sam.encoder.img_size;
   const auto image = model->normalize(torch::rand({1, 3, S, S}));
   std::vector<float> xy;
@@ -61,6 +63,12 @@ BENCHMARK_CAPTURE(BM_Semat, vit_l, std::string("semat-vit-l"))
     ->Arg(1)
     ->Arg(4)
     ->Iterations(1)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime();
+// --precision bf16 (AMX / AVX512-BF16 CPUs): the ViT in bf16, decoders float32.
+BENCHMARK_CAPTURE(BM_Semat, vit_l_bf16, std::string("semat-vit-l"), true)
+    ->Arg(1)
+    ->Iterations(2)
     ->Unit(benchmark::kSecond)
     ->UseRealTime();
 // SEMat (HQ-SAM), the official demo's default model: the SAM variant plus the HQ token and

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <ATen/record_function.h>
+
 namespace semat::models::sam {
 
 LayerNorm2dImpl::LayerNorm2dImpl(int64_t channels, double eps_) : eps(eps_) {
@@ -38,6 +40,21 @@ torch::Tensor gelu_act(const torch::Tensor& x) {
   return torch::gelu(x);
 }
 
+torch::Tensor linear_rows(torch::nn::Linear& layer, const torch::Tensor& x) {
+  if (layer->weight.scalar_type() == torch::kFloat || x.dim() <= 2 || !x.is_contiguous()) return layer->forward(x);
+  auto sizes = x.sizes().vec();
+  sizes.back() = layer->weight.size(0);
+  return at::linear(x.view({-1, x.size(-1)}), layer->weight, layer->bias).view(sizes);
+}
+
+torch::Tensor layer_norm_rows(torch::nn::LayerNorm& layer, const torch::Tensor& x) {
+  if (layer->weight.scalar_type() != torch::kBFloat16 || x.scalar_type() != torch::kBFloat16) return layer->forward(x);
+  const auto& o = layer->options;
+  return at::layer_norm(x.to(torch::kFloat), o.normalized_shape(), layer->weight.to(torch::kFloat),
+                        layer->bias.to(torch::kFloat), o.eps())
+      .to(torch::kBFloat16);
+}
+
 torch::Tensor activate(const torch::Tensor& x, Activation act) {
   return act == Activation::kGelu ? gelu_act(x) : torch::relu(x);
 }
@@ -48,7 +65,18 @@ MLPBlockImpl::MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation ac
 }
 
 torch::Tensor MLPBlockImpl::forward(const torch::Tensor& x) {
-  return lin2->forward(activate(lin1->forward(x), act));
+  // Named ranges for LibTorch's profiler (BM_SamEncoderProfile); flag checks when none runs.
+  torch::Tensor h;
+  {
+    RECORD_FUNCTION("mlp.lin1", std::vector<c10::IValue>());
+    h = linear_rows(lin1, x);
+  }
+  {
+    RECORD_FUNCTION("mlp.act", std::vector<c10::IValue>());
+    h = activate(h, act);
+  }
+  RECORD_FUNCTION("mlp.lin2", std::vector<c10::IValue>());
+  return linear_rows(lin2, h);
 }
 
 MLPImpl::MLPImpl(int64_t input_dim, int64_t hidden_dim, int64_t output_dim, int64_t num_layers,

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 
 #include <algorithm>
 #include <atomic>
@@ -13,6 +14,16 @@
 namespace semat::models::sam {
 namespace F = torch::nn::functional;
 namespace {
+
+// A named range for LibTorch's profiler (BM_SamEncoderProfile reads them to split an encoder pass
+// into its parts); a few flag checks when no profiler runs.
+#define SEMAT_PROFILE_CAT_(a, b) a##b
+#define SEMAT_PROFILE_VAR_(line) SEMAT_PROFILE_CAT_(semat_profile_range_, line)
+#define SEMAT_PROFILE_RANGE(name)                                                    \
+  at::RecordFunction SEMAT_PROFILE_VAR_(__LINE__)(at::RecordScope::USER_SCOPE);      \
+  if (SEMAT_PROFILE_VAR_(__LINE__).isActive())                                       \
+  ::at::detail::record_function_with_scope(SEMAT_PROFILE_VAR_(__LINE__), name,       \
+                                           c10::ArrayRef<const c10::IValue>{})
 
 // Scores of one block of queries are at most about this many floats: the full 4096 x 4096 maps
 // of the global blocks are never materialised (they cost 0.8 GB per image for ViT-B and were
@@ -52,18 +63,29 @@ torch::Tensor attention_by_head(const torch::Tensor& q_scaled, const torch::Tens
         const int64_t r = std::min(N, s + kHeadRows) - s;
         auto Sv = S.narrow(0, 0, r);
         auto Pv = P.narrow(0, 0, r);
-        at::mm_out(Sv, q[h].narrow(0, s, r), kt);
-        auto Sa = reduced ? S32.narrow(0, 0, r).copy_(Sv) : Sv;
-        Sa.view({r, H, W})
-            .add_(rh[h].narrow(0, s, r).unsqueeze(-1))
-            .add_(rw[h].narrow(0, s, r).unsqueeze(-2));
-        if (reduced) {
-          auto Pa = P32.narrow(0, 0, r);
-          at::_softmax_out(Pa, Sa, -1, false);
-          Pv.copy_(Pa);
-        } else {
-          at::_softmax_out(Pv, Sv, -1, false);
+        {
+          SEMAT_PROFILE_RANGE("attn.qk");
+          at::mm_out(Sv, q[h].narrow(0, s, r), kt);
         }
+        torch::Tensor Sa;
+        {
+          SEMAT_PROFILE_RANGE("attn.bias");
+          Sa = reduced ? S32.narrow(0, 0, r).copy_(Sv) : Sv;
+          Sa.view({r, H, W})
+              .add_(rh[h].narrow(0, s, r).unsqueeze(-1))
+              .add_(rw[h].narrow(0, s, r).unsqueeze(-2));
+        }
+        {
+          SEMAT_PROFILE_RANGE("attn.softmax");
+          if (reduced) {
+            auto Pa = P32.narrow(0, 0, r);
+            at::_softmax_out(Pa, Sa, -1, false);
+            Pv.copy_(Pa);
+          } else {
+            at::_softmax_out(Pv, Sv, -1, false);
+          }
+        }
+        SEMAT_PROFILE_RANGE("attn.av");
         auto o = out[h].narrow(0, s, r);
         at::mm_out(o, Pv, vh);
       }
@@ -208,10 +230,16 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t heads, int64_t input_size) : n
 // queries: scores = (q * scale) k^T + rel_h + rel_w, softmax, @ v, block by block.
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2), N = H * W;
-  const auto qkv_ = (qkv_hook ? qkv_hook(x) : qkv->forward(x))
-                        .reshape({B, N, 3, num_heads, -1})
-                        .permute({2, 0, 3, 1, 4});
-  const auto parts = qkv_.reshape({3, B * num_heads, N, -1}).unbind(0);
+  torch::Tensor qkv_;
+  {
+    SEMAT_PROFILE_RANGE("attn.qkv");
+    qkv_ = (qkv_hook ? qkv_hook(x) : linear_rows(qkv, x));
+  }
+  SEMAT_PROFILE_RANGE("attn.heads");  // split into heads; rel-pos terms; scores, softmax, @ v
+  const auto parts = qkv_.reshape({B, N, 3, num_heads, -1})
+                         .permute({2, 0, 3, 1, 4})
+                         .reshape({3, B * num_heads, N, -1})
+                         .unbind(0);
   const auto& q = parts[0];
   const auto& k = parts[1];
   const auto& v = parts[2];
@@ -221,9 +249,14 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   // rel_h[b, qh, qw, kh] = sum_c q[b, qh, qw, c] Rh[qh, kh, c] (unscaled q), likewise rel_w.
   const auto Rh = get_rel_pos(H, H, rel_pos_h);
   const auto Rw = get_rel_pos(W, W, rel_pos_w);
-  const auto r_q = q.reshape({BH, H, W, hd});
-  const auto rel_h = torch::einsum("bhwc,hkc->bhwk", {r_q, Rh}).reshape({BH, N, H, 1});
-  const auto rel_w = torch::einsum("bhwc,wkc->bhwk", {r_q, Rw}).reshape({BH, N, 1, W});
+  torch::Tensor rel_h, rel_w;
+  {
+    SEMAT_PROFILE_RANGE("attn.relpos");
+    const auto r_q = q.reshape({BH, H, W, hd});
+    rel_h = torch::einsum("bhwc,hkc->bhwk", {r_q, Rh}).reshape({BH, N, H, 1});
+    rel_w = torch::einsum("bhwc,wkc->bhwk", {r_q, Rw}).reshape({BH, N, 1, W});
+  }
+  SEMAT_PROFILE_RANGE("attn.core");
 
   torch::Tensor out;
   if (!torch::GradMode::is_enabled() && N > 1024) {
@@ -233,10 +266,25 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
     const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(N, g_score_budget.load() / (BH * N)));
     if (rows >= N && q.scalar_type() != torch::kFloat) {
       // bf16 (the windowed blocks at inference): scores widened to float32 for the position
-      // terms and the softmax, as in attention_by_head.
-      auto attn = torch::matmul(q * scale, k_t).view({BH, N, H, W}).to(torch::kFloat);
-      attn = (attn + rel_h.to(torch::kFloat) + rel_w.to(torch::kFloat)).view({BH, N, N});
-      out = torch::matmul(torch::softmax(attn, -1).to(q.scalar_type()), v);
+      // terms and the softmax, as in attention_by_head. (Taking this branch for all windows at
+      // once regardless of the budget looked 2.8x faster in a Python micro-benchmark but raised
+      // attn.bias from 6% to 38% of BM_SamEncoderProfile on the loaded machine: not kept.)
+      torch::Tensor attn;
+      {
+        SEMAT_PROFILE_RANGE("attn.qk");
+        attn = torch::matmul(q * scale, k_t);
+      }
+      {
+        SEMAT_PROFILE_RANGE("attn.bias");
+        attn = attn.view({BH, N, H, W}).to(torch::kFloat);
+        attn = (attn + rel_h.to(torch::kFloat) + rel_w.to(torch::kFloat)).view({BH, N, N});
+      }
+      {
+        SEMAT_PROFILE_RANGE("attn.softmax");
+        attn = torch::softmax(attn, -1).to(q.scalar_type());
+      }
+      SEMAT_PROFILE_RANGE("attn.av");
+      out = torch::matmul(attn, v);
     } else if (rows >= N) {
       auto attn = torch::matmul(q * scale, k_t).view({BH, N, H, W});
       attn = (attn + rel_h + rel_w).view({BH, N, N});
@@ -253,8 +301,12 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
       }
     }
   }
-  out = out.view({B, num_heads, H, W, -1}).permute({0, 2, 3, 1, 4}).reshape({B, H, W, -1});
-  return proj_hook ? proj_hook(out) : proj->forward(out);
+  {
+    SEMAT_PROFILE_RANGE("attn.merge");
+    out = out.view({B, num_heads, H, W, -1}).permute({0, 2, 3, 1, 4}).reshape({B, H, W, -1});
+  }
+  SEMAT_PROFILE_RANGE("attn.proj");
+  return proj_hook ? proj_hook(out) : linear_rows(proj, out);
 }
 
 BlockImpl::BlockImpl(const ImageEncoderConfig& cfg, int64_t ws) : window_size(ws) {
@@ -266,16 +318,37 @@ BlockImpl::BlockImpl(const ImageEncoderConfig& cfg, int64_t ws) : window_size(ws
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
-  auto y = norm1->forward(x);
+  torch::Tensor y;
+  {
+    SEMAT_PROFILE_RANGE("norm1");
+    y = layer_norm_rows(norm1, x);
+  }
   if (window_size > 0) {
     const int64_t H = y.size(1), W = y.size(2);
-    auto [win, pad_hw] = window_partition(y, window_size);
-    y = window_unpartition(attn->forward(win), window_size, pad_hw, H, W);
+    torch::Tensor win;
+    std::pair<int64_t, int64_t> pad_hw;
+    {
+      SEMAT_PROFILE_RANGE("win.partition");
+      std::tie(win, pad_hw) = window_partition(y, window_size);
+    }
+    y = attn->forward(win);
+    SEMAT_PROFILE_RANGE("win.unpartition");
+    y = window_unpartition(y, window_size, pad_hw, H, W);
   } else {
     y = attn->forward(y);
   }
-  auto h = x + y;
-  return h + mlp->forward(norm2->forward(h));
+  torch::Tensor h, n;
+  {
+    SEMAT_PROFILE_RANGE("residual");
+    h = x + y;
+  }
+  {
+    SEMAT_PROFILE_RANGE("norm2");
+    n = layer_norm_rows(norm2, h);
+  }
+  n = mlp->forward(n);
+  SEMAT_PROFILE_RANGE("residual");
+  return h + n;
 }
 
 ImageEncoderViTImpl::ImageEncoderViTImpl(const ImageEncoderConfig& c) : cfg(c) {
@@ -297,7 +370,12 @@ ImageEncoderViTImpl::ImageEncoderViTImpl(const ImageEncoderConfig& c) : cfg(c) {
 }
 
 EncoderOutput ImageEncoderViTImpl::forward_features(const torch::Tensor& img) {
-  return forward_tokens(patch_embed->forward(img));
+  torch::Tensor tokens;
+  {
+    SEMAT_PROFILE_RANGE("patch_embed");
+    tokens = patch_embed->forward(img);
+  }
+  return forward_tokens(tokens);
 }
 
 void ImageEncoderViTImpl::set_compute_dtype(torch::ScalarType dtype) {
@@ -324,6 +402,7 @@ EncoderOutput ImageEncoderViTImpl::forward_tokens(const torch::Tensor& tokens, b
       x = block->forward(x);
     if (block->window_size == 0) out.global_blocks.push_back(reduced ? x.to(torch::kFloat) : x);
   }
+  SEMAT_PROFILE_RANGE("neck");
   out.embedding = neck->forward((reduced ? x.to(torch::kFloat) : x).permute({0, 3, 1, 2}));
   return out;
 }

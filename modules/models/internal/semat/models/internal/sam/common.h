@@ -7,6 +7,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
 
 namespace semat::models::sam {
 
@@ -39,6 +40,17 @@ class GELUImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x) { return gelu_act(x); }
 };
 TORCH_MODULE(GELU);
+
+/// layer->forward(x) for x [..., in]; with bf16 weights (bf16 inference) over the 2-D [rows, in]
+/// view, so the bias is added inside the GEMM (addmm) instead of in a second pass over the output
+/// (LibTorch 1.13's linear folds > 3-D inputs into mm + add_). float32 always takes
+/// layer->forward, so its results do not change.
+torch::Tensor linear_rows(torch::nn::Linear& layer, const torch::Tensor& x);
+
+/// layer->forward(x); with bf16 weights (bf16 inference) the statistics and the normalisation
+/// run on a float32 copy and the result is rounded to bf16 once: LibTorch 1.13's bf16 layer_norm
+/// kernel is about 10x slower than the float32 one plus both conversions on 4096 x 768 tokens.
+torch::Tensor layer_norm_rows(torch::nn::LayerNorm& layer, const torch::Tensor& x);
 
 enum class Activation { kGelu, kRelu };
 torch::Tensor activate(const torch::Tensor& x, Activation act);
