@@ -127,7 +127,8 @@ class GateModel : public semat::engine::BoxModel {
   bool trimaps() const override { return true; }
   bool alphas() const override { return true; }
   std::vector<semat::engine::ModelOutput> predict(const cv::Mat& image, const std::string&,
-                                                  const std::vector<semat::Box>& boxes) override {
+                                                  const std::vector<semat::Box>& boxes,
+                                                  semat::ChannelOrder) override {
     ++entered;
     if (sleep_s_ >= 0) {
       std::this_thread::sleep_for(std::chrono::duration<double>(sleep_s_));
