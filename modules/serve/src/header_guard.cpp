@@ -111,10 +111,26 @@ class SocketStream final : public httplib::Stream {
   std::size_t pos_ = 0, len_ = 0;
 };
 
+// A lingering close: the write side shut, what the client still sends read and dropped for a
+// bounded time (1 s, 4 MiB), so that closing with unread bytes (a TCP reset) cannot destroy an
+// answer the client has not read yet: a 413 sent while the client is still uploading.
+void linger_close(int sock) {
+  ::shutdown(sock, SHUT_WR);
+  char drop[16384];
+  std::size_t dropped = 0;
+  const auto drain_end = Clock::now() + std::chrono::seconds(1);
+  while (dropped < (std::size_t{4} << 20) && Clock::now() < drain_end) {
+    pollfd p{sock, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    const ssize_t n = ::recv(sock, drop, sizeof drop, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (n <= 0) break;  // the client closed (or an error): done
+    dropped += static_cast<std::size_t>(n);
+  }
+}
+
 // A refusal written straight to the socket (httplib has not read the request), in the API's
-// error format, then a lingering close: the write side shut, what the client still sends read
-// and dropped for a bounded time, so that closing with unread bytes (a TCP reset) cannot destroy
-// the answer before the client reads it.
+// error format, then a lingering close.
 void refuse(int sock, int status, const char* reason, const char* code, const std::string& message) {
   const std::string body = std::string("{\"error\":{\"code\":\"") + code + "\",\"message\":\"" + message + "\"}}";
   const std::string answer = "HTTP/1.1 " + std::to_string(status) + " " + reason +
@@ -130,18 +146,7 @@ void refuse(int sock, int status, const char* reason, const char* code, const st
     if (n <= 0) return;
     sent += static_cast<std::size_t>(n);
   }
-  ::shutdown(sock, SHUT_WR);
-  char drop[16384];
-  std::size_t dropped = 0;
-  const auto drain_end = Clock::now() + std::chrono::seconds(1);
-  while (dropped < (std::size_t{4} << 20) && Clock::now() < drain_end) {
-    pollfd p{sock, POLLIN, 0};
-    if (::poll(&p, 1, 100) <= 0) continue;
-    const ssize_t n = ::recv(sock, drop, sizeof drop, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-    if (n <= 0) break;  // the client closed (or an error): done
-    dropped += static_cast<std::size_t>(n);
-  }
+  linger_close(sock);
 }
 
 std::string seconds(double s) {
@@ -209,6 +214,11 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
     SocketStream strm(sock, read_timeout_sec_, read_timeout_usec_, write_timeout_sec_, write_timeout_usec_);
     bool closed = false;
     ret = process_request(strm, /*close_connection=*/true, closed, nullptr);
+    // An answer given before the whole body was read (413, 408, 404 for an unknown POST) leaves
+    // bytes unread, some maybe still in flight: close lingering, or the reset may reach the client
+    // before the answer does. A client that has sent everything reads the answer, sees the end of
+    // the stream and closes, which ends the linger at once.
+    linger_close(sock);
   } else if (phase == HeaderPhase::kTooLarge) {
     SEMAT_LOG_INFO(kTag, "431: a request's header section is over " << limits_.max_header_bytes << " bytes or "
                                                                     << limits_.max_headers << " fields");
