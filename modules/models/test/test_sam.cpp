@@ -22,6 +22,8 @@
 #include "semat/models/sam_predictor.h"
 #include "semat/models/transforms.h"
 
+#include "rgb_view.h"
+
 namespace semat::models {
 namespace {
 
@@ -262,12 +264,8 @@ TEST(SamPredictor, BatchedBoxesEqualOneByOne) {
 TEST(SamPredictor, RgbInputGivesTheSameInputEmbeddingAndMasks) {
   auto& p = predictor();
   const cv::Mat bgr = io::read_color(kDir + "image.png");
-  cv::Mat rgb;
-  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-  cv::Mat padded(bgr.rows + 3, bgr.cols + 5, CV_8UC3, cv::Scalar(7, 70, 200));
-  const cv::Rect inner(2, 1, bgr.cols, bgr.rows);
-  rgb.copyTo(padded(inner));
-  const cv::Mat view = padded(inner), before = padded.clone();
+  cv::Mat padded;
+  const cv::Mat view = semat::test::rgb_view_with_gaps(bgr, padded), before = padded.clone();
   ASSERT_FALSE(view.isContinuous());
   SamPrompt prompt;
   prompt.box = Box{60, 20, 230, 200};

@@ -21,6 +21,8 @@
 #include "semat/models/sam2_config.h"
 #include "semat/models/sam2_predictor.h"
 
+#include "rgb_view.h"
+
 namespace semat::models {
 namespace {
 
@@ -289,24 +291,21 @@ TEST(Sam2Predictor, RgbInputGivesTheSameMasks) {
   o.device = "cpu";
   Sam2Predictor p(kDir + "sam2_tiny.pth", o);
   const cv::Mat bgr = io::read_color(kDir + "image.png");
-  cv::Mat rgb;
-  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-  cv::Mat padded(bgr.rows + 2, bgr.cols + 3, CV_8UC3, cv::Scalar(9, 90, 190));
-  const cv::Rect inner(1, 1, bgr.cols, bgr.rows);
-  rgb.copyTo(padded(inner));
-  ASSERT_FALSE(padded(inner).isContinuous());
+  cv::Mat storage;
+  const cv::Mat view = semat::test::rgb_view_with_gaps(bgr, storage);
+  ASSERT_FALSE(view.isContinuous());
   SamPrompt pr;
   pr.box = Box{21, 5, 160, 155};
   p.set_image(bgr);
   const SamMasks want = p.predict(pr, true);
-  p.set_image(padded(inner), ChannelOrder::kRGB);
+  p.set_image(view, ChannelOrder::kRGB);
   const SamMasks got = p.predict(pr, true);
   ASSERT_EQ(got.logits.size(), want.logits.size());
   ASSERT_FALSE(got.logits.empty());
   for (size_t k = 0; k < got.logits.size(); ++k)
     EXPECT_EQ(cv::norm(got.logits[k], want.logits[k], cv::NORM_INF), 0.0) << "mask " << k;
   EXPECT_EQ(got.iou, want.iou);
-  p.set_image(padded(inner));  // declared BGR: another input, other logits
+  p.set_image(view);  // declared BGR: another input, other logits
   EXPECT_GT(cv::norm(p.predict(pr, true).logits[0], want.logits[0], cv::NORM_INF), 0.0);
 }
 

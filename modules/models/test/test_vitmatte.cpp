@@ -20,6 +20,8 @@
 #include "semat/models/internal/vitmatte/build.h"
 #include "semat/models/vitmatte_predictor.h"
 
+#include "rgb_view.h"
+
 namespace semat::models {
 namespace {
 
@@ -264,15 +266,12 @@ TEST(VitMattePredictor, FacadeGivesTheOfficialAlphaAndShrinksPastItsCap) {
 
   // RGB pixels (a view with padded rows) give the BGR file's alpha bit for bit, at full size and
   // shrunk.
-  cv::Mat rgb;
-  cv::cvtColor(image, rgb, cv::COLOR_BGR2RGB);
-  cv::Mat padded(image.rows + 2, image.cols + 4, CV_8UC3, cv::Scalar(3, 30, 250));
-  const cv::Rect inner(3, 1, image.cols, image.rows);
-  rgb.copyTo(padded(inner));
-  ASSERT_FALSE(padded(inner).isContinuous());
-  EXPECT_EQ(cv::norm(p.predict(padded(inner), trimap, ChannelOrder::kRGB).alpha, a.alpha, cv::NORM_INF), 0.0);
-  EXPECT_EQ(cv::norm(small.predict(padded(inner), trimap, ChannelOrder::kRGB).alpha, s.alpha, cv::NORM_INF), 0.0);
-  EXPECT_GT(cv::norm(p.predict(padded(inner), trimap).alpha, a.alpha, cv::NORM_INF), 0.0);  // declared BGR
+  cv::Mat storage;
+  const cv::Mat view = semat::test::rgb_view_with_gaps(image, storage);
+  ASSERT_FALSE(view.isContinuous());
+  EXPECT_EQ(cv::norm(p.predict(view, trimap, ChannelOrder::kRGB).alpha, a.alpha, cv::NORM_INF), 0.0);
+  EXPECT_EQ(cv::norm(small.predict(view, trimap, ChannelOrder::kRGB).alpha, s.alpha, cv::NORM_INF), 0.0);
+  EXPECT_GT(cv::norm(p.predict(view, trimap).alpha, a.alpha, cv::NORM_INF), 0.0);  // declared BGR
 }
 
 }  // namespace semat::models
