@@ -141,6 +141,10 @@ int compare_priors(const std::vector<std::string>& priors, const std::string& is
       if (const char* c = std::getenv("SEMAT_QUALITY_FAINT")) spec.prior_params.faint = std::atof(c);
       if (const char* c = std::getenv("SEMAT_QUALITY_FILL")) spec.prior_params.fill_fraction = std::atof(c);
       if (const char* c = std::getenv("SEMAT_QUALITY_ROUGH_BAND")) spec.prior_params.rough_band_fraction = std::atof(c);
+      if (const char* c = std::getenv("SEMAT_QUALITY_REGROW_PASSES")) spec.prior_params.regrow_passes = std::atoi(c);
+      if (const char* c = std::getenv("SEMAT_QUALITY_REGROW_GAP")) spec.prior_params.regrow_gap = std::atof(c);
+      if (const char* c = std::getenv("SEMAT_QUALITY_DISAGREE")) spec.prior_params.disagree_reach_fraction = std::atof(c);
+      if (const char* c = std::getenv("SEMAT_QUALITY_REGROW")) spec.prior_params.regrow_fraction = std::atof(c);
       try {
         std::unique_ptr<engine::Engine> eng;
         if (priors[j] == "isnet" && !maps.empty()) {

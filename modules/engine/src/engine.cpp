@@ -124,8 +124,8 @@ struct Engine::Impl {
     r.omega = omega;
     if (stages.alpha == "closed-form") {
       // The learned prior's probability is a better weak prior than the blurred mask.
-      if (out && !out->hint.empty() && stages.trimap == "model")
-        matting::solve_with_hint(image, trimap, out->hint, spec.prior_params.prior_weight, o, r);
+      if (out && !out->hint.empty() && stages.trimap == "model" && p.box)
+        matting::solve_prior_band(image, trimap, out->hint, *p.box, spec.prior_params, o, r);
       else
         matting::solve_in_trimap(image, trimap, mask, omega, o, r);
       return r;

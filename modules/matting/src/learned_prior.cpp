@@ -262,6 +262,12 @@ cv::Mat prior_trimap(const cv::Mat& image, const cv::Mat& probability, const cv:
 
   const cv::Mat unsure = (probability > std::min(p.lo, p.faint)) & (probability < p.hi);
   cv::Mat unknown = (dist <= band) | ((dist <= reach) & edges) | ((dist <= unsure_reach) & unsure);
+  if (p.disagree_reach_fraction > 0) {
+    // Where the mask and the network part ways (GrabCut took in a white flower beside white fur,
+    // or left out a strand the network saw), neither is trusted: closed-form decides.
+    const cv::Mat disagree = m != (probability >= 0.5);
+    unknown |= (dist <= std::max(band, p.disagree_reach_fraction * diag)) & disagree;
+  }
   if (p.fill_fraction > 0) {
     const int k = std::max(1, static_cast<int>(std::lround(p.fill_fraction * diag)));
     cv::morphologyEx(unknown, unknown, cv::MORPH_CLOSE,
@@ -326,6 +332,36 @@ void solve_with_hint(const cv::Mat& image, const cv::Mat& trimap, const cv::Mat&
   r.foreground = estimate_foreground(image, r.alpha, o.foreground).foreground;
 }
 
+void solve_prior_band(const cv::Mat& image, const cv::Mat& trimap, const cv::Mat& hint, const Box& box,
+                      const LearnedPriorParams& p, const MatteOptions& o, MatteResult& r) {
+  r.trimap = trimap;
+  solve_with_hint(image, r.trimap, hint, p.prior_weight, o, r);
+  const double diag = std::hypot(box.width(), box.height());
+  const int k = std::max(1, static_cast<int>(std::lround(p.regrow_fraction * diag)));
+  const cv::Mat near = cv::getStructuringElement(cv::MORPH_RECT, {3, 3});
+  for (int pass = 0; pass < p.regrow_passes; ++pass) {
+    const cv::Mat unknown = r.trimap == kUnknown;
+    cv::Mat next_bg, next_fg;
+    cv::dilate(r.trimap == kBackground, next_bg, near);
+    cv::dilate(r.trimap == kForeground, next_fg, near);
+    const cv::Mat cut =
+        unknown & ((next_bg & (r.alpha > p.regrow_gap)) | (next_fg & (r.alpha < 1.0 - p.regrow_gap)));
+    const int n = cv::countNonZero(cut);
+    if (n == 0) break;
+    cv::Mat grow;
+    cv::dilate(cut, grow, cv::getStructuringElement(cv::MORPH_ELLIPSE, {2 * k + 1, 2 * k + 1}));
+    cv::Mat t = r.trimap.clone();
+    t.setTo(kUnknown, grow);
+    // Foreground must remain for closed-form to have a colour to pull towards.
+    if (cv::countNonZero(t == kForeground) == 0) break;
+    SEMAT_LOG_DEBUG("prior", "band pass " << pass + 1 << ": " << n << " edge px cut a transition; "
+                                          << cv::countNonZero(t == kUnknown) - cv::countNonZero(unknown)
+                                          << " px more unknown");
+    r.trimap = t;
+    solve_with_hint(image, r.trimap, hint, p.prior_weight, o, r);
+  }
+}
+
 MatteResult matte_from_prior(const cv::Mat& image, const Box& box, const cv::Mat& probability, const cv::Rect& crop,
                              const MatteOptions& o, const LearnedPriorParams& p, ChannelOrder order) {
   Timer t;
@@ -333,8 +369,7 @@ MatteResult matte_from_prior(const cv::Mat& image, const Box& box, const cv::Mat
   MatteResult r;
   r.box = box;
   r.mask = f.mask;
-  r.trimap = prior_trimap(image, f, box, p, order);
-  solve_with_hint(image, r.trimap, prior_hint(f.probability, f.mask), p.prior_weight, o, r);
+  solve_prior_band(image, prior_trimap(image, f, box, p, order), prior_hint(f.probability, f.mask), box, p, o, r);
   r.seconds = t.seconds();
   SEMAT_LOG_DEBUG("prior", "learned box pipeline (" << f.source << ", " << f.sides_touched
                                                     << " sides): " << r.seconds << " s");

@@ -22,6 +22,14 @@ test::Scene tight_scene(unsigned seed, int w = 220, int h = 180) { return test::
 
 cv::Mat crop_of(const cv::Mat& full, const cv::Rect& crop) { return full(crop).clone(); }
 
+// The tests below draw rings of unsure pixels 5-11 px off the subject: an unsure reach of 0.08 of
+// the box diagonal (the default is narrower since the band grows after the solve) keeps them in it.
+LearnedPriorParams wide_reach() {
+  LearnedPriorParams lp;
+  lp.unsure_reach_fraction = 0.08;
+  return lp;
+}
+
 // Pixels farther than `d` px from the true subject (alpha > 0).
 cv::Mat far_from_subject(const cv::Mat& alpha, double d) {
   cv::Mat outside = alpha <= 0, dist;
@@ -103,7 +111,7 @@ TEST(LearnedPrior, BandIsNarrowerThanTheAreaRuleAndFollowsTheUncertainty) {
   cv::distanceTransform(~mask, d_out, cv::DIST_L2, cv::DIST_MASK_PRECISE);
   const cv::Mat near_bg = (d_out > 5) & (d_out < 8);
   p.setTo(0.3, near_bg);
-  const cv::Mat trimap = prior_trimap(s.image, p, mask, s.box);
+  const cv::Mat trimap = prior_trimap(s.image, p, mask, s.box, wide_reach());
   EXPECT_LT(cv::countNonZero(trimap == kUnknown), cv::countNonZero(rule == kUnknown) / 2);
   EXPECT_EQ(cv::countNonZero(near_bg & (trimap != kUnknown)), 0);
   // Without the uncertainty those pixels are known background (the scene's background has no
@@ -132,7 +140,7 @@ TEST(LearnedPrior, MaskGrabCutDrewGetsAWiderBand) {
   // (rough_band_fraction of the box diagonal on either side of the edge).
   f.source = "prior+seeded-grabcut";
   const cv::Mat rough = prior_trimap(s.image, f, s.box);
-  EXPECT_GT(cv::countNonZero(rough == kUnknown), 2 * cv::countNonZero(own == kUnknown));
+  EXPECT_GT(cv::countNonZero(rough == kUnknown), 4 * cv::countNonZero(own == kUnknown) / 3);
   EXPECT_EQ(cv::countNonZero((own == kUnknown) & (rough != kUnknown)), 0);
   const LearnedPriorParams lp;
   const double diag = std::hypot(s.box.width(), s.box.height());
@@ -153,16 +161,79 @@ TEST(LearnedPrior, FaintMapNearTheSubjectIsUnknownNotBackground) {
   const cv::Mat faint_px = (d_out > 5) & (d_out < 8);
   cv::Mat p = s.alpha.clone();
   p.setTo(0.05, faint_px);
-  const cv::Mat t = prior_trimap(s.image, p, mask, s.box);
+  const cv::Mat t = prior_trimap(s.image, p, mask, s.box, wide_reach());
   EXPECT_EQ(cv::countNonZero(faint_px & (t != kUnknown)), 0);
   // Below `faint` (or with faint at lo) the same pixels are background.
-  LearnedPriorParams lp;
+  LearnedPriorParams lp = wide_reach();
   lp.faint = lp.lo;
   const cv::Mat off = prior_trimap(s.image, p, mask, s.box, lp);
   EXPECT_GT(cv::countNonZero(faint_px & (off == kBackground)), cv::countNonZero(faint_px) / 2);
   p.setTo(0.01, faint_px);
-  const cv::Mat low = prior_trimap(s.image, p, mask, s.box);
+  const cv::Mat low = prior_trimap(s.image, p, mask, s.box, wide_reach());
   EXPECT_GT(cv::countNonZero(faint_px & (low == kBackground)), cv::countNonZero(faint_px) / 2);
+}
+
+TEST(LearnedPrior, WhereMaskAndMapDisagreeIsUnknown) {
+  // GrabCut's mask took in an 8 px ring of background the network calls background (a white
+  // flower beside white fur): neither is trusted there.
+  const test::Scene s = tight_scene(5);
+  const cv::Mat subject = s.alpha >= 0.5;
+  cv::Mat d_out;
+  cv::distanceTransform(~subject, d_out, cv::DIST_L2, cv::DIST_MASK_PRECISE);
+  const cv::Mat ring = (d_out > 3) & (d_out < 8);
+  const cv::Mat mask = subject | ring;
+  LearnedPriorParams lp;
+  ASSERT_GT(lp.disagree_reach_fraction * std::hypot(s.box.width(), s.box.height()), 10);
+  const cv::Mat t = prior_trimap(s.image, s.alpha, mask, s.box, lp);
+  EXPECT_EQ(cv::countNonZero(ring & (t != kUnknown)), 0);
+  // Off, the mask's own band is a pixel or two and the subject's outline widens it by the edge
+  // reach: a third of the ring or more stays foreground.
+  lp.disagree_reach_fraction = 0;
+  const cv::Mat off = prior_trimap(s.image, s.alpha, mask, s.box, lp);
+  EXPECT_GT(cv::countNonZero(ring & (off == kForeground)), cv::countNonZero(ring) / 3);
+  // Where they agree nothing changes.
+  const cv::Mat agree = prior_trimap(s.image, s.alpha, subject, s.box);
+  lp = LearnedPriorParams{};
+  lp.disagree_reach_fraction = 0;
+  EXPECT_EQ(cv::countNonZero(agree != prior_trimap(s.image, s.alpha, subject, s.box, lp)), 0);
+}
+
+TEST(LearnedPrior, BandGrowsWhereTheSolveFindsItCutATransition) {
+  // A subject whose right edge is a 24 px soft ramp (a blurred shoulder) and a hard map: the
+  // first band (1.5 px each side; the ramp is too gentle to count as an image edge) cuts the
+  // ramp, alpha at the band's outer edge stays far from 0 and 1, and the band grows there.
+  const int w = 200, h = 120;
+  cv::Mat alpha = cv::Mat::zeros(h, w, CV_32F);
+  for (int y = 20; y < 100; ++y)
+    for (int x = 20; x < w; ++x) alpha.at<float>(y, x) = std::clamp((120.0f - x) / 24.0f + 0.5f, 0.0f, 1.0f);
+  cv::Mat image(h, w, CV_8UC3);
+  const cv::Vec3f fg(60, 90, 210), bg(170, 140, 70);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      const float a = alpha.at<float>(y, x);
+      image.at<cv::Vec3b>(y, x) = cv::Vec3b(a * fg + (1 - a) * bg);
+    }
+  const Box box{20, 20, 132, 100};
+  const cv::Mat mask = alpha >= 0.5;
+  cv::Mat p;
+  mask.convertTo(p, CV_32F, 1.0 / 255);
+  auto matte = [&](int passes) {
+    LearnedPriorParams lp;
+    lp.regrow_passes = passes;
+    MatteResult r;
+    solve_prior_band(image, prior_trimap(image, p, mask, box, lp), prior_hint(p, mask), box, lp, MatteOptions{}, r);
+    return r;
+  };
+  const MatteResult once = matte(0), grown = matte(2);
+  const cv::Mat ramp = (alpha > 0.05) & (alpha < 0.95);
+  EXPECT_LT(cv::countNonZero(ramp & (once.trimap == kUnknown)), cv::countNonZero(ramp) / 3);
+  // (It stops where alpha at its edge is within regrow_gap of 0 or 1: the ramp's last 2 px.)
+  EXPECT_GT(cv::countNonZero(ramp & (grown.trimap == kUnknown)), cv::countNonZero(ramp) * 3 / 5);
+  EXPECT_EQ(cv::countNonZero((once.trimap == kUnknown) & (grown.trimap != kUnknown)), 0);
+  const double sad_once = cv::norm(once.alpha, alpha, cv::NORM_L1), sad_grown = cv::norm(grown.alpha, alpha, cv::NORM_L1);
+  EXPECT_LT(sad_grown, 0.6 * sad_once) << sad_grown << " vs " << sad_once;
+  // Growth stops where the solve agrees with the definite pixels: the far background stays 0.
+  EXPECT_EQ(cv::countNonZero((grown.alpha != 0) & (alpha == 0) & far_from_subject(alpha, 30)), 0);
 }
 
 TEST(LearnedPrior, FillMakesDefinitePixelsEnclosedByTheBandUnknown) {
@@ -174,7 +245,7 @@ TEST(LearnedPrior, FillMakesDefinitePixelsEnclosedByTheBandUnknown) {
   cv::Mat p = s.alpha.clone();
   const cv::Mat gap = (d_out >= 7.5) & (d_out <= 8.5);
   p.setTo(0.3, ((d_out > 5) & (d_out < 7)) | ((d_out > 9) & (d_out < 11)));
-  LearnedPriorParams lp;
+  LearnedPriorParams lp = wide_reach();
   const cv::Mat open = prior_trimap(s.image, p, mask, s.box, lp);
   EXPECT_GT(cv::countNonZero(gap & (open == kBackground)), cv::countNonZero(gap) / 2);
   lp.fill_fraction = 3.0 / std::hypot(s.box.width(), s.box.height());
@@ -309,8 +380,12 @@ TEST(LearnedPrior, NoisyMapStillGivesAGoodMatteWithNoFog) {
     p = cv::min(cv::max(p, 0.0), 1.0);
     const MatteResult r = matte_from_prior(s.image, s.box, crop_of(p, crop), crop);
     EXPECT_GT(test::iou_half(r.alpha, s.alpha), 0.9) << "seed " << seed;
+    // The farthest the band can reach: the widest of its reaches, then every pass of growth.
     const LearnedPriorParams lp;
-    const double reach = lp.unsure_reach_fraction * std::hypot(s.box.width(), s.box.height()) + 2;
+    const double reach = (std::max({lp.unsure_reach_fraction, lp.edge_reach_fraction, lp.disagree_reach_fraction}) +
+                          lp.regrow_passes * lp.regrow_fraction) *
+                             std::hypot(s.box.width(), s.box.height()) +
+                         2;
     const cv::Mat far = far_from_subject(s.alpha, reach);
     EXPECT_EQ(cv::countNonZero((r.alpha != 0) & far), 0) << "seed " << seed;
   }
