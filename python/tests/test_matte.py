@@ -148,11 +148,13 @@ def _demo():
 # two runs compare on one machine):
 #   synthetic scene (seeds 0, 3), grabcut: identical alpha, trimap and foreground
 #   demo photo 512 x 512, grabcut:        1 level at most, 693 of 262,144 px (0.26%); trimaps equal
-#   demo photo, isnet (installed model):  1 level at most, 8 px (0.003%); trimaps equal
+#   demo photo, isnet (installed model):  1 level at most, 170 px (0.065%); trimaps equal (8 px
+#                                         before the learned prior's band took in faint pixels
+#                                         nearer the edge, where colour statistics decide more)
 @pytest.mark.parametrize("case, prior, max_levels, max_share", [
     ("scene", "grabcut", 1, 0.001),
     ("demo", "grabcut", 1, 0.004),
-    ("demo", "isnet", 1, 0.0001),
+    ("demo", "isnet", 1, 0.001),
 ])
 def test_rgb_memory_agrees_with_bgr_memory(monkeypatch, case, prior, max_levels, max_share):
     if case == "scene":

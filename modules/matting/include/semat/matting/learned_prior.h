@@ -110,10 +110,12 @@ struct LearnedPriorParams {
   /// disagree_reach and the narrower reaches): off 17.33; 1 pass, gap 0.15/0.1/0.05 with
   /// fraction 0.03: 17.21/17.17/17.13; 2 passes, gap 0.1: fraction 0.02 17.21, 0.04 17.07, 0.08
   /// 17.12 (alphamatting GT03, long strands past the band: 12.2 -> 8.4; smooth edges lose a
-  /// little, GT05 1.04 -> 1.38); 3 passes as 2. Each pass solves the band again.
-  int regrow_passes = 2;
+  /// little, GT05 1.04 -> 1.38); 3 passes as 2. With the other defaults: 2 passes, fraction
+  /// 0.04 -> 16.59; 1 pass, 0.06 -> 16.62. Each pass solves the band again, and a grown band
+  /// costs more (GT03: 1.2 s -> 4-5 s under load), so one pass.
+  int regrow_passes = 1;
   double regrow_gap = 0.1;
-  double regrow_fraction = 0.04;
+  double regrow_fraction = 0.06;
   /// Pixels within this fraction of the box diagonal of the mask's edge where the mask and the
   /// network disagree (mask set but p < 0.5, or the reverse) are unknown. 0: off. It matters for
   /// masks GrabCut drew (with the network's own mask only its GrabCut-settled pixels disagree):
