@@ -128,6 +128,39 @@ TEST(SamBuild, StrictLoadingNamesEveryProblem) {
   EXPECT_THROW(sam::build_sam(io::load_checkpoint(kDir + "sam_tiny.pth"), "vit_b"), CheckpointError);
 }
 
+// build_sam skips the linear layers' random initialisation and, for a bf16 encoder, converts the
+// weights while copying them in: every parameter must still come out equal to the checkpoint's
+// tensor (nothing left uninitialised), and the bf16 encoder bit-equal to converting afterwards.
+TEST(SamBuild, LoadedParametersEqualTheCheckpointInBothPrecisions) {
+  torch::NoGradGuard g;
+  const auto ck = io::load_checkpoint(kDir + "sam_tiny.safetensors");
+  auto fp32 = sam::build_sam(ck, "tiny");
+  auto converted_after = sam::build_sam(ck, "tiny");
+  converted_after->image_encoder->set_compute_dtype(torch::kBFloat16);
+  auto converted_on_load = sam::build_sam(ck, "tiny", torch::kBFloat16);
+  const auto after = converted_after->named_parameters(true);
+  const auto on_load = converted_on_load->named_parameters(true);
+  size_t n = 0, bf16 = 0;
+  for (const auto& p : fp32->named_parameters(true)) {
+    const auto want = sam::tensor_view(ck.at(p.key()));
+    EXPECT_TRUE(torch::equal(p.value(), want)) << p.key();
+    ASSERT_TRUE(on_load.contains(p.key())) << p.key();
+    const auto& a = after[p.key()];
+    const auto& b = on_load[p.key()];
+    EXPECT_EQ(a.scalar_type(), b.scalar_type()) << p.key();
+    EXPECT_TRUE(torch::equal(a, b)) << p.key();
+    bf16 += b.scalar_type() == torch::kBFloat16;
+    ++n;
+  }
+  for (const auto& b : fp32->named_buffers(true)) {
+    EXPECT_TRUE(torch::equal(b.value(), sam::tensor_view(ck.at(b.key())))) << b.key();
+    ++n;
+  }
+  EXPECT_EQ(n, ck.tensors.size());
+  EXPECT_GT(bf16, 0u);
+  EXPECT_EQ(converted_on_load->image_encoder->compute_dtype, torch::kBFloat16);
+}
+
 // Issue #14: shape inference trusted ranks and sizes (SIGFPE on a zero rel_pos_h head size,
 // SIGSEGV on a 0-d neck weight, a 31-line LibTorch backtrace on an empty patch_embed). Each
 // crafted tensor must give one CheckpointError line naming the key, for build_sam with "auto"

@@ -219,8 +219,8 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
 }
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t heads, int64_t input_size) : num_heads(heads) {
-  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, 3 * dim).bias(true)));
-  proj = register_module("proj", torch::nn::Linear(dim, dim));
+  qkv = register_module("qkv", make_linear(dim, 3 * dim));
+  proj = register_module("proj", make_linear(dim, dim));
   const int64_t head_dim = dim / heads;
   rel_pos_h = register_parameter("rel_pos_h", torch::zeros({2 * input_size - 1, head_dim}));
   rel_pos_w = register_parameter("rel_pos_w", torch::zeros({2 * input_size - 1, head_dim}));
@@ -378,12 +378,23 @@ EncoderOutput ImageEncoderViTImpl::forward_features(const torch::Tensor& img) {
   return forward_tokens(tokens);
 }
 
-void ImageEncoderViTImpl::set_compute_dtype(torch::ScalarType dtype) {
+void ImageEncoderViTImpl::set_compute_dtype(torch::ScalarType dtype, bool convert) {
   if (dtype == compute_dtype) return;
   torch::NoGradGuard no_grad;
-  patch_embed->to(dtype);
-  blocks->to(dtype);
-  pos_embed.set_data(pos_embed.to(dtype));
+  if (convert) {
+    patch_embed->to(dtype);
+    blocks->to(dtype);
+    pos_embed.set_data(pos_embed.to(dtype));
+  } else {
+    // set_data keeps each parameter's identity (the module's member and its registered entry
+    // share it), as Module::to does.
+    auto fresh = [dtype](torch::Tensor& t) { t.set_data(torch::empty(t.sizes(), t.options().dtype(dtype))); };
+    for (auto& p : patch_embed->parameters()) fresh(p);
+    for (auto& b : patch_embed->buffers()) fresh(b);
+    for (auto& p : blocks->parameters()) fresh(p);
+    for (auto& b : blocks->buffers()) fresh(b);
+    fresh(pos_embed);
+  }
   compute_dtype = dtype;
 }
 
