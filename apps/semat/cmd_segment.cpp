@@ -81,18 +81,26 @@ void run_segment(const SegmentArgs& a) {
     parse_point(a.points[i], "--point " + std::to_string(i + 1), prompt);
   SEMAT_CHECK(prompt.box || !prompt.points.empty(), ConfigError,
               "give a --box X0,Y0,X1,Y1 and/or --point X,Y,LABEL prompts");
+  Timer t;
   const cv::Mat image = io::read_color(a.image);
+  SEMAT_LOG_DEBUG("segment", "image read in " << t.seconds() << " s");
   if (prompt.box) check_box_in_image(*prompt.box, image.cols, image.rows, "--box of '" + a.image + "'");
   io::ensure_writable_dir(a.out);
 
-  const io::Checkpoint ck = io::load_checkpoint(a.sam);
-  if (models::is_sam2_checkpoint(ck)) {
+  t.reset();
+  // Dropped as soon as the model holds its weights: the tensors' bytes would otherwise stay in
+  // memory beside the model's own copy for the whole encoder pass.
+  auto ck = std::make_unique<io::Checkpoint>(io::load_checkpoint(a.sam));
+  SEMAT_LOG_DEBUG("segment", "checkpoint read in " << t.seconds() << " s");
+  t.reset();
+  if (models::is_sam2_checkpoint(*ck)) {
     SEMAT_CHECK(!a.hq_token_only, ConfigError,
                 "--hq-token-only needs an HQ-SAM checkpoint (sam_hq_vit_*.pth); '" << a.sam << "' is SAM 2");
     models::Sam2Predictor::Options o;
     o.model_type = a.model_type;
     o.device = a.device;
-    models::Sam2Predictor sam(ck, o);
+    models::Sam2Predictor sam(*ck, o);
+    ck.reset();
     return segment_with(sam, a, image, prompt);
   }
   models::SamPredictor::Options o;
@@ -100,7 +108,9 @@ void run_segment(const SegmentArgs& a) {
   o.device = a.device;
   o.precision = a.precision;
   o.hq_token_only = a.hq_token_only;
-  models::SamPredictor sam(ck, o);
+  models::SamPredictor sam(*ck, o);
+  ck.reset();
+  SEMAT_LOG_DEBUG("segment", "model ready in " << t.seconds() << " s");
   SEMAT_CHECK(!a.hq_token_only || sam.config().hq, ConfigError,
               "--hq-token-only needs an HQ-SAM checkpoint (sam_hq_vit_*.pth); '" << a.sam
                                                                                  << "' is plain SAM");
@@ -115,6 +125,7 @@ void segment_with(Predictor& sam, const SegmentArgs& a, const cv::Mat& image, co
   t.reset();
   const models::SamMasks m = sam.predict(prompt, a.multimask);
   const double decode_s = t.seconds();
+  t.reset();
 
   io::StagedFiles files;
   const auto out = [&](const std::string& n) { return (fs::path(a.out) / n).string(); };
@@ -139,6 +150,7 @@ void segment_with(Predictor& sam, const SegmentArgs& a, const cv::Mat& image, co
     files.add(a.dump, io::encode_safetensors(tensors, {{"producer", "semat segment"}}));
   }
   files.commit();
+  SEMAT_LOG_DEBUG("segment", "outputs written in " << t.seconds() << " s");
   std::cout << "semat: " << sam.config().name << " on " << sam.device() << " in " << sam.precision()
             << ": encoder " << encode_s
             << " s, decoder " << decode_s << " s; best mask " << m.best() << " (IoU " << m.iou[m.best()]

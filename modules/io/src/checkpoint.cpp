@@ -104,7 +104,7 @@ std::vector<std::uint8_t> materialize(const detail::PickledTensor& t, const std:
               what << ": view (offset " << t.offset << ", size " << shape_to_string(t.size)
                    << ", stride " << shape_to_string(t.stride) << ") reaches past its "
                    << storage_numel << "-element storage");
-  std::vector<std::uint8_t> out(static_cast<std::size_t>(numel) * elem);
+  const std::size_t bytes = static_cast<std::size_t>(numel) * elem;
   // Contiguous views (the usual case) are one memcpy; dimensions of size 1 have no meaningful
   // stride.
   bool contiguous = true;
@@ -114,16 +114,21 @@ std::vector<std::uint8_t> materialize(const detail::PickledTensor& t, const std:
     expect *= t.size[d];
   }
   const std::uint8_t* base = storage + static_cast<std::size_t>(t.offset) * elem;
+  std::vector<std::uint8_t> out;
   if (contiguous) {
+    // Appended to reserved space rather than copied over a zero-filled vector: one pass over the
+    // bytes instead of two (the zero fill cost as much as the copy on a 375 MB checkpoint).
     // In slices, so that a multi-GB tensor never holds both its mapped pages and its copy.
+    out.reserve(bytes);
     constexpr std::size_t kSlice = std::size_t{64} << 20;
-    for (std::size_t done = 0; done < out.size(); done += kSlice) {
-      const std::size_t n = std::min(kSlice, out.size() - done);
-      std::memcpy(out.data() + done, base + done, n);
+    for (std::size_t done = 0; done < bytes; done += kSlice) {
+      const std::size_t n = std::min(kSlice, bytes - done);
+      out.insert(out.end(), base + done, base + done + n);
       if (release) release(base + done, n);
     }
     return out;
   }
+  out.resize(bytes);
   const std::size_t rank = t.size.size();
   std::vector<std::int64_t> index(rank, 0);
   const std::int64_t inner = rank ? t.size[rank - 1] : 1;

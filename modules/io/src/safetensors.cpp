@@ -129,13 +129,15 @@ void read_safetensors(const std::uint8_t* data, std::size_t size, Checkpoint* ou
   for (Item& item : items) {
     const std::size_t n =
         static_cast<std::size_t>(item.tensor.numel()) * dtype_size(item.tensor.dtype);
-    item.tensor.bytes.resize(n);
+    // Appended to reserved space: one pass over the bytes, no zero fill first.
     // In slices, so that a multi-GB tensor never holds both its mapped pages and its copy.
+    item.tensor.bytes.reserve(n);
     constexpr std::size_t kSlice = std::size_t{64} << 20;
     for (std::size_t done = 0; done < n; done += kSlice) {
       const std::size_t k = std::min(kSlice, n - done);
-      std::memcpy(item.tensor.bytes.data() + done, data_begin + item.begin + done, k);
-      if (release) release(data_begin + item.begin + done, k);
+      const std::uint8_t* from = data_begin + item.begin + done;
+      item.tensor.bytes.insert(item.tensor.bytes.end(), from, from + k);
+      if (release) release(from, k);
     }
     out->tensors.push_back(std::move(item.tensor));
   }

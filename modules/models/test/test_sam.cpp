@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <optional>
 #include <thread>
 
@@ -128,6 +129,39 @@ TEST(SamBuild, StrictLoadingNamesEveryProblem) {
   EXPECT_THROW(sam::build_sam(io::load_checkpoint(kDir + "sam_tiny.pth"), "vit_b"), CheckpointError);
 }
 
+// build_sam skips the linear layers' random initialisation and, for a bf16 encoder, converts the
+// weights while copying them in: every parameter must still come out equal to the checkpoint's
+// tensor (nothing left uninitialised), and the bf16 encoder bit-equal to converting afterwards.
+TEST(SamBuild, LoadedParametersEqualTheCheckpointInBothPrecisions) {
+  torch::NoGradGuard g;
+  const auto ck = io::load_checkpoint(kDir + "sam_tiny.safetensors");
+  auto fp32 = sam::build_sam(ck, "tiny");
+  auto converted_after = sam::build_sam(ck, "tiny");
+  converted_after->image_encoder->set_compute_dtype(torch::kBFloat16);
+  auto converted_on_load = sam::build_sam(ck, "tiny", torch::kBFloat16);
+  const auto after = converted_after->named_parameters(true);
+  const auto on_load = converted_on_load->named_parameters(true);
+  size_t n = 0, bf16 = 0;
+  for (const auto& p : fp32->named_parameters(true)) {
+    const auto want = sam::tensor_view(ck.at(p.key()));
+    EXPECT_TRUE(torch::equal(p.value(), want)) << p.key();
+    ASSERT_TRUE(on_load.contains(p.key())) << p.key();
+    const auto& a = after[p.key()];
+    const auto& b = on_load[p.key()];
+    EXPECT_EQ(a.scalar_type(), b.scalar_type()) << p.key();
+    EXPECT_TRUE(torch::equal(a, b)) << p.key();
+    bf16 += b.scalar_type() == torch::kBFloat16;
+    ++n;
+  }
+  for (const auto& b : fp32->named_buffers(true)) {
+    EXPECT_TRUE(torch::equal(b.value(), sam::tensor_view(ck.at(b.key())))) << b.key();
+    ++n;
+  }
+  EXPECT_EQ(n, ck.tensors.size());
+  EXPECT_GT(bf16, 0u);
+  EXPECT_EQ(converted_on_load->image_encoder->compute_dtype, torch::kBFloat16);
+}
+
 // Issue #14: shape inference trusted ranks and sizes (SIGFPE on a zero rel_pos_h head size,
 // SIGSEGV on a 0-d neck weight, a 31-line LibTorch backtrace on an empty patch_embed). Each
 // crafted tensor must give one CheckpointError line naming the key, for build_sam with "auto"
@@ -242,6 +276,50 @@ TEST(SamEncoder, GlobalAttentionPathsAgree) {
   }
   EXPECT_LT((full - blocked).abs().max().item<double>(), 1e-5);
   EXPECT_LT((full - by_head).abs().max().item<double>(), 1e-5);
+}
+
+// bf16 inference folds the windows' relative-position terms into the q k^T product
+// (attention_folded_bias). Before, ViT-B's windows took the budgeted path (scores in blocks of
+// query rows, the terms added in bf16); small batches took the path that widens the scores to
+// float32 for the adds (gradient mode still takes both). The folded sum is rounded to bf16 once,
+// after the terms are in: a little less accurate than adding them to float32 scores, more than
+// adding them in bf16.
+TEST(SamEncoder, Bf16WindowedAttentionStaysNearFloat32) {
+  torch::manual_seed(4);
+  sam::Attention attn(64, 4, 14);
+  {
+    torch::NoGradGuard g;
+    for (auto& p : attn->parameters()) p.normal_(0, 0.2);
+  }
+  const auto x = torch::randn({3, 14, 14, 64});  // three 14 x 14 windows
+  torch::Tensor ref;
+  {
+    torch::NoGradGuard g;
+    ref = attn->forward(x);
+  }
+  attn->to(torch::kBFloat16);
+  const auto xb = x.to(torch::kBFloat16);
+  const auto widened = attn->forward(xb).detach().to(torch::kFloat);  // grad mode: whole maps
+  const int64_t saved = sam::attention_score_budget();
+  sam::set_attention_score_budget(3 * 4 * 196 * 100);  // 100 query rows per block
+  const auto budgeted = attn->forward(xb).detach().to(torch::kFloat);
+  sam::set_attention_score_budget(saved);
+  torch::Tensor folded;
+  {
+    torch::NoGradGuard g;
+    folded = attn->forward(xb).to(torch::kFloat);
+  }
+  const auto mean_err = [&](const torch::Tensor& t) { return (t - ref).abs().mean().item<double>(); };
+  const double scale = ref.abs().max().item<double>();
+  const double max_folded = (folded - ref).abs().max().item<double>();
+  const double folded_err = mean_err(folded), widened_err = mean_err(widened), budgeted_err = mean_err(budgeted);
+  const std::string errs = "mean abs error folded " + std::to_string(folded_err) + ", widened " +
+                           std::to_string(widened_err) + ", budgeted " + std::to_string(budgeted_err) +
+                           "; folded max " + std::to_string(max_folded) + " of outputs up to " + std::to_string(scale);
+  std::cout << errs << "\n";
+  EXPECT_LT(max_folded, 0.03 * scale) << errs;
+  EXPECT_LE(folded_err, 1.2 * widened_err) << errs;
+  EXPECT_LE(folded_err, budgeted_err) << errs;
 }
 
 TEST(SamPredictor, BatchedBoxesEqualOneByOne) {

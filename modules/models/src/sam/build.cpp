@@ -1,4 +1,5 @@
 #include "semat/models/internal/sam/build.h"
+#include "semat/models/internal/sam/common.h"
 
 #include <torch/torch.h>
 
@@ -8,6 +9,8 @@
 #include <set>
 
 #include "semat/core/error.h"
+#include "semat/core/log.h"
+#include "semat/core/timer.h"
 
 namespace semat::models::sam {
 namespace {
@@ -186,9 +189,11 @@ std::vector<io::ExpectedTensor> expected_tensors(const torch::nn::Module& m, con
   return out;
 }
 
-torch::Tensor from_tensor_data(const io::TensorData& t) {
-  return torch::from_blob(const_cast<std::uint8_t*>(t.bytes.data()), t.shape, scalar_type(t.dtype)).clone();
+torch::Tensor tensor_view(const io::TensorData& t) {
+  return torch::from_blob(const_cast<std::uint8_t*>(t.bytes.data()), t.shape, scalar_type(t.dtype));
 }
+
+torch::Tensor from_tensor_data(const io::TensorData& t) { return tensor_view(t).clone(); }
 
 io::TensorData to_tensor_data(const std::string& name, const torch::Tensor& t) {
   const auto c = t.detach().to(torch::kCPU).contiguous();
@@ -217,13 +222,15 @@ void load_weights(torch::nn::Module& module, const io::Checkpoint& ck,
   auto assign = [&](const std::string& key, torch::Tensor& dst) {
     const io::TensorData* src = ck.find(prefix + key);
     if (!src) return;  // allowed by options.only_prefixes
-    dst.copy_(from_tensor_data(*src).to(dst.dtype()));
+    // One pass from the checkpoint's bytes into the parameter, converting the dtype on the way
+    // (bf16 encoder weights) and moving to the parameter's device.
+    dst.copy_(tensor_view(*src));
   };
   for (auto& p : module.named_parameters(true)) assign(p.key(), p.value());
   for (auto& b : module.named_buffers(true)) assign(b.key(), b.value());
 }
 
-Sam build_sam(const io::Checkpoint& ck, const std::string& model_type) {
+Sam build_sam(const io::Checkpoint& ck, const std::string& model_type, torch::ScalarType encoder_dtype) {
   return with_checkpoint_errors(ck.source, [&] {
     models::SamConfig cfg;
     if (model_type == "auto") {
@@ -238,9 +245,21 @@ Sam build_sam(const io::Checkpoint& ck, const std::string& model_type) {
                       << (inferred.name == "custom" ? (inferred.hq ? "an hq_* type" : "a SAM type")
                                                     : inferred.name));
     }
-    Sam model(cfg);
+    Timer t;
+    Sam model{nullptr};
+    {
+      // The strict load below overwrites every parameter (check_tensors refuses a checkpoint that
+      // lacks one), so the encoder's and decoders' linear layers skip their random initialisation.
+      SkipLinearInit skip;
+      model = Sam(cfg);
+    }
+    const double construct_s = t.seconds();
+    t.reset();
+    // Every encoder parameter is overwritten by the strict load below: no float32 copy first.
+    if (encoder_dtype != torch::kFloat) model->image_encoder->set_compute_dtype(encoder_dtype, /*convert=*/false);
     load_weights(*model, ck);
     model->eval();
+    SEMAT_LOG_DEBUG("sam", cfg.name << ": modules built in " << construct_s << " s, weights copied in " << t.seconds() << " s");
     return model;
   });
 }

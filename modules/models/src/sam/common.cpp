@@ -55,13 +55,33 @@ torch::Tensor layer_norm_rows(torch::nn::LayerNorm& layer, const torch::Tensor& 
       .to(torch::kBFloat16);
 }
 
+namespace {
+thread_local bool t_skip_linear_init = false;
+}  // namespace
+
+SkipLinearInit::SkipLinearInit() : previous_(t_skip_linear_init) { t_skip_linear_init = true; }
+SkipLinearInit::~SkipLinearInit() { t_skip_linear_init = previous_; }
+
+torch::nn::Linear make_linear(int64_t in, int64_t out, bool bias) {
+  if (!t_skip_linear_init) return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+  // LinearImpl initialises in its constructor: build it with no output rows (nothing to draw),
+  // then give the registered parameters their real shapes. set_data keeps each parameter's
+  // identity, so the member and the module's registered entry stay one tensor.
+  torch::nn::Linear layer(torch::nn::LinearOptions(in, 0).bias(bias));
+  torch::NoGradGuard no_grad;
+  layer->options.out_features(out);
+  layer->weight.set_data(torch::empty({out, in}, layer->weight.options()));
+  if (bias) layer->bias.set_data(torch::empty({out}, layer->bias.options()));
+  return layer;
+}
+
 torch::Tensor activate(const torch::Tensor& x, Activation act) {
   return act == Activation::kGelu ? gelu_act(x) : torch::relu(x);
 }
 
 MLPBlockImpl::MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation act_) : act(act_) {
-  lin1 = register_module("lin1", torch::nn::Linear(embedding_dim, mlp_dim));
-  lin2 = register_module("lin2", torch::nn::Linear(mlp_dim, embedding_dim));
+  lin1 = register_module("lin1", make_linear(embedding_dim, mlp_dim));
+  lin2 = register_module("lin2", make_linear(mlp_dim, embedding_dim));
 }
 
 torch::Tensor MLPBlockImpl::forward(const torch::Tensor& x) {

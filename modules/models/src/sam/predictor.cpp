@@ -8,6 +8,8 @@
 #include <opencv2/imgproc.hpp>
 
 #include "semat/core/error.h"
+#include "semat/core/log.h"
+#include "semat/core/timer.h"
 #include "semat/models/internal/sam/build.h"
 #include "semat/models/precision.h"
 #include "semat/models/transforms.h"
@@ -27,11 +29,12 @@ struct SamPredictor::Impl {
 
   void init(const io::Checkpoint& ck, const Options& o) {
     device = sam::select_device(o.device);
-    model = sam::build_sam(ck, o.model_type);
+    precision = resolve_precision(o.precision, device.str());
+    // bf16: the encoder's weights are converted once, while they are copied from the checkpoint.
+    model = sam::build_sam(ck, o.model_type,
+                           precision == Precision::kBFloat16 ? torch::kBFloat16 : torch::kFloat);
     hq_token_only = o.hq_token_only;
     model->to(device);
-    precision = resolve_precision(o.precision, device.str());
-    if (precision == Precision::kBFloat16) model->image_encoder->set_compute_dtype(torch::kBFloat16);
     torch::InferenceMode guard;
     dense_pe = model->prompt_encoder->get_dense_pe();
   }
@@ -104,6 +107,7 @@ void SamPredictor::set_image(const cv::Mat& image, ChannelOrder order) {
               "SamPredictor::set_image: 8-bit 3-channel image expected");
   torch::InferenceMode guard;
   Impl& s = *impl_;
+  Timer t;
   const int64_t side = s.model->cfg.encoder.img_size;
   s.original = image.size();
   s.input = preprocess_size(image.rows, image.cols, static_cast<int>(side));
@@ -116,6 +120,8 @@ void SamPredictor::set_image(const cv::Mat& image, ChannelOrder order) {
                .to(s.device)
                .to(torch::kFloat);
   s.input_tensor = s.model->preprocess(x);
+  SEMAT_LOG_DEBUG("sam", "image resized and normalised in " << t.seconds() << " s");
+  t.reset();
   if (s.model->cfg.hq) {
     auto enc = s.model->image_encoder->forward_features(s.input_tensor);
     s.features = enc.embedding;
@@ -123,6 +129,7 @@ void SamPredictor::set_image(const cv::Mat& image, ChannelOrder order) {
   } else {
     s.features = s.model->image_encoder->forward(s.input_tensor);
   }
+  SEMAT_LOG_DEBUG("sam", "image encoder in " << t.seconds() << " s");
 }
 
 SamMasks SamPredictor::predict(const SamPrompt& p, bool multimask) const {

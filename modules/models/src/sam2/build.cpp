@@ -218,7 +218,7 @@ void load_sam2_weights(torch::nn::Module& module, const io::Checkpoint& ck, cons
   torch::NoGradGuard no_grad;
   auto assign = [&](const std::string& k, torch::Tensor& dst) {
     const io::TensorData* src = ck.find(prefix + k);
-    if (src) dst.copy_(sam::from_tensor_data(*src).to(dst.dtype()));
+    if (src) dst.copy_(sam::tensor_view(*src));
   };
   for (auto& p : module.named_parameters(true)) assign(p.key(), p.value());
   for (auto& b : module.named_buffers(true)) assign(b.key(), b.value());

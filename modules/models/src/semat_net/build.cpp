@@ -213,7 +213,7 @@ void load_from(torch::nn::Module& module, const std::vector<const io::Checkpoint
   torch::NoGradGuard no_grad;
   auto assign = [&](const std::string& key, torch::Tensor& dst) {
     const auto it = by_name.find(key);
-    if (it != by_name.end()) dst.copy_(sam::from_tensor_data(*it->second).to(dst.dtype()));
+    if (it != by_name.end()) dst.copy_(sam::tensor_view(*it->second));
   };
   for (auto& p : module.named_parameters(true)) assign(p.key(), p.value());
   for (auto& b : module.named_buffers(true)) assign(b.key(), b.value());
@@ -388,7 +388,7 @@ SematModel build_semat_sam2_from_sam2(const io::Checkpoint& base) {
   for (auto& p : model->named_parameters(true)) {
     const auto it = by_name.find(p.key());
     if (it != by_name.end() && !sam_key_for(p.key()).empty())
-      p.value().copy_(sam::from_tensor_data(*it->second));
+      p.value().copy_(sam::tensor_view(*it->second));
   }
   auto& trunk = *model->sam2_model->encoder->trunk;
   const auto& pe = trunk.patch_embed->proj;  // base_layer after LoRA wrapping: the same module
@@ -442,7 +442,7 @@ SematModel build_semat_from_sam(const io::Checkpoint& sam_ckpt, bool with_frozen
     for (const auto& t : renamed.tensors) by_name[t.name] = &t;
     for (auto& p : model->named_parameters(true)) {
       const auto it = by_name.find(p.key());
-      if (it != by_name.end()) p.value().copy_(sam::from_tensor_data(*it->second));
+      if (it != by_name.end()) p.value().copy_(sam::tensor_view(*it->second));
     }
     model->set_trainable();
     return model;

@@ -56,7 +56,10 @@ void load_weights(torch::nn::Module& module, const io::Checkpoint& ckpt,
                   const io::TensorCheckOptions& options = {}, const std::string& prefix = "");
 
 /// The model described by `model_type` ("auto" or a preset name) with the checkpoint's weights.
-Sam build_sam(const io::Checkpoint& ckpt, const std::string& model_type = "auto");
+/// `encoder_dtype` other than float32: the image encoder's weights are converted to it as they
+/// are loaded (ImageEncoderViTImpl::set_compute_dtype, once, from the checkpoint's bytes).
+Sam build_sam(const io::Checkpoint& ckpt, const std::string& model_type = "auto",
+              torch::ScalarType encoder_dtype = torch::kFloat);
 
 /// "auto" (CUDA when this LibTorch has a usable device, else CPU), "cpu" or "cuda"; throws
 /// ConfigError for anything else or for "cuda" without a device. (Thread count and allocator
@@ -66,5 +69,8 @@ torch::Device select_device(const std::string& name);
 /// A tensor's data as TensorData (float32 / int / uint8 tensors; copied to the CPU).
 io::TensorData to_tensor_data(const std::string& name, const torch::Tensor& t);
 torch::Tensor from_tensor_data(const io::TensorData& t);
+/// The TensorData's bytes seen as a CPU tensor, without a copy: valid while `t` lives, and to be
+/// read only (copy_ from it).
+torch::Tensor tensor_view(const io::TensorData& t);
 
 }  // namespace semat::models::sam

@@ -52,6 +52,25 @@ torch::Tensor linear_rows(torch::nn::Linear& layer, const torch::Tensor& x);
 /// kernel is about 10x slower than the float32 one plus both conversions on 4096 x 768 tokens.
 torch::Tensor layer_norm_rows(torch::nn::LayerNorm& layer, const torch::Tensor& x);
 
+/// While one lives, make_linear() on this thread leaves the new layers' weights and biases
+/// uninitialised: for a loader that overwrites every parameter right after (sam::build_sam's
+/// strict load). LibTorch's default initialisation draws one random number per weight, serially:
+/// 0.6 s of ViT-B's start-up, all thrown away by the load.
+class SkipLinearInit {
+ public:
+  SkipLinearInit();
+  ~SkipLinearInit();
+  SkipLinearInit(const SkipLinearInit&) = delete;
+  SkipLinearInit& operator=(const SkipLinearInit&) = delete;
+
+ private:
+  bool previous_;
+};
+
+/// torch::nn::Linear(in, out) with LibTorch's initialisation, or with uninitialised parameters
+/// of the same shapes while a SkipLinearInit lives.
+torch::nn::Linear make_linear(int64_t in, int64_t out, bool bias = true);
+
 enum class Activation { kGelu, kRelu };
 torch::Tensor activate(const torch::Tensor& x, Activation act);
 

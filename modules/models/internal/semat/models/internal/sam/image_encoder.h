@@ -92,7 +92,11 @@ class ImageEncoderViTImpl : public torch::nn::Module {
   /// first, or its adapters run in `dtype` too); from then on the patch embedding takes float32
   /// images, the blocks run in `dtype`, and the neck and every output stay float32 (the
   /// LayerNorm2d statistics, and the decoders downstream). Not for training.
-  void set_compute_dtype(torch::ScalarType dtype);
+  /// `convert` false: the same parameters get fresh storage of `dtype` and their values are
+  /// left undefined, for a loader that overwrites every one of them next (sam::build_sam): the
+  /// checkpoint's float32 weights are then converted once, as they are copied in, instead of
+  /// being copied in float32 and converted again.
+  void set_compute_dtype(torch::ScalarType dtype, bool convert = true);
   torch::ScalarType compute_dtype = torch::kFloat;  ///< what the blocks run in
 
   ImageEncoderConfig cfg;
