@@ -112,7 +112,7 @@ struct LearnedPriorParams {
   /// 17.12 (alphamatting GT03, long strands past the band: 12.2 -> 8.4; smooth edges lose a
   /// little, GT05 1.04 -> 1.38); 3 passes as 2. With the other defaults: 2 passes, fraction
   /// 0.04 -> 16.59; 1 pass, 0.06 -> 16.62. Each pass solves the band again, and a grown band
-  /// costs more (GT03: 1.2 s -> 4-5 s under load), so one pass.
+  /// costs more (GT03 0.8-1.1 s -> 3.2-3.9 s, GT04 7.5-8.3 s -> 11.5 s), so one pass.
   int regrow_passes = 1;
   double regrow_gap = 0.1;
   double regrow_fraction = 0.06;
