@@ -30,12 +30,15 @@ LearnedPriorParams wide_reach() {
   return lp;
 }
 
-// Pixels farther than `d` px from the true subject (alpha > 0).
-cv::Mat far_from_subject(const cv::Mat& alpha, double d) {
-  cv::Mat outside = alpha <= 0, dist;
-  cv::distanceTransform(outside, dist, cv::DIST_L2, cv::DIST_MASK_PRECISE);
-  return dist > d;
+// Distance of every pixel to the nearest pixel of `mask` (CV_8U, nonzero = inside; 0 on it).
+cv::Mat distance_outside(const cv::Mat& mask) {
+  cv::Mat d;
+  cv::distanceTransform(mask == 0, d, cv::DIST_L2, cv::DIST_MASK_PRECISE);
+  return d;
 }
+
+// Pixels farther than `d` px from the true subject (alpha > 0).
+cv::Mat far_from_subject(const cv::Mat& alpha, double d) { return distance_outside(alpha > 0) > d; }
 
 TEST(LearnedPrior, CropIsTheBoxPlusAMarginClippedToTheImage) {
   const cv::Rect c = prior_crop({200, 100}, Box{50, 20, 150, 80}, 0.1);
@@ -107,8 +110,7 @@ TEST(LearnedPrior, BandIsNarrowerThanTheAreaRuleAndFollowsTheUncertainty) {
   cv::Mat p = s.alpha.clone();
   // The network is unsure about a patch of background a little away from the subject's edge,
   // and about a patch deep inside the subject.
-  cv::Mat d_out;
-  cv::distanceTransform(~mask, d_out, cv::DIST_L2, cv::DIST_MASK_PRECISE);
+  const cv::Mat d_out = distance_outside(mask);
   const cv::Mat near_bg = (d_out > 5) & (d_out < 8);
   p.setTo(0.3, near_bg);
   const cv::Mat trimap = prior_trimap(s.image, p, mask, s.box, wide_reach());
@@ -144,8 +146,7 @@ TEST(LearnedPrior, MaskGrabCutDrewGetsAWiderBand) {
   EXPECT_EQ(cv::countNonZero((own == kUnknown) & (rough != kUnknown)), 0);
   const LearnedPriorParams lp;
   const double diag = std::hypot(s.box.width(), s.box.height());
-  cv::Mat d_out;
-  cv::distanceTransform(~f.mask, d_out, cv::DIST_L2, cv::DIST_MASK_PRECISE);
+  const cv::Mat d_out = distance_outside(f.mask);
   EXPECT_EQ(cv::countNonZero((d_out > 1) & (d_out < lp.rough_band_fraction * diag - 1) & (rough != kUnknown)), 0);
   // Still no fog: background beyond every reach stays background.
   const double far = std::max(lp.unsure_reach_fraction, lp.edge_reach_fraction) * diag + 2;
@@ -156,8 +157,7 @@ TEST(LearnedPrior, FaintMapNearTheSubjectIsUnknownNotBackground) {
   // Glass, lace, the tips of hair: the network gives them a faint but nonzero probability.
   const test::Scene s = tight_scene(5);
   const cv::Mat mask = s.alpha >= 0.5;
-  cv::Mat d_out;
-  cv::distanceTransform(~mask, d_out, cv::DIST_L2, cv::DIST_MASK_PRECISE);
+  const cv::Mat d_out = distance_outside(mask);
   const cv::Mat faint_px = (d_out > 5) & (d_out < 8);
   cv::Mat p = s.alpha.clone();
   p.setTo(0.05, faint_px);
@@ -178,8 +178,7 @@ TEST(LearnedPrior, WhereMaskAndMapDisagreeIsUnknown) {
   // flower beside white fur): neither is trusted there.
   const test::Scene s = tight_scene(5);
   const cv::Mat subject = s.alpha >= 0.5;
-  cv::Mat d_out;
-  cv::distanceTransform(~subject, d_out, cv::DIST_L2, cv::DIST_MASK_PRECISE);
+  const cv::Mat d_out = distance_outside(subject);
   const cv::Mat ring = (d_out > 3) & (d_out < 8);
   const cv::Mat mask = subject | ring;
   LearnedPriorParams lp;
@@ -239,8 +238,7 @@ TEST(LearnedPrior, BandGrowsWhereTheSolveFindsItCutATransition) {
 TEST(LearnedPrior, FillMakesDefinitePixelsEnclosedByTheBandUnknown) {
   const test::Scene s = tight_scene(5);
   const cv::Mat mask = s.alpha >= 0.5;
-  cv::Mat d_out;
-  cv::distanceTransform(~mask, d_out, cv::DIST_L2, cv::DIST_MASK_PRECISE);
+  const cv::Mat d_out = distance_outside(mask);
   // Unsure rings 5-7 and 9-11 px out, a definite ring between them (the gap between strands).
   cv::Mat p = s.alpha.clone();
   const cv::Mat gap = (d_out >= 7.5) & (d_out <= 8.5);
