@@ -9,10 +9,14 @@
 // each --prior, and checks the targets against grabcut: mean whole-image SAD at most half of
 // GrabCut's, no image more than 25% worse. "oracle" is a stand-in network whose map is the ground
 // truth blurred (sigma 2 px) and cut to the crop: an upper bound for the fusion/trimap/closed-form
-// half, not a result of any network.
+// half, not a result of any network. "isnet_bf16" (needs --maps) is IS-Net run in bfloat16, its
+// maps cached under the name bf16_<image>.png; with both isnet and isnet_bf16 in --prior, a second
+// table gives per image the largest |p_bf16 - p_fp32| over the crop, the share of crop pixels
+// whose p >= 0.5 flips, and the SAD of the final mattes both ways (issue #17's accuracy check).
 #include <algorithm>
 #include <cstdlib>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -76,7 +80,8 @@ class OracleModel : public engine::ProbabilityModel {
 // once per image; later runs of the table (tuning the fusion) read its maps back.
 class CachedIsnet : public engine::ProbabilityModel {
  public:
-  CachedIsnet(std::string path, std::string file) : path_(std::move(path)), file_(std::move(file)) {}
+  CachedIsnet(std::string path, std::string file, std::string precision = "fp32")
+      : path_(std::move(path)), file_(std::move(file)), precision_(std::move(precision)) {}
   std::string name() const override { return "isnet"; }
   cv::Mat probability(const cv::Mat& crop, ChannelOrder order) override {
     cv::Mat p16 = cv::imread(file_, cv::IMREAD_UNCHANGED), p;
@@ -84,8 +89,9 @@ class CachedIsnet : public engine::ProbabilityModel {
       p16.convertTo(p, CV_32F, 1.0 / 65535);
       return p;
     }
-    if (!net_) net_ = std::make_unique<onnx::IsNet>(path_, "cpu");
-    p = net_->probability(crop, order);
+    auto& net = nets_[precision_];
+    if (!net) net = std::make_unique<onnx::IsNet>(path_, "cpu", precision_);
+    p = net->probability(crop, order);
     p.convertTo(p16, CV_16U, 65535.0);
     cv::imwrite(file_, p16);
     return p;
@@ -93,9 +99,13 @@ class CachedIsnet : public engine::ProbabilityModel {
   void set_file(std::string file) { file_ = std::move(file); }
 
  private:
-  std::string path_, file_;
-  static inline std::unique_ptr<onnx::IsNet> net_;
+  std::string path_, file_, precision_;
+  static inline std::map<std::string, std::unique_ptr<onnx::IsNet>> nets_;  // one graph per precision
 };
+
+std::string map_file(const std::string& maps, const bench::DevSample& s, bool bf16) {
+  return maps + "/" + (bf16 ? "bf16_" : "") + s.set + "_" + s.name.substr(0, s.name.size() - 4) + ".png";
+}
 
 std::vector<std::string> split(const std::string& list) {
   std::vector<std::string> out;
@@ -147,11 +157,15 @@ int compare_priors(const std::vector<std::string>& priors, const std::string& is
       if (const char* c = std::getenv("SEMAT_QUALITY_REGROW")) spec.prior_params.regrow_fraction = std::atof(c);
       try {
         std::unique_ptr<engine::Engine> eng;
-        if (priors[j] == "isnet" && !maps.empty()) {
+        if ((priors[j] == "isnet" || priors[j] == "isnet_bf16") && !maps.empty()) {
+          const bool bf16 = priors[j] == "isnet_bf16";
           const std::string path = isnet.empty() ? io::find_model("isnet-medium").value_or("") : isnet;
-          const std::string file = maps + "/" + s.set + "_" + s.name.substr(0, s.name.size() - 4) + ".png";
           eng = std::make_unique<engine::Engine>(
-              spec, engine::make_prior_box_model(std::make_shared<CachedIsnet>(path, file), spec.prior_params));
+              spec, engine::make_prior_box_model(
+                        std::make_shared<CachedIsnet>(path, map_file(maps, s, bf16), bf16 ? "bf16" : "fp32"),
+                        spec.prior_params));
+        } else if (priors[j] == "isnet_bf16") {
+          throw InvalidArgument("isnet_bf16 needs --maps DIR");
         } else if (priors[j] == "oracle") {
           const cv::Rect crop = matting::prior_crop(image.size(), box, spec.prior_params.margin_fraction);
           const cv::Vec4i pad =
@@ -208,6 +222,35 @@ int compare_priors(const std::vector<std::string>& priors, const std::string& is
       std::printf("%s vs grabcut: mean SAD(all) ratio %.3f (target <= 0.5), images > 1.25x grabcut: %d (target 0)\n",
                   priors[j].c_str(), mean_all[gi] > 0 ? mean_all[j] / mean_all[gi] : 0.0, worse);
     }
+  }
+  // bf16 against float32: the cached maps (16-bit PNGs, so differences below 1.5e-5 are rounding).
+  const auto f = std::find(priors.begin(), priors.end(), "isnet");
+  const auto b = std::find(priors.begin(), priors.end(), "isnet_bf16");
+  if (f != priors.end() && b != priors.end() && !maps.empty()) {
+    const size_t fi = static_cast<size_t>(f - priors.begin()), bi = static_cast<size_t>(b - priors.begin());
+    std::printf("\nIS-Net bf16 against float32 (probability over the crop; SAD of the final mattes)\n");
+    std::printf("%-13s %-8s %10s %10s %10s %10s %8s\n", "set", "image", "max|dp|", "flip@0.5", "SAD fp32", "SAD bf16",
+                "change");
+    double worst = 0, sum_f = 0, sum_b = 0;
+    for (size_t i = 0; i < samples.size(); ++i) {
+      const auto& s = samples[i];
+      if (table[i][fi].all < 0 || table[i][bi].all < 0) continue;
+      cv::Mat pf = cv::imread(map_file(maps, s, false), cv::IMREAD_UNCHANGED);
+      cv::Mat pb = cv::imread(map_file(maps, s, true), cv::IMREAD_UNCHANGED);
+      if (pf.empty() || pb.empty() || pf.size() != pb.size()) continue;
+      pf.convertTo(pf, CV_32F, 1.0 / 65535);
+      pb.convertTo(pb, CV_32F, 1.0 / 65535);
+      double lo = 0, hi = 0;
+      cv::minMaxLoc(cv::abs(pf - pb), &lo, &hi);
+      const double flips = cv::countNonZero((pf >= 0.5f) != (pb >= 0.5f)) / double(pf.total());
+      worst = std::max(worst, hi);
+      sum_f += table[i][fi].all, sum_b += table[i][bi].all;
+      std::printf("%-13s %-8s %10.5f %9.4f%% %10.3f %10.3f %+7.2f%%\n", s.set.c_str(), s.name.c_str(), hi,
+                  100 * flips, table[i][fi].all, table[i][bi].all,
+                  100 * (table[i][bi].all - table[i][fi].all) / std::max(table[i][fi].all, 1e-9));
+    }
+    std::printf("largest |dp| %.5f; summed SAD(all) fp32 %.3f bf16 %.3f (%+.2f%%, target <= +1%%)\n", worst, sum_f,
+                sum_b, sum_f > 0 ? 100 * (sum_b - sum_f) / sum_f : 0.0);
   }
   return 0;
 }
