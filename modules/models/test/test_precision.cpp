@@ -114,7 +114,7 @@ TEST(PrecisionBf16, GlobalAttentionByHead) {
   attn->to(torch::kBFloat16);
   const auto low = attn->forward(x.to(torch::kBFloat16)).to(torch::kFloat);
   const double err = (low - ref).abs().max().item<double>() / ref.abs().max().item<double>();
-  // Measured 0.0165.
+  // Measured 0.0123 with the row kernel (0.0165 with LibTorch's widen / add / softmax / narrow).
   if (std::getenv("SEMAT_TEST_VERBOSE")) std::cerr << "attention by head: relative error " << err << "\n";
   EXPECT_LT(err, 0.03) << "max abs error relative to the output's range";
 }

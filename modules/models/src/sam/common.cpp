@@ -2,7 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <ATen/Parallel.h>
 #include <ATen/record_function.h>
+
+#include "semat/models/internal/row_kernels.h"
 
 namespace semat::models::sam {
 
@@ -35,8 +38,25 @@ struct ContiguousGradGelu : torch::autograd::Function<ContiguousGradGelu> {
 
 }  // namespace
 
+namespace {
+// bf16 inference on CPU: the row kernels (semat/models/internal/row_kernels.h) stand in for
+// LibTorch 1.13's slow bf16 CPU kernels. Only for contiguous tensors outside autograd.
+bool row_kernel_input(const torch::Tensor& x) {
+  return x.scalar_type() == torch::kBFloat16 && x.is_cpu() && x.is_contiguous() && !x.requires_grad();
+}
+kernels::bf16_bits* bits(const torch::Tensor& t) {
+  return reinterpret_cast<kernels::bf16_bits*>(t.data_ptr<at::BFloat16>());
+}
+}  // namespace
+
 torch::Tensor gelu_act(const torch::Tensor& x) {
   if (torch::GradMode::is_enabled() && x.requires_grad()) return ContiguousGradGelu::apply(x);
+  if (row_kernel_input(x)) {
+    auto y = torch::empty_like(x);
+    const int64_t n = x.numel(), grain = 1 << 16;
+    at::parallel_for(0, n, grain, [&](int64_t b, int64_t e) { kernels::gelu(bits(x) + b, e - b, bits(y) + b); });
+    return y;
+  }
   return torch::gelu(x);
 }
 
@@ -50,6 +70,16 @@ torch::Tensor linear_rows(torch::nn::Linear& layer, const torch::Tensor& x) {
 torch::Tensor layer_norm_rows(torch::nn::LayerNorm& layer, const torch::Tensor& x) {
   if (layer->weight.scalar_type() != torch::kBFloat16 || x.scalar_type() != torch::kBFloat16) return layer->forward(x);
   const auto& o = layer->options;
+  if (row_kernel_input(x) && o.normalized_shape().size() == 1 && !torch::GradMode::is_enabled()) {
+    const int64_t C = x.size(-1), rows = x.numel() / C;
+    const auto w = layer->weight.to(torch::kFloat).contiguous(), b = layer->bias.to(torch::kFloat).contiguous();
+    auto y = torch::empty_like(x);
+    at::parallel_for(0, rows, 64, [&](int64_t r0, int64_t r1) {
+      kernels::layer_norm_rows(bits(x) + r0 * C, r1 - r0, C, w.data_ptr<float>(), b.data_ptr<float>(),
+                               static_cast<float>(o.eps()), bits(y) + r0 * C);
+    });
+    return y;
+  }
   return at::layer_norm(x.to(torch::kFloat), o.normalized_shape(), layer->weight.to(torch::kFloat),
                         layer->bias.to(torch::kFloat), o.eps())
       .to(torch::kBFloat16);

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <mutex>
 
+#include "semat/models/internal/row_kernels.h"
 #include "semat/models/internal/sam/autocast.h"
 
 namespace semat::models::sam {
@@ -31,10 +32,15 @@ namespace {
 std::atomic<int64_t> g_score_budget{8 << 20};
 
 // Inference path of the global blocks: one thread per head (at::parallel_for), each working on
-// blocks of kHeadRows queries whose [kHeadRows, N] score buffer stays in cache while the bias is
-// added and the softmax taken. 3.4x faster than batching all heads through full-width score maps
-// on the 2-core machine (the maps are 33 MB a block and every elementwise pass went to DRAM),
-// and bit-identical to it. Not differentiable: training uses the batched path.
+// blocks of kHeadRows queries whose [kHeadRows, N] score buffer stays in cache from the q k^T
+// product through the position terms and the softmax to the product with v. 3.4x faster than
+// batching all heads through full-width score maps on the 2-core machine (the maps are 33 MB a
+// block and every elementwise pass went to DRAM). The position terms and the softmax are one
+// row kernel (kernels::bias_softmax_rows: float32 arithmetic, one pass per row in L1) instead of
+// LibTorch's five passes over the block (widen to float32, two broadcast adds, softmax, narrow):
+// in bf16 those were 16% of the encoder's time on one thread (attn.bias 4.1% + most of
+// attn.softmax 11.8% in BM_SamEncoderProfile/vit_b_bf16), the kernel runs at 0.47 ns a score.
+// Not differentiable: training uses the batched path.
 constexpr int64_t kHeadRows = 256;
 
 torch::Tensor attention_by_head(const torch::Tensor& q_scaled, const torch::Tensor& k,
@@ -42,52 +48,46 @@ torch::Tensor attention_by_head(const torch::Tensor& q_scaled, const torch::Tens
                                 const torch::Tensor& rel_w, int64_t H, int64_t W) {
   const int64_t BH = q_scaled.size(0), N = q_scaled.size(1);
   const auto q = q_scaled.contiguous();
-  // bf16: the products run in bf16 (float32 accumulation inside oneDNN), the scores are widened
-  // to float32 for the position terms and the softmax (LibTorch 1.13's bf16 softmax converts
-  // element by element and was the largest non-GEMM cost), and the probabilities rounded to
-  // bf16 for the product with v.
-  const bool reduced = q.scalar_type() != torch::kFloat;
-  const auto f32 = q.options().dtype(torch::kFloat);
-  const auto rh = rel_h.to(torch::kFloat).contiguous();
-  const auto rw = rel_w.to(torch::kFloat).contiguous();
+  // bf16: the products run in bf16 (float32 accumulation inside oneDNN), the scores are read as
+  // float32 by the kernel and the probabilities rounded to bf16 once for the product with v.
+  // Elsewhere (CUDA, other dtypes) LibTorch's ops do the same in float32.
+  const bool bf16 = q.scalar_type() == torch::kBFloat16;
+  const bool row_kernel = q.is_cpu() && (bf16 || q.scalar_type() == torch::kFloat);
+  const auto rh = rel_h.to(torch::kFloat).contiguous();  // [BH, N, H]
+  const auto rw = rel_w.to(torch::kFloat).contiguous();  // [BH, N, W]
   auto out = torch::empty_like(q);
   at::parallel_for(0, BH, 1, [&](int64_t b0, int64_t b1) {
-    auto S = torch::empty({kHeadRows, N}, q.options());
-    auto P = torch::empty({kHeadRows, N}, q.options());
-    torch::Tensor S32, P32;
-    if (reduced) S32 = torch::empty({kHeadRows, N}, f32), P32 = torch::empty({kHeadRows, N}, f32);
+    auto S = torch::empty({kHeadRows, N}, q.options());  // scores, then probabilities in place
     for (int64_t h = b0; h < b1; ++h) {
       const auto kt = k[h].t();
       const auto vh = v[h];
       for (int64_t s = 0; s < N; s += kHeadRows) {
         const int64_t r = std::min(N, s + kHeadRows) - s;
         auto Sv = S.narrow(0, 0, r);
-        auto Pv = P.narrow(0, 0, r);
         {
           SEMAT_PROFILE_RANGE("attn.qk");
           at::mm_out(Sv, q[h].narrow(0, s, r), kt);
         }
-        torch::Tensor Sa;
-        {
-          SEMAT_PROFILE_RANGE("attn.bias");
-          Sa = reduced ? S32.narrow(0, 0, r).copy_(Sv) : Sv;
-          Sa.view({r, H, W})
-              .add_(rh[h].narrow(0, s, r).unsqueeze(-1))
-              .add_(rw[h].narrow(0, s, r).unsqueeze(-2));
-        }
-        {
+        if (!row_kernel) {
           SEMAT_PROFILE_RANGE("attn.softmax");
-          if (reduced) {
-            auto Pa = P32.narrow(0, 0, r);
-            at::_softmax_out(Pa, Sa, -1, false);
-            Pv.copy_(Pa);
+          auto Sa = Sv.to(torch::kFloat);
+          Sa.view({r, H, W}).add_(rh[h].narrow(0, s, r).unsqueeze(-1)).add_(rw[h].narrow(0, s, r).unsqueeze(-2));
+          Sv.copy_(torch::softmax(Sa, -1));
+        } else {
+          SEMAT_PROFILE_RANGE("attn.softmax");
+          const float* rhp = rh.data_ptr<float>() + (h * N + s) * H;
+          const float* rwp = rw.data_ptr<float>() + (h * N + s) * W;
+          if (bf16) {
+            auto* p = reinterpret_cast<kernels::bf16_bits*>(Sv.data_ptr<at::BFloat16>());
+            kernels::bias_softmax_rows(p, rhp, rwp, r, H, W, p);
           } else {
-            at::_softmax_out(Pv, Sv, -1, false);
+            float* p = Sv.data_ptr<float>();
+            kernels::bias_softmax_rows(p, rhp, rwp, r, H, W, p);
           }
         }
         SEMAT_PROFILE_RANGE("attn.av");
         auto o = out[h].narrow(0, s, r);
-        at::mm_out(o, Pv, vh);
+        at::mm_out(o, Sv, vh);
       }
     }
   });
@@ -101,9 +101,9 @@ torch::Tensor attention_by_head(const torch::Tensor& q_scaled, const torch::Tens
 // comes out of one GEMM, accumulated in float32 inside oneDNN and rounded to bf16 once (the
 // broadcast adds rounded the scores twice more). The head size grows from 64 to 92 for 14 x 14
 // windows, a small share of the encoder's FLOPs; the two broadcast adds over [BH, N, H, W]
-// scores, the slowest part of the windowed blocks in bf16, are gone. The softmax stays in
-// LibTorch's bf16 kernel (float32 arithmetic inside, as accurate here as widening the scores,
-// and 4x faster than the widening round trip). Windows are taken kWindowGroup (window, head)
+// scores, the slowest part of the windowed blocks in bf16, are gone. The softmax is the row
+// kernel (float32 arithmetic inside, one rounding to bf16; LibTorch's bf16 softmax, the same
+// arithmetic, ran at 2.2 ns a score). Windows are taken kWindowGroup (window, head)
 // pairs at a time, so one group's scores (25 x 196 x 196 bf16, 1.9 MB) stay in cache from the
 // product through the softmax to the product with v.
 constexpr int64_t kWindowGroup = 25;
@@ -129,7 +129,12 @@ torch::Tensor attention_folded_bias(const torch::Tensor& q_scaled, const torch::
       }
       {
         SEMAT_PROFILE_RANGE("attn.softmax");
-        P = at::_softmax(P, -1, false);
+        if (P.is_cpu() && P.scalar_type() == torch::kBFloat16 && P.is_contiguous()) {
+          auto* p = reinterpret_cast<kernels::bf16_bits*>(P.data_ptr<at::BFloat16>());
+          kernels::softmax_rows(p, P.numel() / P.size(-1), P.size(-1), p);  // in place
+        } else {
+          P = at::_softmax(P, -1, false);
+        }
       }
       SEMAT_PROFILE_RANGE("attn.av");
       auto o = out.narrow(0, b, n);
@@ -449,8 +454,12 @@ EncoderOutput ImageEncoderViTImpl::forward_tokens(const torch::Tensor& tokens, b
   // Reduced precision (bf16 inference): the tokens enter the blocks in bf16 (a no-op after a bf16
   // patch embedding) and stay bf16 through every block; only what leaves the encoder goes back to
   // float32: the global blocks' outputs (HQ-SAM, SEMat decoders) and the neck's input.
+  // The patch embedding's tokens are a permuted view of its [B, C, H, W] output, and elementwise
+  // ops keep their first operand's layout: without the copy to [B, H, W, C] order here, the whole
+  // residual stream stayed channel-major through every block (layer norms striding by H * W,
+  // every linear copying its input first).
   const bool reduced = compute_dtype != torch::kFloat;
-  auto x = (reduced ? tokens.to(compute_dtype) : tokens) + pos_embed;
+  auto x = (reduced ? tokens.to(compute_dtype) : tokens).contiguous() + pos_embed;
   EncoderOutput out;
   for (const auto& m : *blocks) {
     auto block = m->as<Block>();
