@@ -2,6 +2,7 @@
 // tiny config's frame is 256), random weights of the real shapes, with the box-independent patch
 // embedding computed once per image as SematPredictor does. Reports seconds per box and peak RSS.
 // Run: semat_models_bench --benchmark_filter=Semat
+#include <chrono>
 #include <sys/resource.h>
 
 #include <torch/torch.h>
@@ -36,12 +37,22 @@ void BM_Semat(benchmark::State& state, const std::string& preset, bool bf16 = fa
   for (int64_t i = 0; i < boxes_n; ++i)
     for (float v : {0.1f + 0.05f * i, 0.1f, 0.8f, 0.9f - 0.05f * i}) xy.push_back(v * S);
   const auto boxes = torch::tensor(xy).view({-1, 4});
+  // Where the time goes: the encoder (patch embedding, Feature-Aligned Transformer, neck) and the
+  // decoders (Matte-Aligned Decoder + UNet matting decoder), seconds per iteration.
+  double encode_s = 0, decode_s = 0;
+  using clock = std::chrono::steady_clock;
   for (auto _ : state) {
+    const auto t0 = clock::now();
     const auto patch = model->patch_embed(image);
     const auto imgs = image.expand({boxes_n, -1, -1, -1});
     const auto enc = model->encode(imgs, boxes, patch);
+    const auto t1 = clock::now();
     benchmark::DoNotOptimize(model->decode(imgs, boxes, enc).alpha);
+    encode_s += std::chrono::duration<double>(t1 - t0).count();
+    decode_s += std::chrono::duration<double>(clock::now() - t1).count();
   }
+  state.counters["s_encode"] = encode_s / static_cast<double>(state.iterations());
+  state.counters["s_decode"] = decode_s / static_cast<double>(state.iterations());
   state.counters["s_per_box"] = benchmark::Counter(
       static_cast<double>(boxes_n),
       benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
