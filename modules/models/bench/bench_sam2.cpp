@@ -27,17 +27,22 @@ semat::models::sam2::Sam2Base random_model(const std::string& name) {
   return m;
 }
 
-void BM_Sam2ImageEncoder(benchmark::State& state, const std::string& name) {
+// `bf16`: the Hiera trunk in bfloat16 (HieraImpl::set_compute_dtype, as --precision bf16), the
+// FPN neck and conv_s0/conv_s1 in float32. Meaningful only on CPUs with AMX-BF16 / AVX512-BF16.
+void BM_Sam2ImageEncoder(benchmark::State& state, const std::string& name, bool bf16) {
   torch::InferenceMode guard;
   auto m = random_model(name);
+  if (bf16) m->image_encoder->trunk->set_compute_dtype(torch::kBFloat16);
   const int64_t s = m->cfg.image_size;
   const auto x = torch::randn({1, 3, s, s});
   for (auto _ : state) benchmark::DoNotOptimize(m->forward_image(x).image_embed);
   state.counters["peak_rss_GiB"] = peak_rss_gib();
   state.counters["threads"] = torch::get_num_threads();
 }
-BENCHMARK_CAPTURE(BM_Sam2ImageEncoder, hiera_t, std::string("sam2_hiera_t"))->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Sam2ImageEncoder, hiera_l, std::string("sam2_hiera_l"))->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Sam2ImageEncoder, hiera_t, std::string("sam2_hiera_t"), false)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Sam2ImageEncoder, hiera_t_bf16, std::string("sam2_hiera_t"), true)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Sam2ImageEncoder, hiera_l, std::string("sam2_hiera_l"), false)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Sam2ImageEncoder, hiera_l_bf16, std::string("sam2_hiera_l"), true)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
 // One box through the prompt encoder and the mask decoder on cached features (the per-prompt work).
 void BM_Sam2BoxDecode(benchmark::State& state) {

@@ -224,7 +224,7 @@ void load_sam2_weights(torch::nn::Module& module, const io::Checkpoint& ck, cons
   for (auto& b : module.named_buffers(true)) assign(b.key(), b.value());
 }
 
-Sam2Base build_sam2(const io::Checkpoint& ck, const std::string& model_type) {
+Sam2Base build_sam2(const io::Checkpoint& ck, const std::string& model_type, torch::ScalarType encoder_dtype) {
   return sam::with_checkpoint_errors(ck.source, [&] {
     SEMAT_CHECK(is_sam2_checkpoint(ck), CheckpointError,
                 "'" << ck.source << "' is not a SAM 2 checkpoint (no image_encoder.trunk / sam_mask_decoder entries)");
@@ -236,6 +236,8 @@ Sam2Base build_sam2(const io::Checkpoint& ck, const std::string& model_type) {
       validate_sam2_config(cfg, ck.source);
     }
     Sam2Base model(cfg);
+    // Every trunk parameter is overwritten by the strict load below: no float32 copy first.
+    if (encoder_dtype != torch::kFloat) model->image_encoder->trunk->set_compute_dtype(encoder_dtype, /*convert=*/false);
     load_sam2_weights(*model, ck);
     model->eval();
     return model;

@@ -2,11 +2,14 @@
 
 #include <torch/torch.h>
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 
 #include "semat/core/error.h"
+#include "semat/models/internal/row_kernels.h"
 #include "semat/models/internal/sam/image_encoder.h"
 
 namespace semat::models::sam2 {
@@ -15,7 +18,26 @@ namespace {
 
 std::atomic<int64_t> g_score_budget{32 << 20};
 
+// softmax over the last axis of bf16 scores with float32 arithmetic and one rounding to bf16:
+// the row kernel on CPU (in place, rows split over the threads), LibTorch's float32 softmax
+// elsewhere (CUDA) or for non-contiguous scores.
+torch::Tensor softmax_bf16(torch::Tensor s) {
+  if (!s.is_cpu() || !s.is_contiguous() || s.requires_grad())
+    return torch::softmax(s, -1, torch::kFloat).to(torch::kBFloat16);
+  const int64_t N = s.size(-1), rows = s.numel() / std::max<int64_t>(1, N);
+  auto* p = reinterpret_cast<kernels::bf16_bits*>(s.data_ptr<at::BFloat16>());
+  at::parallel_for(0, rows, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, N)),
+                   [&](int64_t r0, int64_t r1) { kernels::softmax_rows(p + r0 * N, r1 - r0, N, p + r0 * N); });
+  return s;
+}
+
 torch::Tensor attention_rows(const torch::Tensor& q, const torch::Tensor& k_t, const torch::Tensor& v, double scale) {
+  if (q.scalar_type() == torch::kBFloat16) {
+    // bf16 (HieraImpl::set_compute_dtype): the products run in bf16 with float32 accumulation
+    // (oneDNN); the scale goes onto q (exact for head sizes 64 / 256, one rounding of q
+    // otherwise), so the scores are rounded once, and the softmax is computed in float32.
+    return torch::matmul(softmax_bf16(torch::matmul(q * scale, k_t)), v);
+  }
   return torch::matmul(torch::softmax(torch::matmul(q, k_t) * scale, -1), v);
 }
 
@@ -53,7 +75,10 @@ PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t embed_dim, int64_t kern
 }
 
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
-  return (proj_hook ? proj_hook(x) : proj->forward(x)).permute({0, 2, 3, 1});
+  // bf16 inference (HieraImpl::set_compute_dtype): the float32 image meets bf16 weights.
+  const auto wt = proj->weight.scalar_type();
+  const auto& in = wt == torch::kBFloat16 && x.scalar_type() != wt ? x.to(wt) : x;
+  return (proj_hook ? proj_hook(in) : proj->forward(in)).permute({0, 2, 3, 1});
 }
 
 HieraMlpImpl::HieraMlpImpl(int64_t input_dim, int64_t hidden_dim, int64_t output_dim, int64_t num_layers) {
@@ -65,7 +90,8 @@ HieraMlpImpl::HieraMlpImpl(int64_t input_dim, int64_t hidden_dim, int64_t output
 torch::Tensor HieraMlpImpl::forward(torch::Tensor x) {
   const size_t n = layers->size();
   for (size_t i = 0; i < n; ++i) {
-    x = layers[i]->as<torch::nn::Linear>()->forward(x);
+    torch::nn::Linear layer(layers->ptr<torch::nn::LinearImpl>(i));
+    x = sam::linear_rows(layer, x);  // float32: layer->forward; bf16: one GEMM over the rows
     if (i + 1 < n) x = sam::gelu_act(x);
   }
   return x;
@@ -81,7 +107,7 @@ MultiScaleAttentionImpl::MultiScaleAttentionImpl(int64_t dim, int64_t dim_out_, 
 torch::Tensor MultiScaleAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0);
   int64_t H = x.size(1), W = x.size(2);
-  const auto qkv_ = (qkv_hook ? qkv_hook(x) : qkv->forward(x)).reshape({B, H * W, 3, num_heads, -1});
+  const auto qkv_ = (qkv_hook ? qkv_hook(x) : sam::linear_rows(qkv, x)).reshape({B, H * W, 3, num_heads, -1});
   const auto parts = qkv_.unbind(2);  // q, k, v: [B, HW, heads, hd]
   auto q = parts[0];
   if (q_stride > 0) {
@@ -91,7 +117,7 @@ torch::Tensor MultiScaleAttentionImpl::forward(const torch::Tensor& x) {
   }
   auto out = scaled_dot_product_attention(q.transpose(1, 2), parts[1].transpose(1, 2), parts[2].transpose(1, 2));
   out = out.transpose(1, 2).reshape({B, H, W, -1});
-  return proj_hook ? proj_hook(out) : proj->forward(out);
+  return proj_hook ? proj_hook(out) : sam::linear_rows(proj, out);
 }
 
 MultiScaleBlockImpl::MultiScaleBlockImpl(const models::HieraBlockSpec& s, double mlp_ratio, int64_t q_stride_)
@@ -106,11 +132,17 @@ MultiScaleBlockImpl::MultiScaleBlockImpl(const models::HieraBlockSpec& s, double
 
 // ref: hieradet.py MultiScaleBlock.forward
 torch::Tensor MultiScaleBlockImpl::forward(const torch::Tensor& x_in) {
+  // float32: LibTorch's modules. bf16: float32 arithmetic inside the layer norms (row kernel;
+  // LibTorch 1.13's bf16 layer_norm is ~10x slower), linears over 2-D row views.
+  const bool reduced = x_in.scalar_type() == torch::kBFloat16;
   auto shortcut = x_in;
-  auto x = norm1->forward(x_in);
+  auto x = sam::layer_norm_rows(norm1, x_in);
   if (spec.dim != spec.dim_out) {
-    shortcut = proj_hook ? proj_hook(x) : proj->forward(x);
+    shortcut = proj_hook ? proj_hook(x) : sam::linear_rows(proj, x);
     if (q_stride > 0) shortcut = pool_hw(shortcut, q_stride);
+    // The pooled shortcut is a channel-major view, and the residual sum below would inherit its
+    // layout (every later layer norm and linear then copying or striding): channel-last again.
+    if (reduced) shortcut = shortcut.contiguous();
   }
   int64_t ws = spec.window;
   int64_t H = x.size(1), W = x.size(2);
@@ -125,7 +157,7 @@ torch::Tensor MultiScaleBlockImpl::forward(const torch::Tensor& x_in) {
   }
   if (spec.window > 0) x = sam::window_unpartition(x, ws, pad_hw, H, W);
   x = shortcut + x;
-  return x + mlp->forward(norm2->forward(x));
+  return x + mlp->forward(sam::layer_norm_rows(norm2, x));
 }
 
 HieraImpl::HieraImpl(const models::HieraConfig& c) : cfg(c), stage_ends(c.stage_ends()) {
@@ -150,12 +182,13 @@ torch::Tensor HieraImpl::get_pos_embed(int64_t h, int64_t w) {
               "Hiera: the " << h << "x" << w << " token grid is not a multiple of the " << ws
                             << "-token window position embedding (the input side must be a multiple of "
                             << ws * cfg.patch_stride << ")");
-  auto pos = F::interpolate(pos_embed, F::InterpolateFuncOptions()
+  // bf16: the bicubic resize and the sum run on float32 copies, rounded once at the end.
+  auto pos = F::interpolate(pos_embed.to(torch::kFloat), F::InterpolateFuncOptions()
                                            .size(std::vector<int64_t>{h, w})
                                            .mode(torch::kBicubic)
                                            .align_corners(false));
-  pos = pos + pos_embed_window.tile({1, 1, h / ws, w / ws});
-  return pos.permute({0, 2, 3, 1});
+  pos = pos + pos_embed_window.to(torch::kFloat).tile({1, 1, h / ws, w / ws});
+  return pos.permute({0, 2, 3, 1}).to(pos_embed.scalar_type());
 }
 
 std::vector<torch::Tensor> HieraImpl::forward(const torch::Tensor& x, const torch::Tensor& extra_embedding) {
@@ -164,15 +197,37 @@ std::vector<torch::Tensor> HieraImpl::forward(const torch::Tensor& x, const torc
   return forward_tokens(tokens);
 }
 
+void HieraImpl::set_compute_dtype(torch::ScalarType dtype, bool convert) {
+  if (dtype == compute_dtype) return;
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> tensors{pos_embed, pos_embed_window};
+  auto add = [&tensors](const torch::nn::Module& m) {
+    for (auto& p : m.parameters()) tensors.push_back(p);
+    for (auto& b : m.buffers()) tensors.push_back(b);
+  };
+  add(*patch_embed);
+  add(*blocks);
+  if (!bbox_mask_patch_embed.is_empty()) add(*bbox_mask_patch_embed);  // SEMat only
+  // set_data keeps each tensor's identity (the module's member and its registered entry share
+  // it), as Module::to does; without `convert` the values are left for the loader to write.
+  for (auto& t : tensors)
+    t.set_data(convert ? t.to(dtype) : torch::empty(t.sizes(), t.options().dtype(dtype)));
+  compute_dtype = dtype;
+}
+
 // ref: hieradet.py Hiera.forward (return_interm_layers=True)
 std::vector<torch::Tensor> HieraImpl::forward_tokens(const torch::Tensor& tokens) {
-  auto x = tokens + get_pos_embed(tokens.size(1), tokens.size(2));
+  // bf16: the tokens enter the blocks in bf16 (a no-op after a bf16 patch embedding), laid out
+  // channel-last once (the patch embedding's tokens are a permuted view of its NCHW output) and
+  // stay bf16 through every block; the stage outputs go back to float32 for the FPN neck.
+  const bool reduced = compute_dtype != torch::kFloat;
+  auto x = (reduced ? tokens.to(compute_dtype).contiguous() : tokens) + get_pos_embed(tokens.size(1), tokens.size(2));
   std::vector<torch::Tensor> outputs;
   size_t next_end = 0;
   for (size_t i = 0; i < blocks->size(); ++i) {
     x = blocks[i]->as<MultiScaleBlock>()->forward(x);
     if (next_end < stage_ends.size() && static_cast<int64_t>(i) == stage_ends[next_end]) {
-      outputs.push_back(x.permute({0, 3, 1, 2}));
+      outputs.push_back(reduced ? x.permute({0, 3, 1, 2}).to(torch::kFloat) : x.permute({0, 3, 1, 2}));
       ++next_end;
     }
   }

@@ -18,19 +18,17 @@ bool is_sam2_checkpoint(const io::Checkpoint& ck) { return sam2::is_sam2_checkpo
 struct Sam2Predictor::Impl {
   sam2::Sam2Base model{nullptr};
   torch::Device device{torch::kCPU};
+  Precision precision = Precision::kFloat32;
   torch::Tensor input_tensor, dense_pe;
   sam2::Sam2ImageFeatures features;
   cv::Size original{0, 0};
 
   void init(const io::Checkpoint& ck, const Options& o) {
     device = sam::select_device(o.device);
-    // Validates the name and the hardware as for SAM; only an explicit bf16 is refused, since
-    // auto may always fall back to float32.
-    const Precision wanted = resolve_precision(o.precision, device.str());
-    SEMAT_CHECK(wanted == Precision::kFloat32 || o.precision == "auto", ConfigError,
-                "--precision " << o.precision
-                               << ": SAM 2's Hiera encoder runs in float32 only in this build; use --precision fp32 or auto");
-    model = sam2::build_sam2(ck, o.model_type);
+    // As SAM: auto = bf16 where the hardware has bf16 units; bf16 elsewhere is refused in one line.
+    precision = resolve_precision(o.precision, device.str());
+    // bf16: the Hiera trunk's weights are converted once, while they are copied from the checkpoint.
+    model = sam2::build_sam2(ck, o.model_type, precision == Precision::kBFloat16 ? torch::kBFloat16 : torch::kFloat);
     model->to(device);
     torch::InferenceMode guard;
     dense_pe = model->sam_prompt_encoder->get_dense_pe();
@@ -87,7 +85,7 @@ Sam2Predictor::~Sam2Predictor() = default;
 
 const Sam2Config& Sam2Predictor::config() const { return impl_->model->cfg; }
 std::string Sam2Predictor::device() const { return impl_->device.str(); }
-std::string Sam2Predictor::precision() const { return precision_name(Precision::kFloat32); }
+std::string Sam2Predictor::precision() const { return precision_name(impl_->precision); }
 bool Sam2Predictor::has_image() const { return impl_->features.image_embed.defined(); }
 cv::Size Sam2Predictor::image_size() const { return impl_->original; }
 

@@ -156,17 +156,14 @@ struct SematPredictor::Impl {
     device = sam::select_device(o.device);
     model = semat_net::build_semat(ck, sam, o.model_type);
     precision = resolve_precision(o.precision, device.str());
-    if (model->cfg.sam2 && precision == Precision::kBFloat16) {
-      // The Hiera encoder has no bf16 path yet: auto falls back to float32, bf16 is refused.
-      SEMAT_CHECK(o.precision == "auto", ConfigError,
-                  "--precision " << o.precision
-                                 << ": SEMat (SAM2)'s Hiera encoder runs in float32 only in this build; use "
-                                    "--precision fp32 or auto");
-      precision = Precision::kFloat32;
-    }
     if (o.merge_lora || precision == Precision::kBFloat16) semat_net::merge_lora(*model);
     model->to(device);
-    if (precision == Precision::kBFloat16) model->sam_model->vit->set_compute_dtype(torch::kBFloat16);
+    if (precision == Precision::kBFloat16) {
+      if (model->cfg.sam2)
+        model->sam2_model->encoder->trunk->set_compute_dtype(torch::kBFloat16);  // Hiera trunk
+      else
+        model->sam_model->vit->set_compute_dtype(torch::kBFloat16);
+    }
   }
 };
 

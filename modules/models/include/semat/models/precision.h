@@ -1,10 +1,12 @@
-// Arithmetic precision of the image encoders (SAM / HQ-SAM ViT, the SEMat encoder, IS-Net):
+// Arithmetic precision of the image encoders (SAM / HQ-SAM ViT, SAM 2's Hiera trunk, the SEMat
+// encoder with either backbone, IS-Net):
 // float32 (the reference every parity test runs in) or bfloat16 where the hardware has native
 // bf16 matrix units. Torch-free header.
 //
 // In bf16 the encoder's weights are converted once at load and its activations stay bf16 from the
 // patch embedding to the last block; the rest stays float32 because that is what keeps results
-// right at no real cost: the ViT neck (LayerNorm2d statistics over 256 channels), the prompt
+// right at no real cost: the ViT neck (LayerNorm2d statistics over 256 channels), SAM 2's FPN
+// neck (the Hiera stage outputs go back to float32), the prompt
 // encoder, the mask decoders, the SEMat matting decoder and the closed-form solve. Inside the
 // bf16 blocks, LayerNorm statistics and the softmax are accumulated in float32 by LibTorch's
 // kernels (their bf16 inputs are widened), and every matrix product accumulates in float32

@@ -41,8 +41,10 @@ struct Sam2PredictorOptions {
   /// sam2_hiera_l or sam2_tiny.
   std::string model_type = "auto";
   std::string device = "auto";  ///< auto (CUDA when available), cpu, cuda
-  /// auto, fp32 or bf16 (semat/models/precision.h). The Hiera encoder has no bf16 path yet: auto
-  /// runs float32 and bf16 is refused with one line (ConfigError).
+  /// auto, fp32 or bf16 (semat/models/precision.h), as for SAM: auto = bf16 where the hardware
+  /// has native bf16 matrix units, else fp32; bf16 without them is refused with one line
+  /// (ConfigError). bf16 covers the Hiera trunk only (weights converted once at load); the FPN
+  /// neck, the prompt encoder and the mask decoder stay float32.
   std::string precision = "fp32";
 };
 
@@ -59,7 +61,7 @@ class Sam2Predictor {
 
   const Sam2Config& config() const;
   std::string device() const;
-  /// "fp32": what ran (see Sam2PredictorOptions::precision).
+  /// "fp32" or "bf16": what the Hiera trunk runs in (see Sam2PredictorOptions::precision).
   std::string precision() const;
 
   /// `image`: CV_8UC3 in `order` (as SamPredictor::set_image). Caches image_embed and the two

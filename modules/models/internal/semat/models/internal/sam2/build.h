@@ -39,7 +39,10 @@ void load_sam2_weights(torch::nn::Module& module, const io::Checkpoint& ckpt, co
                        bool only_prefix = false);
 
 /// `model_type`: "auto" (infer_sam2_config) or a preset name (sam2_preset), checked against the
-/// shapes by the strict loader. Returns the model in eval mode.
-Sam2Base build_sam2(const io::Checkpoint& ckpt, const std::string& model_type = "auto");
+/// shapes by the strict loader. Returns the model in eval mode. `encoder_dtype` kBFloat16: the
+/// Hiera trunk's weights are converted while they are copied from the checkpoint
+/// (HieraImpl::set_compute_dtype); the neck, prompt encoder and mask decoder stay float32.
+Sam2Base build_sam2(const io::Checkpoint& ckpt, const std::string& model_type = "auto",
+                    torch::ScalarType encoder_dtype = torch::kFloat);
 
 }  // namespace semat::models::sam2

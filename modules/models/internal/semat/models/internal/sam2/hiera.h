@@ -89,10 +89,20 @@ class HieraImpl : public torch::nn::Module {
   /// [B, C_k, S/4/2^k, S/4/2^k].
   std::vector<torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& extra_embedding = {});
   /// Everything after the patch embedding: tokens [B, h, w, D] + pos(h, w), then the blocks.
+  /// The stage outputs are float32 whatever compute_dtype is.
   std::vector<torch::Tensor> forward_tokens(const torch::Tensor& tokens);
   /// bicubic(pos_embed -> (h, w), align_corners=False) + pos_embed_window tiled, [1, h, w, D].
   /// h and w must be multiples of window_spec[0].
   torch::Tensor get_pos_embed(int64_t h, int64_t w);
+  /// Reduced-precision inference (bf16), as sam::ImageEncoderViTImpl::set_compute_dtype: the
+  /// patch embeddings, both position embeddings and the blocks are converted to `dtype`
+  /// (`convert` = false: only re-typed, for a strict load that overwrites every value next);
+  /// forward_tokens then keeps the tokens in `dtype` through the blocks and returns the stage
+  /// outputs in float32 (the FPN neck and everything after it stay float32). Layer norms and the
+  /// attention softmax use float32 arithmetic inside. Inference only.
+  void set_compute_dtype(torch::ScalarType dtype, bool convert = true);
+
+  torch::ScalarType compute_dtype = torch::kFloat;  ///< what the blocks run in
 
   models::HieraConfig cfg;
   std::vector<int64_t> stage_ends;
