@@ -99,6 +99,7 @@ void run_segment(const SegmentArgs& a) {
     models::Sam2Predictor::Options o;
     o.model_type = a.model_type;
     o.device = a.device;
+    o.precision = a.precision;
     models::Sam2Predictor sam(*ck, o);
     ck.reset();
     return segment_with(sam, a, image, prompt);
