@@ -41,7 +41,8 @@ TEST_F(CliSam2, SegmentDumpsTheOfficialPredictorOutputsForBothLayouts) {
     for (const auto& c : cases) {
       SCOPED_TRACE(ckpt + " " + c.name);
       const fs::path out = dir_ / (ckpt + c.name);
-      const auto r = run("segment " + kDir + "image.png --sam " + kDir + ckpt + c.args + " --out " + out.string() +
+      // float32: the reference (auto would run the trunk in bf16 on CPUs with bf16 units).
+      const auto r = run("segment " + kDir + "image.png --sam " + kDir + ckpt + c.args + " --precision fp32 --out " + out.string() +
                          " --dump-tensors " + (out / "t.safetensors").string());
       ASSERT_EQ(r.code, 0) << r.err;
       EXPECT_NE(r.out.find("sam2_tiny"), std::string::npos) << r.out;
@@ -93,6 +94,26 @@ TEST_F(CliSam2, Sam2MisuseFailsWithOneLine) {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
   }
+}
+
+// --precision reaches SAM 2 as SAM: the summary line says what ran; bf16 on a CPU without bf16
+// units (the test hook SEMAT_CPU_BF16=0) is refused in one line, auto runs float32 there.
+TEST_F(CliSam2, SegmentPrecisionIsReportedAndBf16IsRefusedWhereNotNative) {
+  const std::string base = "segment " + kDir + "image.png --sam " + kDir + "sam2_tiny.pth --device cpu" +
+                           " --box 21,5,160,155 --out ";
+  const auto r = run(base + (dir_ / "fp32").string() + " --precision fp32");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find(" in fp32"), std::string::npos) << r.out;
+  setenv("SEMAT_CPU_BF16", "0", 1);
+  const auto refused = run(base + (dir_ / "bf16").string() + " --precision bf16");
+  const auto automatic = run(base + (dir_ / "auto").string() + " --precision auto");
+  unsetenv("SEMAT_CPU_BF16");
+  EXPECT_NE(refused.code, 0);
+  EXPECT_NE(refused.err.find("--precision bf16: this CPU has no native bfloat16"), std::string::npos) << refused.err;
+  EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
+  EXPECT_FALSE(fs::exists(dir_ / "bf16" / "mask.png"));
+  ASSERT_EQ(automatic.code, 0) << automatic.err;
+  EXPECT_NE(automatic.out.find(" in fp32"), std::string::npos) << automatic.out;
 }
 
 TEST_F(CliSam2, InfoReportsTheImageModelAndTheVideoPartApart) {

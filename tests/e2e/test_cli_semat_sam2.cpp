@@ -27,9 +27,10 @@ using CliSematSam2 = semat::test::CliTest;
 TEST_F(CliSematSam2, MatteRunsSematSam2ThroughTheEngine) {
   const fs::path out = dir_ / "out";
   const auto r = run("matte " + kSematSam2 + "image.png --semat " + kSematSam2 +
-                     "semat_sam2_tiny.pth --device cpu --box 40,10,300,290 --json --out " +
+                     "semat_sam2_tiny.pth --device cpu --precision fp32 --box 40,10,300,290 --json --out " +
                      out.string());
   ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["precision"], "fp32");
   EXPECT_NE(r.out.find("semat-sam2-tiny"), std::string::npos) << r.out;
   // The official alpha_crop (85 x 128, model frame) bilinearly resized to the image's 451 x 300.
   const auto ref = semat::io::load_checkpoint(kSematSam2 + "reference_outputs.safetensors");
