@@ -140,8 +140,9 @@ torch::Tensor MultiScaleBlockImpl::forward(const torch::Tensor& x_in) {
   if (spec.dim != spec.dim_out) {
     shortcut = proj_hook ? proj_hook(x) : sam::linear_rows(proj, x);
     if (q_stride > 0) shortcut = pool_hw(shortcut, q_stride);
-    // The pooled shortcut is a channel-major view, and the residual sum below would inherit its
-    // layout (every later layer norm and linear then copying or striding): channel-last again.
+    // The pooled shortcut is a permuted view of max_pool2d's output, whose layout the residual
+    // sum below would inherit (the row kernels need contiguous channel-last rows): made dense
+    // (a no-op when max_pool2d already kept the channel-last layout).
     if (reduced) shortcut = shortcut.contiguous();
   }
   int64_t ws = spec.window;
