@@ -455,11 +455,16 @@ EncoderOutput ImageEncoderViTImpl::forward_tokens(const torch::Tensor& tokens, b
   // patch embedding) and stay bf16 through every block; only what leaves the encoder goes back to
   // float32: the global blocks' outputs (HQ-SAM, SEMat decoders) and the neck's input.
   // The patch embedding's tokens are a permuted view of its [B, C, H, W] output, and elementwise
-  // ops keep their first operand's layout: without the copy to [B, H, W, C] order here, the whole
-  // residual stream stayed channel-major through every block (layer norms striding by H * W,
-  // every linear copying its input first).
+  // ops keep their first operand's layout: without a copy to [B, H, W, C] order the whole
+  // residual stream stays channel-major through every block (layer norms striding by H * W,
+  // every linear copying its input first). bf16 inference needs the dense rows (its row kernels
+  // and 2-D linears take contiguous tokens only) and gets them here. float32 keeps the permuted
+  // layout: there it made no measurable difference to the encoder's time, and in training the
+  // dense layout made Trainer.OverfitsFourScenes 3x slower per iteration and cut its loss drop
+  // from 57% to 15% over the same iterations (not understood yet: LibTorch 1.13's CPU backward
+  // kernels for one of the block's ops behave differently by layout).
   const bool reduced = compute_dtype != torch::kFloat;
-  auto x = (reduced ? tokens.to(compute_dtype) : tokens).contiguous() + pos_embed;
+  auto x = (reduced ? tokens.to(compute_dtype).contiguous() : tokens) + pos_embed;
   EncoderOutput out;
   for (const auto& m : *blocks) {
     auto block = m->as<Block>();
