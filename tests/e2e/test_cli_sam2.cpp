@@ -101,19 +101,12 @@ TEST_F(CliSam2, Sam2MisuseFailsWithOneLine) {
 TEST_F(CliSam2, SegmentPrecisionIsReportedAndBf16IsRefusedWhereNotNative) {
   const std::string base = "segment " + kDir + "image.png --sam " + kDir + "sam2_tiny.pth --device cpu" +
                            " --box 21,5,160,155 --out ";
-  const auto r = run(base + (dir_ / "fp32").string() + " --precision fp32");
-  ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find(" in fp32"), std::string::npos) << r.out;
-  setenv("SEMAT_CPU_BF16", "0", 1);
-  const auto refused = run(base + (dir_ / "bf16").string() + " --precision bf16");
-  const auto automatic = run(base + (dir_ / "auto").string() + " --precision auto");
-  unsetenv("SEMAT_CPU_BF16");
-  EXPECT_NE(refused.code, 0);
-  EXPECT_NE(refused.err.find("--precision bf16: this CPU has no native bfloat16"), std::string::npos) << refused.err;
-  EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
-  EXPECT_FALSE(fs::exists(dir_ / "bf16" / "mask.png"));
-  ASSERT_EQ(automatic.code, 0) << automatic.err;
-  EXPECT_NE(automatic.out.find(" in fp32"), std::string::npos) << automatic.out;
+  const auto r = run_precisions(base);
+  ASSERT_EQ(r.fp32.code, 0) << r.fp32.err;
+  EXPECT_NE(r.fp32.out.find(" in fp32"), std::string::npos) << r.fp32.out;
+  expect_bf16_refused(r.bf16, "mask.png");
+  ASSERT_EQ(r.automatic.code, 0) << r.automatic.err;
+  EXPECT_NE(r.automatic.out.find(" in fp32"), std::string::npos) << r.automatic.out;
 }
 
 TEST_F(CliSam2, InfoReportsTheImageModelAndTheVideoPartApart) {

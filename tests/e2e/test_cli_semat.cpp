@@ -113,17 +113,10 @@ TEST_F(CliSemat, InfoCountsTheBuiltModules) {
 TEST_F(CliSemat, PrecisionIsReportedAndBf16IsRefusedWhereNotNative) {
   const std::string base = "matte " + kDir + "image.png --semat " + kDir + "semat_tiny.pth --device cpu" +
                            " --box 12,5,218,209 --json --out ";
-  const auto r = run(base + (dir_ / "fp32").string() + " --precision fp32");
-  ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(nlohmann::json::parse(r.out)["precision"], "fp32");
-  setenv("SEMAT_CPU_BF16", "0", 1);
-  const auto refused = run(base + (dir_ / "bf16").string() + " --precision bf16");
-  const auto automatic = run(base + (dir_ / "auto").string() + " --precision auto");
-  unsetenv("SEMAT_CPU_BF16");
-  EXPECT_NE(refused.code, 0);
-  EXPECT_NE(refused.err.find("--precision bf16: this CPU has no native bfloat16"), std::string::npos) << refused.err;
-  EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
-  EXPECT_FALSE(fs::exists(dir_ / "bf16" / "alpha.png"));
-  ASSERT_EQ(automatic.code, 0) << automatic.err;
-  EXPECT_EQ(nlohmann::json::parse(automatic.out)["precision"], "fp32");
+  const auto r = run_precisions(base);
+  ASSERT_EQ(r.fp32.code, 0) << r.fp32.err;
+  EXPECT_EQ(nlohmann::json::parse(r.fp32.out)["precision"], "fp32");
+  expect_bf16_refused(r.bf16, "alpha.png");
+  ASSERT_EQ(r.automatic.code, 0) << r.automatic.err;
+  EXPECT_EQ(nlohmann::json::parse(r.automatic.out)["precision"], "fp32");
 }
