@@ -71,12 +71,21 @@ const std::set<std::string>& fresh_ops() {
 // that matches its data).
 std::int64_t numel_of(const std::vector<std::int64_t>& dims) {
   constexpr std::int64_t kMax = std::int64_t{1} << 40;
-  std::int64_t n = 1;
+  // The product of the non-zero dims is bounded too: with a zero among them the count is 0, but
+  // LibTorch still multiplies the others into strides, and [0, 2^62, 2^62] overflowed there
+  // (fuzz_onnx: an exception thrown through noexcept code, i.e. std::terminate).
+  std::int64_t extent = 1;
+  bool empty = false;
   for (auto d : dims) {
-    if (d < 0 || (d > 0 && n > kMax / d)) return -1;
-    n *= d;
+    if (d < 0) return -1;
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    if (extent > kMax / d) return -1;
+    extent *= d;
   }
-  return n;
+  return empty ? 0 : extent;
 }
 
 // The most values one node may produce: 2^28 (1 GiB of float32), four times IS-Net's largest

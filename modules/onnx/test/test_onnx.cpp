@@ -510,6 +510,21 @@ TEST(OnnxErrors, OverflowingInitializerDimsAreRefused) {
   EXPECT_NE(msg.find("'w'"), std::string::npos) << msg;
 }
 
+// Found by fuzz_onnx (corpus/onnx/regress_empty_huge_dims): a zero dim made the count 0, so
+// [0, 2^62, 2^62] with no data passed the count check and LibTorch's stride arithmetic overflowed
+// inside code that cannot throw (std::terminate). Now one line naming the initializer.
+TEST(OnnxErrors, HugeDimsBesideAZeroDimAreRefused) {
+  Graph h;
+  h.input("x", {1, 3, 8, 8});
+  auto* t = h.init("w", {0, std::int64_t{1} << 62, std::int64_t{1} << 62}, pb::TensorProto::FLOAT);
+  (void)t;  // no values: the dims say 0 of them
+  h.node("Conv", {"x", "w"}, {"y"});
+  h.output("y");
+  const std::string msg = error_of([&] { h.load(); });
+  EXPECT_NE(msg.find("'w'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("absurdly large"), std::string::npos) << msg;
+}
+
 // Issue #14 (found by fuzz_onnx): a huge Resize scale overflowed the conversion of the output
 // side to int64 (undefined behaviour); huge pads, sizes or broadcasts would allocate without
 // bound. Each is now one line naming the node, before LibTorch allocates anything.
