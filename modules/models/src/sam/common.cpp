@@ -49,6 +49,14 @@ kernels::bf16_bits* bits(const torch::Tensor& t) {
 }
 }  // namespace
 
+bool softmax_last_dim_in_place(const torch::Tensor& s) {
+  if (!row_kernel_input(s) || s.dim() == 0) return false;
+  const int64_t N = s.size(-1), rows = N > 0 ? s.numel() / N : 0;
+  at::parallel_for(0, rows, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, N)),
+                   [&](int64_t r0, int64_t r1) { kernels::softmax_rows(bits(s) + r0 * N, r1 - r0, N, bits(s) + r0 * N); });
+  return true;
+}
+
 torch::Tensor gelu_act(const torch::Tensor& x) {
   if (torch::GradMode::is_enabled() && x.requires_grad()) return ContiguousGradGelu::apply(x);
   if (row_kernel_input(x)) {

@@ -129,12 +129,7 @@ torch::Tensor attention_folded_bias(const torch::Tensor& q_scaled, const torch::
       }
       {
         SEMAT_PROFILE_RANGE("attn.softmax");
-        if (P.is_cpu() && P.scalar_type() == torch::kBFloat16 && P.is_contiguous()) {
-          auto* p = reinterpret_cast<kernels::bf16_bits*>(P.data_ptr<at::BFloat16>());
-          kernels::softmax_rows(p, P.numel() / P.size(-1), P.size(-1), p);  // in place
-        } else {
-          P = at::_softmax(P, -1, false);
-        }
+        if (!softmax_last_dim_in_place(P)) P = at::_softmax(P, -1, false);
       }
       SEMAT_PROFILE_RANGE("attn.av");
       auto o = out.narrow(0, b, n);

@@ -2,14 +2,11 @@
 
 #include <torch/torch.h>
 
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 
 #include "semat/core/error.h"
-#include "semat/models/internal/row_kernels.h"
 #include "semat/models/internal/sam/image_encoder.h"
 
 namespace semat::models::sam2 {
@@ -22,13 +19,8 @@ std::atomic<int64_t> g_score_budget{32 << 20};
 // the row kernel on CPU (in place, rows split over the threads), LibTorch's float32 softmax
 // elsewhere (CUDA) or for non-contiguous scores.
 torch::Tensor softmax_bf16(torch::Tensor s) {
-  if (!s.is_cpu() || !s.is_contiguous() || s.requires_grad())
-    return torch::softmax(s, -1, torch::kFloat).to(torch::kBFloat16);
-  const int64_t N = s.size(-1), rows = s.numel() / std::max<int64_t>(1, N);
-  auto* p = reinterpret_cast<kernels::bf16_bits*>(s.data_ptr<at::BFloat16>());
-  at::parallel_for(0, rows, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, N)),
-                   [&](int64_t r0, int64_t r1) { kernels::softmax_rows(p + r0 * N, r1 - r0, N, p + r0 * N); });
-  return s;
+  if (sam::softmax_last_dim_in_place(s)) return s;
+  return torch::softmax(s, -1, torch::kFloat).to(torch::kBFloat16);
 }
 
 torch::Tensor attention_rows(const torch::Tensor& q, const torch::Tensor& k_t, const torch::Tensor& v, double scale) {

@@ -52,6 +52,12 @@ torch::Tensor linear_rows(torch::nn::Linear& layer, const torch::Tensor& x);
 /// kernel is about 10x slower than the float32 one plus both conversions on 4096 x 768 tokens.
 torch::Tensor layer_norm_rows(torch::nn::LayerNorm& layer, const torch::Tensor& x);
 
+/// bf16 inference on CPU: softmax over the last axis of `s` computed in place by the row kernel
+/// (float32 arithmetic, one rounding to bf16; rows split over the threads). Returns false and
+/// leaves `s` untouched where that does not apply (not a contiguous bf16 CPU tensor outside
+/// autograd): the caller then takes LibTorch's softmax.
+bool softmax_last_dim_in_place(const torch::Tensor& s);
+
 /// While one lives, make_linear() on this thread leaves the new layers' weights and biases
 /// uninitialised: for a loader that overwrites every parameter right after (sam::build_sam's
 /// strict load). LibTorch's default initialisation draws one random number per weight, serially:
